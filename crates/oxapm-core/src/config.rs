@@ -1,0 +1,484 @@
+//! Configuration: every option the agent knows, with its type and default, resolved from the
+//! environment (`ELASTIC_APM_*`, then the OpenTelemetry equivalents), the inline config dict and
+//! the keyword defaults, in that order of precedence.
+//!
+//! A value that does not parse gives one warning naming the option and its source, and the next
+//! source (in the end the default) is used. Secret values never appear in warnings.
+
+use std::collections::HashMap;
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Kind {
+    Str,
+    Bool,
+    Int,
+    /// Elastic service names: `^[a-zA-Z0-9 _-]+$`.
+    ServiceName,
+    /// A sample rate in [0, 1], rounded to 4 decimal places.
+    SampleRate,
+    /// Milliseconds; a bare number is taken in the given default unit.
+    Duration { bare_unit_ms: f64 },
+    /// Bytes; `b`, `kb`, `mb`, `gb` suffixes.
+    Size,
+    /// Comma-separated.
+    List,
+    /// Comma-separated `key=value` pairs.
+    Map,
+    Enum(&'static [&'static str]),
+    Url,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum ConfigValue {
+    Unset,
+    Str(String),
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    List(Vec<String>),
+    Map(Vec<(String, String)>),
+}
+
+pub struct OptionSpec {
+    pub key: &'static str,
+    pub kind: Kind,
+    pub default: Option<&'static str>,
+    pub secret: bool,
+}
+
+const fn opt(key: &'static str, kind: Kind, default: Option<&'static str>) -> OptionSpec {
+    OptionSpec { key, kind, default, secret: false }
+}
+
+const SECONDS: Kind = Kind::Duration { bare_unit_ms: 1000.0 };
+const MILLIS: Kind = Kind::Duration { bare_unit_ms: 1.0 };
+
+pub const DEFAULT_SANITIZE_FIELD_NAMES: &str =
+    "password,passwd,pwd,secret,*key,*token*,*session*,*credit*,*card*,*auth*,set-cookie,*principal*";
+
+/// Every option, with its Elastic name (upper case, as in `ELASTIC_APM_<KEY>`).
+pub const OPTIONS: &[OptionSpec] = &[
+    opt("SERVICE_NAME", Kind::ServiceName, Some("unknown-python-service")),
+    opt("SERVICE_VERSION", Kind::Str, None),
+    opt("SERVICE_NODE_NAME", Kind::Str, None),
+    opt("ENVIRONMENT", Kind::Str, None),
+    opt("HOSTNAME", Kind::Str, None),
+    opt("GLOBAL_LABELS", Kind::Map, None),
+    opt("ENABLED", Kind::Bool, Some("true")),
+    opt("RECORDING", Kind::Bool, Some("true")),
+    opt("SERVER_URL", Kind::Url, None),
+    OptionSpec { key: "SECRET_TOKEN", kind: Kind::Str, default: None, secret: true },
+    OptionSpec { key: "API_KEY", kind: Kind::Str, default: None, secret: true },
+    opt("SERVER_TIMEOUT", SECONDS, Some("5s")),
+    opt("API_REQUEST_TIME", MILLIS, Some("10s")),
+    opt("API_REQUEST_SIZE", Kind::Size, Some("768kb")),
+    opt("MAX_QUEUE_SIZE", Kind::Int, Some("65536")),
+    opt("TRACES_EXPORTER", Kind::List, None),
+    opt("METRICS_INTERVAL", MILLIS, Some("30s")),
+    opt("TRANSACTION_SAMPLE_RATE", Kind::SampleRate, Some("1.0")),
+    opt("USE_ELASTIC_TRACEPARENT_HEADER", Kind::Bool, Some("true")),
+    opt("STACK_TRACE_LIMIT", Kind::Int, Some("50")),
+    opt("COLLECT_LOCAL_VARIABLES", Kind::Enum(&["off", "errors", "transactions", "all"]), Some("errors")),
+    opt("SOURCE_LINES_ERROR_APP_FRAMES", Kind::Int, Some("5")),
+    opt("SOURCE_LINES_ERROR_LIBRARY_FRAMES", Kind::Int, Some("5")),
+    opt("SOURCE_LINES_SPAN_APP_FRAMES", Kind::Int, Some("0")),
+    opt("SOURCE_LINES_SPAN_LIBRARY_FRAMES", Kind::Int, Some("0")),
+    opt("LOCAL_VAR_MAX_LENGTH", Kind::Int, Some("200")),
+    opt("LOCAL_VAR_LIST_MAX_LENGTH", Kind::Int, Some("10")),
+    opt("LOCAL_VAR_DICT_MAX_LENGTH", Kind::Int, Some("10")),
+    opt("INCLUDE_PATHS", Kind::List, None),
+    opt("EXCLUDE_PATHS", Kind::List, None),
+    opt("SANITIZE_FIELD_NAMES", Kind::List, Some(DEFAULT_SANITIZE_FIELD_NAMES)),
+    opt("LOG_LEVEL", Kind::Enum(&["trace", "debug", "info", "warning", "warn", "error", "critical", "off"]), None),
+    opt("INSTRUMENT", Kind::Bool, Some("true")),
+    opt("DISABLED_INSTRUMENTATIONS", Kind::List, None),
+    opt("CAPTURE_BODY", Kind::Enum(&["off", "errors", "transactions", "all"]), Some("off")),
+    opt("CAPTURE_HEADERS", Kind::Bool, Some("true")),
+    opt("TRANSACTION_IGNORE_URLS", Kind::List, None),
+    opt("FRAMEWORK_NAME", Kind::Str, None),
+    opt("FRAMEWORK_VERSION", Kind::Str, None),
+];
+
+/// Where a raw value came from, for warnings.
+#[derive(Clone, Copy, Debug)]
+pub enum Source {
+    ElasticEnv,
+    OtelEnv,
+    Inline,
+    Defaults,
+    BuiltIn,
+}
+
+impl Source {
+    fn describe(self, key: &str) -> String {
+        match self {
+            Source::ElasticEnv => format!("ELASTIC_APM_{key}"),
+            Source::OtelEnv => format!("the OpenTelemetry equivalent of {key}"),
+            Source::Inline => format!("config[{key:?}]"),
+            Source::Defaults => format!("keyword argument {}", key.to_ascii_lowercase()),
+            Source::BuiltIn => format!("the built-in default of {key}"),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    values: Vec<(&'static str, ConfigValue)>,
+    pub warnings: Vec<String>,
+}
+
+impl Config {
+    /// `env` is the process environment; `inline` the `Client(config)` dict and `defaults` its
+    /// keyword arguments, both with keys in any case, values already turned into strings.
+    pub fn resolve(env: &HashMap<String, String>, inline: &HashMap<String, String>, defaults: &HashMap<String, String>) -> Self {
+        let mut warnings = Vec::new();
+        let otel = otel_equivalents(env, &mut warnings);
+        let upper = |m: &HashMap<String, String>| m.iter().map(|(k, v)| (k.to_ascii_uppercase(), v.clone())).collect::<HashMap<_, _>>();
+        let (inline, defaults) = (upper(inline), upper(defaults));
+        let mut values = Vec::with_capacity(OPTIONS.len());
+        for spec in OPTIONS {
+            let candidates = [
+                (Source::ElasticEnv, env.get(&format!("ELASTIC_APM_{}", spec.key)).cloned()),
+                (Source::OtelEnv, otel.get(spec.key).cloned()),
+                (Source::Inline, inline.get(spec.key).cloned()),
+                (Source::Defaults, defaults.get(spec.key).cloned()),
+                (Source::BuiltIn, spec.default.map(str::to_owned)),
+            ];
+            let value = candidates
+                .into_iter()
+                .filter_map(|(source, raw)| raw.map(|raw| (source, raw)))
+                .find_map(|(source, raw)| match parse(spec.kind, &raw) {
+                    Ok(value) => Some(value),
+                    Err(why) => {
+                        let shown = if spec.secret { "<redacted>".to_owned() } else { format!("{raw:?}") };
+                        warnings.push(format!("invalid value {shown} for {}: {why}; ignored", source.describe(spec.key)));
+                        None
+                    }
+                })
+                .unwrap_or(ConfigValue::Unset);
+            values.push((spec.key, value));
+        }
+        Config { values, warnings }
+    }
+
+    pub fn get(&self, key: &str) -> &ConfigValue {
+        self.values.iter().find(|(k, _)| *k == key).map(|(_, v)| v).unwrap_or(&ConfigValue::Unset)
+    }
+
+    pub fn entries(&self) -> impl Iterator<Item = (&'static str, &ConfigValue)> {
+        self.values.iter().map(|(k, v)| (*k, v))
+    }
+
+    pub fn str(&self, key: &str) -> Option<&str> {
+        match self.get(key) {
+            ConfigValue::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+    pub fn bool(&self, key: &str) -> bool {
+        matches!(self.get(key), ConfigValue::Bool(true))
+    }
+    pub fn int(&self, key: &str) -> i64 {
+        match self.get(key) {
+            ConfigValue::Int(i) => *i,
+            _ => 0,
+        }
+    }
+    pub fn float(&self, key: &str) -> f64 {
+        match self.get(key) {
+            ConfigValue::Float(f) => *f,
+            ConfigValue::Int(i) => *i as f64,
+            _ => 0.0,
+        }
+    }
+    pub fn duration(&self, key: &str) -> std::time::Duration {
+        std::time::Duration::from_secs_f64(self.float(key).max(0.0) / 1000.0)
+    }
+    pub fn list(&self, key: &str) -> &[String] {
+        match self.get(key) {
+            ConfigValue::List(l) => l,
+            _ => &[],
+        }
+    }
+    pub fn map(&self, key: &str) -> &[(String, String)] {
+        match self.get(key) {
+            ConfigValue::Map(m) => m,
+            _ => &[],
+        }
+    }
+}
+
+pub fn parse(kind: Kind, raw: &str) -> Result<ConfigValue, String> {
+    let s = raw.trim();
+    match kind {
+        Kind::Str => Ok(ConfigValue::Str(s.to_owned())),
+        Kind::Bool => parse_bool(s).map(ConfigValue::Bool).ok_or_else(|| "expected true or false".to_owned()),
+        Kind::Int => s.parse::<i64>().map(ConfigValue::Int).map_err(|_| "expected an integer".to_owned()),
+        Kind::ServiceName => {
+            if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == ' ' || c == '_' || c == '-') {
+                Ok(ConfigValue::Str(s.to_owned()))
+            } else {
+                Err("a service name may contain only letters, digits, spaces, _ and -".to_owned())
+            }
+        }
+        Kind::SampleRate => match s.parse::<f64>() {
+            Ok(rate) if (0.0..=1.0).contains(&rate) => {
+                // Elastic keeps 4 decimals, but never rounds a non-zero rate down to zero.
+                let rounded = crate::traceparent::round_sample_rate(rate);
+                Ok(ConfigValue::Float(if rate > 0.0 && rounded == 0.0 { 0.0001 } else { rounded }))
+            }
+            _ => Err("expected a number between 0 and 1".to_owned()),
+        },
+        Kind::Duration { bare_unit_ms } => parse_duration_ms(s, bare_unit_ms).map(ConfigValue::Float).ok_or_else(|| "expected a duration like 500ms, 10s or 1m".to_owned()),
+        Kind::Size => parse_size(s).map(|b| ConfigValue::Int(b as i64)).ok_or_else(|| "expected a size like 768kb or 1mb".to_owned()),
+        Kind::List => Ok(ConfigValue::List(split_list(s))),
+        Kind::Map => {
+            let mut pairs = Vec::new();
+            for item in split_list(s) {
+                match item.split_once('=') {
+                    Some((k, v)) if !k.trim().is_empty() => pairs.push((k.trim().to_owned(), v.trim().to_owned())),
+                    _ => return Err(format!("expected key=value pairs, got {item:?}")),
+                }
+            }
+            Ok(ConfigValue::Map(pairs))
+        }
+        Kind::Enum(choices) => {
+            let lower = s.to_ascii_lowercase();
+            if choices.contains(&lower.as_str()) {
+                Ok(ConfigValue::Str(lower))
+            } else {
+                Err(format!("expected one of {}", choices.join(", ")))
+            }
+        }
+        Kind::Url => {
+            let rest = s.strip_prefix("http://").or_else(|| s.strip_prefix("https://"));
+            match rest {
+                Some(host) if !host.is_empty() && !host.starts_with('/') => Ok(ConfigValue::Str(s.trim_end_matches('/').to_owned())),
+                _ => Err("expected an http:// or https:// URL".to_owned()),
+            }
+        }
+    }
+}
+
+pub fn parse_bool(s: &str) -> Option<bool> {
+    match s.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Some(true),
+        "false" | "0" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+fn split_list(s: &str) -> Vec<String> {
+    s.split(',').map(str::trim).filter(|x| !x.is_empty()).map(str::to_owned).collect()
+}
+
+fn split_number_unit(s: &str) -> (&str, String) {
+    let cut = s.find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-')).unwrap_or(s.len());
+    (&s[..cut], s[cut..].trim().to_ascii_lowercase())
+}
+
+fn parse_duration_ms(s: &str, bare_unit_ms: f64) -> Option<f64> {
+    let (number, unit) = split_number_unit(s);
+    let n: f64 = number.parse().ok().filter(|n: &f64| *n >= 0.0 && n.is_finite())?;
+    let factor = match unit.as_str() {
+        "" => bare_unit_ms,
+        "us" => 0.001,
+        "ms" => 1.0,
+        "s" => 1000.0,
+        "m" => 60_000.0,
+        _ => return None,
+    };
+    Some(n * factor)
+}
+
+fn parse_size(s: &str) -> Option<u64> {
+    let (number, unit) = split_number_unit(s);
+    let n: f64 = number.parse().ok().filter(|n: &f64| *n >= 0.0 && n.is_finite())?;
+    let factor = match unit.as_str() {
+        "" | "b" => 1.0,
+        "kb" => 1024.0,
+        "mb" => 1024.0 * 1024.0,
+        "gb" => 1024.0 * 1024.0 * 1024.0,
+        _ => return None,
+    };
+    Some((n * factor) as u64)
+}
+
+/// OTel attribute lists (`OTEL_RESOURCE_ATTRIBUTES`, `OTEL_EXPORTER_OTLP_HEADERS`): comma-separated
+/// `key=value`, values percent-encoded. Bad members are skipped with a warning.
+pub fn parse_otel_pairs(raw: &str, variable: &str, warnings: &mut Vec<String>) -> Vec<(String, String)> {
+    let mut pairs = Vec::new();
+    for member in raw.split(',').map(str::trim).filter(|m| !m.is_empty()) {
+        let parsed = member.split_once('=').and_then(|(k, v)| {
+            let key = percent_decode(k.trim())?;
+            let value = percent_decode(v.trim())?;
+            (!key.is_empty()).then_some((key, value))
+        });
+        match parsed {
+            Some(pair) => pairs.push(pair),
+            None => {
+                // Only the key is named: values may be secrets (Authorization headers).
+                let key = member.split('=').next().unwrap_or("").trim();
+                warnings.push(format!("{variable}: ignored malformed entry starting with {key:?}"));
+            }
+        }
+    }
+    pairs
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = s.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Elastic options derived from the OpenTelemetry variables, as EDOT's migration guide maps them.
+fn otel_equivalents(env: &HashMap<String, String>, warnings: &mut Vec<String>) -> HashMap<&'static str, String> {
+    let mut out = HashMap::new();
+    let mut labels = Vec::new();
+    if let Some(raw) = env.get("OTEL_RESOURCE_ATTRIBUTES") {
+        for (key, value) in parse_otel_pairs(raw, "OTEL_RESOURCE_ATTRIBUTES", warnings) {
+            match key.as_str() {
+                "service.name" => {
+                    out.insert("SERVICE_NAME", value);
+                }
+                "service.version" => {
+                    out.insert("SERVICE_VERSION", value);
+                }
+                "deployment.environment.name" => {
+                    out.insert("ENVIRONMENT", value);
+                }
+                "deployment.environment" => {
+                    out.entry("ENVIRONMENT").or_insert(value);
+                }
+                _ => labels.push(format!("{key}={value}")),
+            }
+        }
+    }
+    if !labels.is_empty() {
+        out.insert("GLOBAL_LABELS", labels.join(","));
+    }
+    if let Some(name) = env.get("OTEL_SERVICE_NAME").filter(|n| !n.trim().is_empty()) {
+        out.insert("SERVICE_NAME", name.clone());
+    }
+    if let Some(raw) = env.get("OTEL_EXPORTER_OTLP_HEADERS") {
+        for (key, value) in parse_otel_pairs(raw, "OTEL_EXPORTER_OTLP_HEADERS", warnings) {
+            if key.eq_ignore_ascii_case("authorization") {
+                if let Some(token) = value.strip_prefix("ApiKey ") {
+                    out.insert("API_KEY", token.trim().to_owned());
+                } else if let Some(token) = value.strip_prefix("Bearer ") {
+                    out.insert("SECRET_TOKEN", token.trim().to_owned());
+                }
+            }
+        }
+    }
+    if let Some(raw) = env.get("OTEL_SDK_DISABLED") {
+        match parse_bool(raw.trim()) {
+            Some(disabled) => {
+                out.insert("ENABLED", (!disabled).to_string());
+            }
+            None => warnings.push(format!("invalid value {raw:?} for OTEL_SDK_DISABLED: expected true or false; ignored")),
+        }
+    }
+    if let Some(raw) = env.get("OTEL_METRIC_EXPORT_INTERVAL") {
+        out.insert("METRICS_INTERVAL", format!("{}ms", raw.trim()));
+    }
+    if let Some(raw) = env.get("OTEL_TRACES_EXPORTER") {
+        out.insert("TRACES_EXPORTER", raw.clone());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn every_default_parses() {
+        for spec in OPTIONS {
+            if let Some(default) = spec.default {
+                assert!(parse(spec.kind, default).is_ok(), "{}", spec.key);
+            }
+        }
+    }
+
+    #[test]
+    fn precedence_is_env_then_otel_then_inline_then_defaults() {
+        let none = HashMap::new();
+        let defaults = map(&[("service_name", "from-kwargs"), ("environment", "kw-env")]);
+        let inline = map(&[("SERVICE_NAME", "from-dict")]);
+        let c = Config::resolve(&none, &inline, &defaults);
+        assert_eq!(c.str("SERVICE_NAME"), Some("from-dict"));
+        assert_eq!(c.str("ENVIRONMENT"), Some("kw-env"));
+        let env = map(&[("OTEL_SERVICE_NAME", "from-otel")]);
+        assert_eq!(Config::resolve(&env, &inline, &defaults).str("SERVICE_NAME"), Some("from-otel"));
+        let env = map(&[("OTEL_SERVICE_NAME", "from-otel"), ("ELASTIC_APM_SERVICE_NAME", "from-env")]);
+        assert_eq!(Config::resolve(&env, &inline, &defaults).str("SERVICE_NAME"), Some("from-env"));
+    }
+
+    #[test]
+    fn invalid_values_warn_once_and_fall_back() {
+        let env = map(&[("ELASTIC_APM_TRANSACTION_SAMPLE_RATE", "2"), ("ELASTIC_APM_SECRET_TOKEN", "")]);
+        let inline = map(&[("API_REQUEST_TIME", "soon")]);
+        let c = Config::resolve(&env, &inline, &HashMap::new());
+        assert_eq!(c.float("TRANSACTION_SAMPLE_RATE"), 1.0);
+        assert_eq!(c.float("API_REQUEST_TIME"), 10_000.0);
+        assert_eq!(c.warnings.len(), 2, "{:?}", c.warnings);
+        assert!(c.warnings.iter().any(|w| w.contains("ELASTIC_APM_TRANSACTION_SAMPLE_RATE") && w.contains("\"2\"")));
+    }
+
+    #[test]
+    fn secrets_are_not_echoed() {
+        let env = map(&[("OTEL_EXPORTER_OTLP_HEADERS", "Authorization=Bearer%ZZtop-secret")]);
+        let c = Config::resolve(&env, &HashMap::new(), &HashMap::new());
+        assert!(c.warnings.iter().all(|w| !w.contains("top-secret")), "{:?}", c.warnings);
+    }
+
+    #[test]
+    fn otel_variables_map_to_elastic_options() {
+        let env = map(&[
+            ("OTEL_RESOURCE_ATTRIBUTES", "service.name=res-name,service.version=1.2,deployment.environment.name=prod,team=a%20b,bad"),
+            ("OTEL_EXPORTER_OTLP_HEADERS", "Authorization=ApiKey%20k123"),
+            ("OTEL_SDK_DISABLED", "true"),
+            ("OTEL_METRIC_EXPORT_INTERVAL", "15000"),
+        ]);
+        let c = Config::resolve(&env, &HashMap::new(), &HashMap::new());
+        assert_eq!(c.str("SERVICE_NAME"), Some("res-name"));
+        assert_eq!(c.str("SERVICE_VERSION"), Some("1.2"));
+        assert_eq!(c.str("ENVIRONMENT"), Some("prod"));
+        assert_eq!(c.map("GLOBAL_LABELS"), &[("team".to_owned(), "a b".to_owned())]);
+        assert_eq!(c.str("API_KEY"), Some("k123"));
+        assert!(!c.bool("ENABLED"));
+        assert_eq!(c.float("METRICS_INTERVAL"), 15_000.0);
+        assert_eq!(c.warnings.len(), 1);
+    }
+
+    #[test]
+    fn value_formats() {
+        assert_eq!(parse(Kind::Size, "768kb"), Ok(ConfigValue::Int(786_432)));
+        assert_eq!(parse(MILLIS, "250"), Ok(ConfigValue::Float(250.0)));
+        assert_eq!(parse(SECONDS, "2"), Ok(ConfigValue::Float(2000.0)));
+        assert_eq!(parse(MILLIS, "1m"), Ok(ConfigValue::Float(60_000.0)));
+        assert_eq!(parse(Kind::SampleRate, "0.00001"), Ok(ConfigValue::Float(0.0001)));
+        assert_eq!(parse(Kind::SampleRate, "0.123456"), Ok(ConfigValue::Float(0.1235)));
+        assert!(parse(Kind::ServiceName, "my/service").is_err());
+        assert!(parse(Kind::Url, "localhost:8200").is_err());
+        assert_eq!(parse(Kind::Url, "http://apm:8200/"), Ok(ConfigValue::Str("http://apm:8200".into())));
+        assert!(parse(Kind::Map, "a=1,b").is_err());
+    }
+}

@@ -1,0 +1,85 @@
+//! The engine: the resolved configuration and the export pipeline built from it.
+
+use crate::config::Config;
+use crate::diag;
+use crate::exporters::console::ConsoleExporter;
+use crate::exporters::intake_http::{user_agent, IntakeExporter, IntakeSettings};
+use crate::exporters::memory::MemoryExporter;
+use crate::intake;
+use crate::model::Event;
+use crate::pipeline::{Exporter, Pipeline, Stats, StatsSnapshot};
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Where Elastic agents send by default when nothing else is configured.
+pub const DEFAULT_SERVER_URL: &str = "http://127.0.0.1:8200";
+
+pub struct Engine {
+    pub config: Config,
+    pipeline: Pipeline,
+    memory: Option<MemoryExporter>,
+    stats: Arc<Stats>,
+}
+
+impl Engine {
+    /// `metadata` is the intake `metadata` object (service, process, system, labels), built by the
+    /// host, which knows its runtime.
+    pub fn start(config: Config, metadata: &Value, agent_version: &str) -> Engine {
+        let stats = Arc::new(Stats::default());
+        let mut exporters: Vec<Box<dyn Exporter>> = Vec::new();
+        let mut memory = None;
+        let selected = config.list("TRACES_EXPORTER");
+        let server_url = config.str("SERVER_URL");
+        let wants_intake = server_url.is_some() || selected.is_empty();
+        for name in selected {
+            match name.as_str() {
+                "console" => exporters.push(Box::<ConsoleExporter>::default()),
+                "memory" => {
+                    let exporter = MemoryExporter::default();
+                    memory = Some(exporter.clone());
+                    exporters.push(Box::new(exporter));
+                }
+                "none" | "elastic" | "intake" => {}
+                other => diag::warn(&format!("traces exporter {other:?} is not available; ignored")),
+            }
+        }
+        if wants_intake && !selected.iter().any(|s| s == "none") {
+            let settings = IntakeSettings {
+                server_url: server_url.unwrap_or(DEFAULT_SERVER_URL).to_owned(),
+                secret_token: config.str("SECRET_TOKEN").map(str::to_owned),
+                api_key: config.str("API_KEY").map(str::to_owned),
+                user_agent: user_agent(agent_version, config.str("SERVICE_NAME").unwrap_or_default(), config.str("SERVICE_VERSION")),
+                timeout: config.duration("SERVER_TIMEOUT"),
+                request_time: config.duration("API_REQUEST_TIME"),
+                request_size: config.int("API_REQUEST_SIZE").max(1) as usize,
+                metadata_line: intake::metadata_line(metadata),
+            };
+            exporters.push(Box::new(IntakeExporter::new(settings, stats.clone())));
+        }
+        let capacity = config.int("MAX_QUEUE_SIZE").clamp(1, 10_000_000) as usize;
+        let pipeline = Pipeline::start(capacity, exporters, stats.clone());
+        Engine { config, pipeline, memory, stats }
+    }
+
+    pub fn push(&self, event: Event) {
+        self.pipeline.push(event);
+    }
+
+    pub fn flush(&self, timeout: Duration) -> bool {
+        self.pipeline.flush(timeout)
+    }
+
+    pub fn shutdown(&self, timeout: Duration) -> bool {
+        self.pipeline.shutdown(timeout)
+    }
+
+    pub fn stats(&self) -> StatsSnapshot {
+        self.stats.snapshot()
+    }
+
+    /// The intake lines the in-memory exporter holds (`TRACES_EXPORTER=memory`), taken.
+    pub fn take_memory(&self) -> Vec<String> {
+        self.memory.as_ref().map(MemoryExporter::take).unwrap_or_default()
+    }
+}

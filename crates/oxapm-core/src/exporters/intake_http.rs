@@ -1,0 +1,174 @@
+//! Sends intake v2 NDJSON to APM Server's `/intake/v2/events`, gzip-compressed, one request per
+//! batch: a batch closes when its compressed size reaches `api_request_size` or it is
+//! `api_request_time` old. Failures are logged once per episode. (Retries and buffering across
+//! outages come with the fault-tolerant pipeline.)
+
+use crate::diag;
+use crate::intake;
+use crate::model::Event;
+use crate::pipeline::{Exporter, Stats};
+use flate2::write::GzEncoder;
+use flate2::Compression;
+use std::io::Write;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub struct IntakeSettings {
+    pub server_url: String,
+    pub secret_token: Option<String>,
+    pub api_key: Option<String>,
+    pub user_agent: String,
+    pub timeout: Duration,
+    pub request_time: Duration,
+    pub request_size: usize,
+    pub metadata_line: Vec<u8>,
+}
+
+struct Batch {
+    body: GzEncoder<Vec<u8>>,
+    events: u64,
+    deadline: Instant,
+}
+
+pub struct IntakeExporter {
+    agent: ureq::Agent,
+    url: String,
+    authorization: Option<String>,
+    settings: IntakeSettings,
+    batch: Option<Batch>,
+    line: Vec<u8>,
+    failing: bool,
+    stats: Arc<Stats>,
+}
+
+/// `apm-agent-python/<version> (<service> <version>)`, as the cross-agent user_agent spec asks, with
+/// characters outside a conservative set replaced so the header stays valid.
+pub fn user_agent(agent_version: &str, service_name: &str, service_version: Option<&str>) -> String {
+    let clean = |s: &str| s.chars().map(|c| if c.is_ascii_alphanumeric() || " _-.:;".contains(c) { c } else { '_' }).collect::<String>();
+    match service_version.filter(|v| !v.is_empty()) {
+        Some(version) => format!("apm-agent-python/{agent_version} ({} {})", clean(service_name), clean(version)),
+        None => format!("apm-agent-python/{agent_version} ({})", clean(service_name)),
+    }
+}
+
+/// An API key takes precedence over a secret token.
+pub fn authorization(secret_token: Option<&str>, api_key: Option<&str>) -> Option<String> {
+    match (api_key.filter(|k| !k.is_empty()), secret_token.filter(|t| !t.is_empty())) {
+        (Some(key), _) => Some(format!("ApiKey {key}")),
+        (None, Some(token)) => Some(format!("Bearer {token}")),
+        (None, None) => None,
+    }
+}
+
+impl IntakeExporter {
+    pub fn new(settings: IntakeSettings, stats: Arc<Stats>) -> Self {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_global(Some(settings.timeout))
+            .http_status_as_error(false)
+            .user_agent(settings.user_agent.as_str())
+            .build()
+            .into();
+        IntakeExporter {
+            agent,
+            url: format!("{}/intake/v2/events", settings.server_url),
+            authorization: authorization(settings.secret_token.as_deref(), settings.api_key.as_deref()),
+            settings,
+            batch: None,
+            line: Vec::with_capacity(1024),
+            failing: false,
+            stats,
+        }
+    }
+
+    fn open_batch(&mut self) -> &mut Batch {
+        let settings = &self.settings;
+        self.batch.get_or_insert_with(|| {
+            let mut body = GzEncoder::new(Vec::with_capacity(64 * 1024), Compression::fast());
+            let _ = body.write_all(&settings.metadata_line);
+            Batch { body, events: 0, deadline: Instant::now() + settings.request_time }
+        })
+    }
+
+    fn send(&mut self, body: &[u8], events: u64) {
+        let mut request = self.agent.post(&self.url).header("Content-Type", "application/x-ndjson").header("Content-Encoding", "gzip");
+        if let Some(auth) = &self.authorization {
+            request = request.header("Authorization", auth);
+        }
+        self.stats.requests.fetch_add(1, Ordering::Relaxed);
+        let outcome = match request.send(body) {
+            Ok(response) if response.status().is_success() => Ok(()),
+            Ok(mut response) => {
+                let status = response.status();
+                let detail = response.body_mut().with_config().limit(512).read_to_string().unwrap_or_default();
+                Err(format!("APM Server answered {status}: {}", detail.trim()))
+            }
+            Err(e) => Err(format!("could not reach APM Server at {}: {e}", self.settings.server_url)),
+        };
+        match outcome {
+            Ok(()) => {
+                self.stats.sent.fetch_add(events, Ordering::Relaxed);
+                if std::mem::replace(&mut self.failing, false) {
+                    diag::log(diag::Level::Info, "APM Server accepts events again");
+                }
+            }
+            Err(why) => {
+                self.stats.failed.fetch_add(events, Ordering::Relaxed);
+                self.stats.failed_requests.fetch_add(1, Ordering::Relaxed);
+                if !std::mem::replace(&mut self.failing, true) {
+                    diag::warn(&format!("{why}; dropping events until it recovers (counted in stats as failed)"));
+                }
+            }
+        }
+    }
+}
+
+impl Exporter for IntakeExporter {
+    fn export(&mut self, events: &[Event]) {
+        for event in events {
+            let mut line = std::mem::take(&mut self.line);
+            line.clear();
+            intake::encode_event(event, &mut line);
+            let batch = self.open_batch();
+            let _ = batch.body.write_all(&line);
+            batch.events += 1;
+            let full = batch.body.get_ref().len() >= self.settings.request_size;
+            self.line = line;
+            if full {
+                self.flush(Instant::now() + self.settings.timeout);
+            }
+        }
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        self.batch.as_ref().map(|b| b.deadline)
+    }
+
+    fn flush(&mut self, _deadline: Instant) {
+        let Some(batch) = self.batch.take() else { return };
+        match batch.body.finish() {
+            Ok(body) => self.send(&body, batch.events),
+            Err(e) => diag::warn(&format!("could not compress a batch of events: {e}")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_agent_follows_the_cross_agent_spec() {
+        assert_eq!(user_agent("1.0", "myService", None), "apm-agent-python/1.0 (myService)");
+        assert_eq!(user_agent("1.0", "myService", Some("v42")), "apm-agent-python/1.0 (myService v42)");
+        assert_eq!(user_agent("1.0", "myService", Some("123(:\\;)456")), "apm-agent-python/1.0 (myService 123_:_;_456)");
+    }
+
+    #[test]
+    fn api_key_wins_over_secret_token() {
+        assert_eq!(authorization(Some("secr3tT0ken"), None).as_deref(), Some("Bearer secr3tT0ken"));
+        assert_eq!(authorization(None, Some("RTNxMjlXNEJt")).as_deref(), Some("ApiKey RTNxMjlXNEJt"));
+        assert_eq!(authorization(Some("secr3tT0ken"), Some("MjlXNEJasdfDt")).as_deref(), Some("ApiKey MjlXNEJasdfDt"));
+        assert_eq!(authorization(Some(""), None), None);
+    }
+}

@@ -1,0 +1,305 @@
+//! Elastic APM intake v2 encoding: one JSON object per line, `metadata` first in every request.
+//! Field names and shapes follow the schemas in specs/intake-v2.
+
+use crate::ids::{SpanId, TraceId};
+use crate::model::{ErrorRecord, Event, JsonMap, LabelValue, Labels, Link, SpanRecord, TransactionRecord};
+use serde::ser::{SerializeMap, Serializer};
+use serde::Serialize;
+use serde_json::Value;
+
+/// Appends the event as one NDJSON line.
+pub fn encode_event(event: &Event, out: &mut Vec<u8>) {
+    // Serializing these views into a Vec cannot fail: every map key is a string.
+    let _ = match event {
+        Event::Span(span) => serde_json::to_writer(&mut *out, &SpanLine { span: SpanView::from(span.as_ref()) }),
+        Event::Transaction(txn) => {
+            serde_json::to_writer(&mut *out, &TransactionLine { transaction: TransactionView::from(txn.as_ref()) })
+        }
+        Event::Error(error) => serde_json::to_writer(&mut *out, &ErrorLine { error: ErrorView::from(error.as_ref()) }),
+    };
+    out.push(b'\n');
+}
+
+pub fn metadata_line(metadata: &Value) -> Vec<u8> {
+    let mut out = serde_json::to_vec(&serde_json::json!({ "metadata": metadata })).unwrap_or_default();
+    out.push(b'\n');
+    out
+}
+
+fn ms(us: u64) -> f64 {
+    us as f64 / 1000.0
+}
+
+impl Serialize for LabelValue {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            LabelValue::Str(v) => s.serialize_str(v),
+            LabelValue::Bool(v) => s.serialize_bool(*v),
+            LabelValue::Int(v) => s.serialize_i64(*v),
+            LabelValue::Float(v) if v.is_finite() => s.serialize_f64(*v),
+            // JSON has no NaN or infinity; Elastic agents send such labels as strings.
+            LabelValue::Float(v) => s.collect_str(v),
+        }
+    }
+}
+
+impl Serialize for Labels {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
+}
+
+/// A record's context with its labels as `tags`.
+struct ContextView<'a> {
+    context: &'a JsonMap,
+    labels: &'a Labels,
+}
+
+impl ContextView<'_> {
+    fn is_empty(&self) -> bool {
+        self.context.is_empty() && self.labels.is_empty()
+    }
+}
+
+impl Serialize for ContextView<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(None)?;
+        for (k, v) in self.context {
+            if k != "tags" {
+                map.serialize_entry(k, v)?;
+            }
+        }
+        if !self.labels.is_empty() {
+            map.serialize_entry("tags", self.labels)?;
+        }
+        map.end()
+    }
+}
+
+#[derive(Serialize)]
+struct LinkView {
+    trace_id: TraceId,
+    span_id: SpanId,
+}
+
+fn links(links: &[Link]) -> Vec<LinkView> {
+    links.iter().map(|l| LinkView { trace_id: l.trace_id, span_id: l.span_id }).collect()
+}
+
+#[derive(Serialize)]
+struct SpanLine<'a> {
+    span: SpanView<'a>,
+}
+
+#[derive(Serialize)]
+struct SpanView<'a> {
+    id: SpanId,
+    transaction_id: SpanId,
+    parent_id: SpanId,
+    trace_id: TraceId,
+    name: &'a str,
+    #[serde(rename = "type")]
+    span_type: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    subtype: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    action: Option<&'a str>,
+    timestamp: u64,
+    duration: f64,
+    outcome: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sample_rate: Option<f64>,
+    #[serde(skip_serializing_if = "ContextView::is_empty")]
+    context: ContextView<'a>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    links: Vec<LinkView>,
+}
+
+impl<'a> From<&'a SpanRecord> for SpanView<'a> {
+    fn from(s: &'a SpanRecord) -> Self {
+        SpanView {
+            id: s.id,
+            transaction_id: s.transaction_id,
+            parent_id: s.parent_id,
+            trace_id: s.trace_id,
+            name: &s.name,
+            span_type: &s.span_type,
+            subtype: s.subtype.as_deref(),
+            action: s.action.as_deref(),
+            timestamp: s.timestamp_us,
+            duration: ms(s.duration_us),
+            outcome: s.outcome.as_str(),
+            sample_rate: s.sample_rate,
+            context: ContextView { context: &s.context, labels: &s.labels },
+            links: links(&s.links),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct TransactionLine<'a> {
+    transaction: TransactionView<'a>,
+}
+
+#[derive(Serialize)]
+struct SpanCount {
+    started: u32,
+    dropped: u32,
+}
+
+#[derive(Serialize)]
+struct TransactionView<'a> {
+    id: SpanId,
+    trace_id: TraceId,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parent_id: Option<SpanId>,
+    name: &'a str,
+    #[serde(rename = "type")]
+    transaction_type: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    result: Option<&'a str>,
+    outcome: &'static str,
+    timestamp: u64,
+    duration: f64,
+    sampled: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sample_rate: Option<f64>,
+    span_count: SpanCount,
+    #[serde(skip_serializing_if = "ContextView::is_empty")]
+    context: ContextView<'a>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    links: Vec<LinkView>,
+}
+
+impl<'a> From<&'a TransactionRecord> for TransactionView<'a> {
+    fn from(t: &'a TransactionRecord) -> Self {
+        TransactionView {
+            id: t.id,
+            trace_id: t.trace_id,
+            parent_id: t.parent_id,
+            name: &t.name,
+            transaction_type: &t.transaction_type,
+            result: t.result.as_deref(),
+            outcome: t.outcome.as_str(),
+            timestamp: t.timestamp_us,
+            duration: ms(t.duration_us),
+            sampled: t.sampled,
+            sample_rate: t.sample_rate,
+            span_count: SpanCount { started: t.spans_started, dropped: t.spans_dropped },
+            context: ContextView { context: &t.context, labels: &t.labels },
+            links: links(&t.links),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorLine<'a> {
+    error: ErrorView<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorTransactionView<'a> {
+    sampled: bool,
+    #[serde(rename = "type")]
+    transaction_type: &'a str,
+    name: &'a str,
+}
+
+#[derive(Serialize)]
+struct ErrorView<'a> {
+    id: &'a str,
+    timestamp: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    trace_id: Option<TraceId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    transaction_id: Option<SpanId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parent_id: Option<SpanId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    transaction: Option<ErrorTransactionView<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    culprit: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exception: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    log: Option<&'a Value>,
+    #[serde(skip_serializing_if = "ContextView::is_empty")]
+    context: ContextView<'a>,
+}
+
+impl<'a> From<&'a ErrorRecord> for ErrorView<'a> {
+    fn from(e: &'a ErrorRecord) -> Self {
+        let txn = e.transaction.as_ref();
+        ErrorView {
+            id: &e.id,
+            timestamp: e.timestamp_us,
+            trace_id: txn.map(|t| t.trace_id),
+            transaction_id: txn.map(|t| t.id),
+            parent_id: txn.map(|t| t.parent_id),
+            transaction: txn.map(|t| ErrorTransactionView {
+                sampled: t.sampled,
+                transaction_type: &t.transaction_type,
+                name: &t.name,
+            }),
+            culprit: e.culprit.as_deref(),
+            exception: e.exception.as_ref(),
+            log: e.log.as_ref(),
+            context: ContextView { context: &e.context, labels: &e.labels },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Outcome;
+
+    fn line(event: Event) -> Value {
+        let mut out = Vec::new();
+        encode_event(&event, &mut out);
+        assert_eq!(out.last(), Some(&b'\n'));
+        serde_json::from_slice(&out).unwrap()
+    }
+
+    #[test]
+    fn span_line_has_the_intake_shape() {
+        let mut span = SpanRecord {
+            name: "SELECT FROM users".into(),
+            span_type: "db".into(),
+            subtype: Some("postgresql".into()),
+            action: Some("query".into()),
+            timestamp_us: 1_700_000_000_000_000,
+            duration_us: 10_160,
+            outcome: Outcome::Success,
+            sample_rate: Some(1.0),
+            ..Default::default()
+        };
+        span.labels.set("k", LabelValue::Float(f64::NAN));
+        span.context.insert("db".into(), serde_json::json!({"type": "sql"}));
+        let v = line(Event::Span(Box::new(span)));
+        assert_eq!(v["span"]["duration"], 10.16);
+        assert_eq!(v["span"]["type"], "db");
+        assert_eq!(v["span"]["context"]["db"]["type"], "sql");
+        assert_eq!(v["span"]["context"]["tags"]["k"], "NaN");
+        assert_eq!(v["span"]["id"].as_str().unwrap().len(), 16);
+        assert!(v["span"].get("links").is_none());
+    }
+
+    #[test]
+    fn transaction_and_error_lines() {
+        let txn = TransactionRecord { name: "GET /".into(), transaction_type: "request".into(), sampled: true, spans_started: 3, ..Default::default() };
+        let v = line(Event::Transaction(Box::new(txn)));
+        assert_eq!(v["transaction"]["span_count"]["started"], 3);
+        assert!(v["transaction"].get("parent_id").is_none());
+        assert!(v["transaction"].get("context").is_none());
+
+        let error = ErrorRecord { id: "abc".into(), log: Some(serde_json::json!({"message": "m"})), ..Default::default() };
+        let v = line(Event::Error(Box::new(error)));
+        assert_eq!(v["error"]["log"]["message"], "m");
+        assert!(v["error"].get("trace_id").is_none());
+    }
+}

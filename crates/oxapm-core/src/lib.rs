@@ -1,0 +1,16 @@
+//! oxapm-core: the engine of the oxapm APM agent, with no Python in it.
+//!
+//! `trace` runs transactions and spans and produces `model` records; `engine` owns the `pipeline`
+//! that carries them to the `exporters`, which encode them (`intake`, console). `config` resolves
+//! options; `traceparent` and `ids` implement W3C trace context.
+
+pub mod config;
+pub mod diag;
+pub mod engine;
+pub mod exporters;
+pub mod ids;
+pub mod intake;
+pub mod model;
+pub mod pipeline;
+pub mod trace;
+pub mod traceparent;

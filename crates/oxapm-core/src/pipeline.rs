@@ -1,0 +1,306 @@
+//! The export pipeline: a bounded queue filled by application threads without waiting, and one named
+//! worker thread that drains it in batches and hands the batches to the exporters.
+//!
+//! The worker sleeps on a control channel, not on the event queue, so pushing an event never wakes
+//! it: a wake-up is sent once per `WAKE_BATCH` events, and the worker also wakes at each exporter's
+//! deadline and at least every `MAX_IDLE`.
+
+use crate::diag;
+use crate::model::Event;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+const WAKE_BATCH: u64 = 512;
+const MAX_IDLE: Duration = Duration::from_secs(1);
+const EXPORT_CHUNK: usize = 1024;
+
+pub trait Exporter: Send {
+    fn export(&mut self, events: &[Event]);
+    /// When the exporter's open batch must be sent, if it holds one.
+    fn deadline(&self) -> Option<Instant>;
+    /// Sends whatever is buffered, giving up at `deadline`.
+    fn flush(&mut self, deadline: Instant);
+}
+
+/// Counters readable from Python.
+#[derive(Default, Debug)]
+pub struct Stats {
+    pub queued: AtomicU64,
+    pub dropped_queue_full: AtomicU64,
+    pub sent: AtomicU64,
+    pub failed: AtomicU64,
+    pub requests: AtomicU64,
+    pub failed_requests: AtomicU64,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StatsSnapshot {
+    pub queued: u64,
+    pub dropped_queue_full: u64,
+    pub sent: u64,
+    pub failed: u64,
+    pub requests: u64,
+    pub failed_requests: u64,
+}
+
+impl Stats {
+    pub fn snapshot(&self) -> StatsSnapshot {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        StatsSnapshot {
+            queued: get(&self.queued),
+            dropped_queue_full: get(&self.dropped_queue_full),
+            sent: get(&self.sent),
+            failed: get(&self.failed),
+            requests: get(&self.requests),
+            failed_requests: get(&self.failed_requests),
+        }
+    }
+}
+
+enum Control {
+    Wake,
+    Flush(Instant, Sender<()>),
+    Shutdown(Instant, Sender<()>),
+}
+
+pub struct Pipeline {
+    events: SyncSender<Event>,
+    control: Sender<Control>,
+    wake_pending: Arc<AtomicBool>,
+    warned_full: AtomicBool,
+    stats: Arc<Stats>,
+    worker: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Pipeline {
+    pub fn start(capacity: usize, exporters: Vec<Box<dyn Exporter>>, stats: Arc<Stats>) -> Pipeline {
+        let (events, event_rx) = mpsc::sync_channel(capacity.max(1));
+        let (control, control_rx) = mpsc::channel();
+        let wake_pending = Arc::new(AtomicBool::new(false));
+        let worker = Worker { events: event_rx, control: control_rx, exporters, wake_pending: wake_pending.clone(), batch: Vec::with_capacity(EXPORT_CHUNK) };
+        let handle = std::thread::Builder::new().name("oxapm-export".into()).spawn(move || worker.run());
+        let worker = match handle {
+            Ok(handle) => Some(handle),
+            Err(e) => {
+                diag::warn(&format!("could not start the export thread ({e}); nothing will be exported"));
+                None
+            }
+        };
+        Pipeline { events, control, wake_pending, warned_full: AtomicBool::new(false), stats, worker: Mutex::new(worker) }
+    }
+
+    /// The hot path: never blocks. A full queue drops the event and counts it.
+    pub fn push(&self, event: Event) {
+        match self.events.try_send(event) {
+            Ok(()) => {
+                let queued = self.stats.queued.fetch_add(1, Ordering::Relaxed) + 1;
+                if queued % WAKE_BATCH == 0 && !self.wake_pending.swap(true, Ordering::AcqRel) {
+                    let _ = self.control.send(Control::Wake);
+                }
+            }
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                self.stats.dropped_queue_full.fetch_add(1, Ordering::Relaxed);
+                if !self.warned_full.swap(true, Ordering::Relaxed) {
+                    diag::warn("export queue full: dropping events (counted in stats as dropped_queue_full); raise max_queue_size if this persists");
+                }
+            }
+        }
+    }
+
+    /// Waits until everything pushed before this call was handed to the exporters and sent, or the
+    /// timeout passed. Returns whether it completed in time.
+    pub fn flush(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        self.request(deadline, |reply| Control::Flush(deadline, reply))
+    }
+
+    /// Flushes and stops the worker, waiting at most `timeout`: a hanging backend cannot hang exit.
+    pub fn shutdown(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let done = self.request(deadline, |reply| Control::Shutdown(deadline, reply));
+        if done {
+            if let Some(handle) = self.worker.lock().ok().and_then(|mut w| w.take()) {
+                let _ = handle.join();
+            }
+        }
+        done
+    }
+
+    fn request(&self, deadline: Instant, message: impl FnOnce(Sender<()>) -> Control) -> bool {
+        let (reply, done) = mpsc::channel();
+        if self.control.send(message(reply)).is_err() {
+            return true; // The worker is gone: nothing is left to flush.
+        }
+        // A little grace beyond the deadline so the worker's own give-up can be reported.
+        let wait = deadline.saturating_duration_since(Instant::now()) + Duration::from_millis(50);
+        done.recv_timeout(wait).is_ok()
+    }
+}
+
+struct Worker {
+    events: Receiver<Event>,
+    control: Receiver<Control>,
+    exporters: Vec<Box<dyn Exporter>>,
+    wake_pending: Arc<AtomicBool>,
+    batch: Vec<Event>,
+}
+
+impl Worker {
+    fn run(mut self) {
+        loop {
+            let now = Instant::now();
+            let next = self.exporters.iter().filter_map(|e| e.deadline()).min().unwrap_or(now + MAX_IDLE).min(now + MAX_IDLE);
+            match self.control.recv_timeout(next.saturating_duration_since(now)) {
+                Ok(Control::Wake) => {
+                    self.wake_pending.store(false, Ordering::Release);
+                    self.drain();
+                }
+                Err(RecvTimeoutError::Timeout) => self.drain(),
+                Ok(Control::Flush(deadline, reply)) => {
+                    self.drain();
+                    self.flush_all(deadline);
+                    let _ = reply.send(());
+                }
+                Ok(Control::Shutdown(deadline, reply)) => {
+                    self.drain();
+                    self.flush_all(deadline);
+                    let _ = reply.send(());
+                    return;
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.drain();
+                    self.flush_all(Instant::now() + Duration::from_secs(1));
+                    return;
+                }
+            }
+            let now = Instant::now();
+            for exporter in &mut self.exporters {
+                if exporter.deadline().is_some_and(|d| d <= now) {
+                    exporter.flush(now + Duration::from_secs(30));
+                }
+            }
+        }
+    }
+
+    fn drain(&mut self) {
+        while let Ok(event) = self.events.try_recv() {
+            self.batch.push(event);
+            if self.batch.len() == EXPORT_CHUNK {
+                self.export_batch();
+            }
+        }
+        self.export_batch();
+    }
+
+    fn export_batch(&mut self) {
+        if self.batch.is_empty() {
+            return;
+        }
+        for exporter in &mut self.exporters {
+            exporter.export(&self.batch);
+        }
+        self.batch.clear();
+    }
+
+    fn flush_all(&mut self, deadline: Instant) {
+        for exporter in &mut self.exporters {
+            exporter.flush(deadline);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::SpanRecord;
+
+    struct Recorder(Arc<Mutex<Vec<String>>>, Option<Instant>);
+
+    impl Exporter for Recorder {
+        fn export(&mut self, events: &[Event]) {
+            let mut seen = self.0.lock().unwrap();
+            for e in events {
+                if let Event::Span(s) = e {
+                    seen.push(s.name.clone());
+                }
+            }
+        }
+        fn deadline(&self) -> Option<Instant> {
+            self.1
+        }
+        fn flush(&mut self, _deadline: Instant) {
+            self.0.lock().unwrap().push("<flush>".into());
+        }
+    }
+
+    fn span(name: &str) -> Event {
+        Event::Span(Box::new(SpanRecord { name: name.into(), ..Default::default() }))
+    }
+
+    #[test]
+    fn flush_delivers_everything_pushed_before_it() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let pipeline = Pipeline::start(10_000, vec![Box::new(Recorder(seen.clone(), None))], Arc::default());
+        for i in 0..5000 {
+            pipeline.push(span(&i.to_string()));
+        }
+        assert!(pipeline.flush(Duration::from_secs(5)));
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 5001);
+        assert_eq!(seen.last().unwrap(), "<flush>");
+    }
+
+    #[test]
+    fn a_full_queue_drops_and_counts_without_blocking() {
+        struct Stuck;
+        impl Exporter for Stuck {
+            fn export(&mut self, _: &[Event]) {
+                std::thread::sleep(Duration::from_millis(300));
+            }
+            fn deadline(&self) -> Option<Instant> {
+                None
+            }
+            fn flush(&mut self, _: Instant) {}
+        }
+        let stats = Arc::new(Stats::default());
+        let pipeline = Pipeline::start(4, vec![Box::new(Stuck)], stats.clone());
+        let started = Instant::now();
+        for i in 0..100 {
+            pipeline.push(span(&i.to_string()));
+        }
+        assert!(started.elapsed() < Duration::from_millis(200));
+        let snap = stats.snapshot();
+        assert!(snap.dropped_queue_full >= 90, "{snap:?}");
+        assert_eq!(snap.queued + snap.dropped_queue_full, 100);
+    }
+
+    #[test]
+    fn shutdown_gives_up_at_its_deadline() {
+        struct Hanging;
+        impl Exporter for Hanging {
+            fn export(&mut self, _: &[Event]) {}
+            fn deadline(&self) -> Option<Instant> {
+                None
+            }
+            fn flush(&mut self, _: Instant) {
+                std::thread::sleep(Duration::from_secs(3));
+            }
+        }
+        let pipeline = Pipeline::start(8, vec![Box::new(Hanging)], Arc::default());
+        let started = Instant::now();
+        assert!(!pipeline.shutdown(Duration::from_millis(200)));
+        assert!(started.elapsed() < Duration::from_secs(1));
+    }
+
+    #[test]
+    fn the_worker_wakes_at_an_exporter_deadline() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let soon = Instant::now() + Duration::from_millis(100);
+        let _pipeline = Pipeline::start(8, vec![Box::new(Recorder(seen.clone(), Some(soon)))], Arc::default());
+        std::thread::sleep(Duration::from_millis(400));
+        assert!(seen.lock().unwrap().iter().any(|s| s == "<flush>"));
+    }
+}

@@ -1,0 +1,257 @@
+//! Transactions and spans while they run: ids, timing, sampling and span accounting. Finishing one
+//! yields the record that goes to the exporters.
+
+use crate::ids::{random_unit, SpanId, TraceId};
+use crate::model::{now_epoch_us, Link, Outcome, SpanRecord, TransactionRecord};
+use crate::traceparent::{TraceParent, TraceState, FLAG_SAMPLED};
+use std::time::Instant;
+
+/// A point in time on both clocks: wall time for timestamps, monotonic time for durations.
+#[derive(Clone, Copy, Debug)]
+pub struct Clock {
+    epoch_us: u64,
+    instant: Instant,
+}
+
+impl Clock {
+    pub fn now() -> Self {
+        Clock { epoch_us: now_epoch_us(), instant: Instant::now() }
+    }
+    /// Started at `epoch_us` (an explicit start time given by the caller).
+    pub fn at(epoch_us: u64) -> Self {
+        let now = Clock::now();
+        let ago = now.epoch_us.saturating_sub(epoch_us);
+        let instant = now.instant.checked_sub(std::time::Duration::from_micros(ago)).unwrap_or(now.instant);
+        Clock { epoch_us, instant }
+    }
+    /// Timestamps of children come from the transaction's wall clock plus monotonic elapsed time,
+    /// so a wall-clock jump inside a transaction cannot reorder its spans.
+    fn epoch_now(&self) -> u64 {
+        self.epoch_us + self.instant.elapsed().as_micros() as u64
+    }
+    fn elapsed_us(&self) -> u64 {
+        self.instant.elapsed().as_micros() as u64
+    }
+}
+
+#[derive(Debug)]
+pub struct ActiveTransaction {
+    pub record: TransactionRecord,
+    pub tracestate: TraceState,
+    clock: Clock,
+    ended: bool,
+}
+
+pub struct TransactionStart<'a> {
+    pub transaction_type: &'a str,
+    pub parent: Option<(TraceParent, TraceState)>,
+    pub sample_rate: f64,
+    pub start_epoch_us: Option<u64>,
+    pub links: Vec<Link>,
+}
+
+impl ActiveTransaction {
+    pub fn start(start: TransactionStart<'_>) -> Self {
+        let clock = start.start_epoch_us.map(Clock::at).unwrap_or_else(Clock::now);
+        let (trace_id, parent_id, sampled, sample_rate, tracestate) = match start.parent {
+            // Continue the caller's trace and honour its sampling decision.
+            Some((parent, tracestate)) => {
+                let rate = tracestate.elastic_sample_rate();
+                (parent.trace_id, Some(parent.parent_id), parent.sampled(), rate, tracestate)
+            }
+            None => {
+                let rate = start.sample_rate;
+                let sampled = rate >= 1.0 || (rate > 0.0 && random_unit() < rate);
+                let recorded_rate = if sampled { rate } else { 0.0 };
+                let mut tracestate = TraceState::default();
+                tracestate.set_elastic_sample_rate(recorded_rate);
+                (TraceId::random(), None, sampled, Some(recorded_rate), tracestate)
+            }
+        };
+        let record = TransactionRecord {
+            id: SpanId::random(),
+            trace_id,
+            parent_id,
+            transaction_type: start.transaction_type.to_owned(),
+            timestamp_us: clock.epoch_us,
+            sampled,
+            sample_rate,
+            links: start.links,
+            ..Default::default()
+        };
+        ActiveTransaction { record, tracestate, clock, ended: false }
+    }
+
+    pub fn is_sampled(&self) -> bool {
+        self.record.sampled
+    }
+    pub fn is_ended(&self) -> bool {
+        self.ended
+    }
+
+    /// The traceparent to send downstream from this transaction or from one of its spans.
+    pub fn traceparent(&self, current: Option<SpanId>) -> TraceParent {
+        TraceParent {
+            version: 0,
+            trace_id: self.record.trace_id,
+            parent_id: current.unwrap_or(self.record.id),
+            flags: if self.record.sampled { FLAG_SAMPLED } else { 0 },
+        }
+    }
+
+    /// Starts a span below `parent_id` (the transaction or one of its spans), or `None` when this
+    /// transaction records no spans.
+    pub fn start_span(&mut self, parent_id: Option<SpanId>, name: &str, span_type: &str) -> Option<ActiveSpan> {
+        if !self.record.sampled || self.ended {
+            return None;
+        }
+        self.record.spans_started += 1;
+        let record = SpanRecord {
+            id: SpanId::random(),
+            trace_id: self.record.trace_id,
+            transaction_id: self.record.id,
+            parent_id: parent_id.unwrap_or(self.record.id),
+            name: name.to_owned(),
+            span_type: span_type.to_owned(),
+            timestamp_us: self.clock.epoch_now(),
+            sample_rate: self.record.sample_rate,
+            ..Default::default()
+        };
+        Some(ActiveSpan { record, start: Instant::now(), ended: false })
+    }
+
+    /// Ends the transaction; `duration_us` overrides the measured duration. Ending twice yields
+    /// `None` the second time.
+    pub fn finish(&mut self, duration_us: Option<u64>) -> Option<TransactionRecord> {
+        if std::mem::replace(&mut self.ended, true) {
+            return None;
+        }
+        let mut record = std::mem::take(&mut self.record);
+        record.duration_us = duration_us.unwrap_or_else(|| self.clock.elapsed_us());
+        if record.name.is_empty() {
+            record.name = "unnamed".to_owned();
+        }
+        // Keep what later calls (get_trace_id, traceparent headers) still read.
+        self.record.id = record.id;
+        self.record.trace_id = record.trace_id;
+        self.record.parent_id = record.parent_id;
+        self.record.sampled = record.sampled;
+        self.record.name = record.name.clone();
+        self.record.transaction_type = record.transaction_type.clone();
+        Some(record)
+    }
+}
+
+#[derive(Debug)]
+pub struct ActiveSpan {
+    pub record: SpanRecord,
+    start: Instant,
+    ended: bool,
+}
+
+impl ActiveSpan {
+    pub fn is_ended(&self) -> bool {
+        self.ended
+    }
+
+    /// Ends the span; an unset outcome becomes success, or failure when it ended by an exception.
+    pub fn finish(&mut self, failed: bool) -> Option<SpanRecord> {
+        if std::mem::replace(&mut self.ended, true) {
+            return None;
+        }
+        // Keep the ids: get_span_id and traceparent headers may still read them.
+        let ids = SpanRecord { id: self.record.id, trace_id: self.record.trace_id, transaction_id: self.record.transaction_id, parent_id: self.record.parent_id, ..Default::default() };
+        let mut record = std::mem::replace(&mut self.record, ids);
+        record.duration_us = self.start.elapsed().as_micros() as u64;
+        if record.outcome == Outcome::Unknown {
+            record.outcome = if failed { Outcome::Failure } else { Outcome::Success };
+        }
+        Some(record)
+    }
+}
+
+/// `db.mysql.query` → (`db`, `mysql`, `query`); explicit subtype/action win over the dotted parts.
+pub fn split_span_type<'a>(span_type: &'a str, subtype: Option<&'a str>, action: Option<&'a str>) -> (&'a str, Option<&'a str>, Option<&'a str>) {
+    if subtype.is_some() || action.is_some() {
+        return (span_type, subtype, action);
+    }
+    let mut parts = span_type.splitn(3, '.');
+    let main = parts.next().unwrap_or(span_type);
+    (main, parts.next().filter(|s| !s.is_empty()), parts.next().filter(|s| !s.is_empty()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn root(rate: f64) -> ActiveTransaction {
+        ActiveTransaction::start(TransactionStart { transaction_type: "request", parent: None, sample_rate: rate, start_epoch_us: None, links: vec![] })
+    }
+
+    #[test]
+    fn root_transactions_sample_and_write_tracestate() {
+        let t = root(1.0);
+        assert!(t.is_sampled());
+        assert_eq!(t.tracestate.to_header(), "es=s:1");
+        let t = root(0.0);
+        assert!(!t.is_sampled());
+        assert_eq!(t.record.sample_rate, Some(0.0));
+        assert_eq!(t.tracestate.to_header(), "es=s:0");
+        let sampled = (0..2000).filter(|_| root(0.25).is_sampled()).count();
+        assert!((300..700).contains(&sampled), "{sampled}");
+    }
+
+    #[test]
+    fn continues_the_incoming_trace_and_its_decision() {
+        let parent = TraceParent::parse("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00").unwrap();
+        let mut t = ActiveTransaction::start(TransactionStart {
+            transaction_type: "request",
+            parent: Some((parent, TraceState::parse("es=s:0.5,x=y"))),
+            sample_rate: 1.0,
+            start_epoch_us: None,
+            links: vec![],
+        });
+        assert!(!t.is_sampled());
+        assert_eq!(t.record.trace_id, parent.trace_id);
+        assert_eq!(t.record.parent_id, Some(parent.parent_id));
+        assert_eq!(t.record.sample_rate, Some(0.5));
+        assert!(t.start_span(None, "s", "custom").is_none(), "unsampled transactions record no spans");
+        assert_eq!(t.traceparent(None).flags, 0);
+    }
+
+    #[test]
+    fn spans_count_and_nest() {
+        let mut t = root(1.0);
+        let mut outer = t.start_span(None, "outer", "custom").unwrap();
+        let mut inner = t.start_span(Some(outer.record.id), "inner", "db").unwrap();
+        assert_eq!(inner.record.parent_id, outer.record.id);
+        assert_eq!(outer.record.parent_id, t.record.id);
+        let inner = inner.finish(true).unwrap();
+        assert_eq!(inner.outcome, Outcome::Failure);
+        assert_eq!(outer.finish(false).unwrap().outcome, Outcome::Success);
+        assert!(outer.finish(false).is_none());
+        let record = t.finish(Some(1500)).unwrap();
+        assert_eq!(record.spans_started, 2);
+        assert_eq!(record.duration_us, 1500);
+        assert_eq!(record.name, "unnamed");
+        assert!(t.finish(None).is_none());
+        assert_eq!(t.record.trace_id, record.trace_id);
+    }
+
+    #[test]
+    fn explicit_start_time() {
+        let epoch = now_epoch_us() - 2_000_000;
+        let mut t = ActiveTransaction::start(TransactionStart { transaction_type: "job", parent: None, sample_rate: 1.0, start_epoch_us: Some(epoch), links: vec![] });
+        let record = t.finish(None).unwrap();
+        assert_eq!(record.timestamp_us, epoch);
+        assert!(record.duration_us >= 2_000_000);
+    }
+
+    #[test]
+    fn dotted_span_types() {
+        assert_eq!(split_span_type("db.mysql.query", None, None), ("db", Some("mysql"), Some("query")));
+        assert_eq!(split_span_type("custom", None, None), ("custom", None, None));
+        assert_eq!(split_span_type("db", Some("redis"), None), ("db", Some("redis"), None));
+        assert_eq!(split_span_type("a.b.c.d", None, None), ("a", Some("b"), Some("c.d")));
+    }
+}
