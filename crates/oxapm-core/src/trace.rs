@@ -128,9 +128,6 @@ impl ActiveTransaction {
         }
         let mut record = std::mem::take(&mut self.record);
         record.duration_us = duration_us.unwrap_or_else(|| self.clock.elapsed_us());
-        if record.name.is_empty() {
-            record.name = "unnamed".to_owned();
-        }
         // Keep what later calls (get_trace_id, traceparent headers) still read.
         self.record.id = record.id;
         self.record.trace_id = record.trace_id;
@@ -233,7 +230,6 @@ mod tests {
         let record = t.finish(Some(1500)).unwrap();
         assert_eq!(record.spans_started, 2);
         assert_eq!(record.duration_us, 1500);
-        assert_eq!(record.name, "unnamed");
         assert!(t.finish(None).is_none());
         assert_eq!(t.record.trace_id, record.trace_id);
     }

@@ -1,0 +1,106 @@
+//! Python values to engine values: JSON for context dicts and metadata, label values.
+
+use oxapm_core::model::{truncate_keyword, JsonMap, LabelValue, Labels};
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
+use serde_json::Value;
+
+/// Nesting deeper than this is cut; context dicts are meant to be shallow.
+const MAX_DEPTH: usize = 16;
+
+/// Anything that is not a JSON type becomes its `str()`, as Elastic's encoder does.
+pub fn to_json(obj: &Bound<'_, PyAny>) -> Value {
+    to_json_at(obj, 0)
+}
+
+fn to_json_at(obj: &Bound<'_, PyAny>, depth: usize) -> Value {
+    if obj.is_none() {
+        return Value::Null;
+    }
+    if let Ok(b) = obj.cast::<PyBool>() {
+        return Value::Bool(b.is_true());
+    }
+    if let Ok(s) = obj.cast::<PyString>() {
+        return Value::String(s.to_string_lossy().into_owned());
+    }
+    if obj.cast::<PyInt>().is_ok() {
+        if let Ok(i) = obj.extract::<i64>() {
+            return Value::from(i);
+        }
+    }
+    if let Ok(f) = obj.cast::<PyFloat>() {
+        return serde_json::Number::from_f64(f.value()).map(Value::Number).unwrap_or_else(|| Value::String(f.value().to_string()));
+    }
+    if depth < MAX_DEPTH {
+        if let Ok(d) = obj.cast::<PyDict>() {
+            return Value::Object(dict_to_map_at(d, depth + 1));
+        }
+        if obj.cast::<PyList>().is_ok() || obj.cast::<PyTuple>().is_ok() {
+            if let Ok(iter) = obj.try_iter() {
+                return Value::Array(iter.filter_map(Result::ok).map(|item| to_json_at(&item, depth + 1)).collect());
+            }
+        }
+    }
+    Value::String(display(obj))
+}
+
+pub fn dict_to_map(d: &Bound<'_, PyDict>) -> JsonMap {
+    dict_to_map_at(d, 0)
+}
+
+fn dict_to_map_at(d: &Bound<'_, PyDict>, depth: usize) -> JsonMap {
+    d.iter().map(|(k, v)| (display(&k), to_json_at(&v, depth))).collect()
+}
+
+fn display(obj: &Bound<'_, PyAny>) -> String {
+    match obj.str() {
+        Ok(s) => s.to_string_lossy().into_owned(),
+        Err(_) => "<unprintable>".to_owned(),
+    }
+}
+
+/// Strings, booleans and numbers are kept (`Decimal` as a float); anything else is stringified.
+pub fn label_value(v: &Bound<'_, PyAny>) -> LabelValue {
+    if let Ok(b) = v.cast::<PyBool>() {
+        return LabelValue::Bool(b.is_true());
+    }
+    if let Ok(s) = v.cast::<PyString>() {
+        return LabelValue::Str(truncate_keyword(&s.to_string_lossy()).into_owned());
+    }
+    if v.cast::<PyInt>().is_ok() {
+        if let Ok(i) = v.extract::<i64>() {
+            return LabelValue::Int(i);
+        }
+    }
+    if v.cast::<PyFloat>().is_ok() || is_decimal(v) {
+        if let Ok(f) = v.extract::<f64>() {
+            return LabelValue::Float(f);
+        }
+    }
+    LabelValue::Str(truncate_keyword(&display(v)).into_owned())
+}
+
+fn is_decimal(v: &Bound<'_, PyAny>) -> bool {
+    v.get_type().name().map(|n| n.to_string_lossy() == "Decimal").unwrap_or(false)
+}
+
+pub fn update_labels(labels: &mut Labels, values: &Bound<'_, PyDict>) {
+    for (k, v) in values.iter() {
+        labels.set(&display(&k), label_value(&v));
+    }
+}
+
+/// Merges `data` into the object at `context[key]`, as dict `update` would; `.`, `*` and `"` in
+/// the keys of `custom` become `_`.
+pub fn merge_context(context: &mut JsonMap, key: &str, data: &Bound<'_, PyDict>, sanitize_keys: bool) {
+    let slot = context.entry(key.to_owned()).or_insert_with(|| Value::Object(JsonMap::new()));
+    if !slot.is_object() {
+        *slot = Value::Object(JsonMap::new());
+    }
+    if let Value::Object(target) = slot {
+        for (k, v) in dict_to_map(data) {
+            let k = if sanitize_keys { oxapm_core::model::sanitize_label_key(&k) } else { k };
+            target.insert(k, v);
+        }
+    }
+}

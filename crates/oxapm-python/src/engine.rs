@@ -1,0 +1,168 @@
+//! `Config` and `Engine`: option resolution, the pipeline, errors, flush and close.
+
+use crate::convert::{dict_to_map, merge_context, to_json};
+use crate::trace::Transaction;
+use oxapm_core::config::{self, ConfigValue};
+use oxapm_core::engine;
+use oxapm_core::model::{now_epoch_us, ErrorRecord, ErrorTransaction, Event};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+fn string_map(d: Option<&Bound<'_, PyDict>>) -> HashMap<String, String> {
+    let Some(d) = d else { return HashMap::new() };
+    d.iter()
+        .filter(|(_, v)| !v.is_none())
+        .filter_map(|(k, v)| {
+            let key = k.str().ok()?.to_string_lossy().into_owned();
+            // Lists and dicts given inline are joined the way the environment would spell them.
+            let value = if let Ok(list) = v.cast::<PyList>() {
+                list.iter().filter_map(|i| i.str().ok().map(|s| s.to_string_lossy().into_owned())).collect::<Vec<_>>().join(",")
+            } else if let Ok(map) = v.cast::<PyDict>() {
+                map.iter().filter_map(|(k, v)| Some(format!("{}={}", k.str().ok()?, v.str().ok()?))).collect::<Vec<_>>().join(",")
+            } else {
+                v.str().ok()?.to_string_lossy().into_owned()
+            };
+            Some((key, value))
+        })
+        .collect()
+}
+
+/// The resolved configuration. `as_dict()` gives every option by its lower-case name.
+#[pyclass(module = "oxapm._core", frozen)]
+pub struct Config {
+    pub(crate) inner: config::Config,
+}
+
+#[pymethods]
+impl Config {
+    #[new]
+    #[pyo3(signature = (env, inline=None, defaults=None))]
+    fn new(env: &Bound<'_, PyDict>, inline: Option<&Bound<'_, PyDict>>, defaults: Option<&Bound<'_, PyDict>>) -> Self {
+        Config { inner: config::Config::resolve(&string_map(Some(env)), &string_map(inline), &string_map(defaults)) }
+    }
+
+    #[getter]
+    fn warnings(&self) -> Vec<String> {
+        self.inner.warnings.clone()
+    }
+
+    fn as_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let out = PyDict::new(py);
+        for (key, value) in self.inner.entries() {
+            let key = key.to_ascii_lowercase();
+            match value {
+                ConfigValue::Unset => out.set_item(key, py.None())?,
+                ConfigValue::Str(s) => out.set_item(key, s)?,
+                ConfigValue::Bool(b) => out.set_item(key, b)?,
+                ConfigValue::Int(i) => out.set_item(key, i)?,
+                ConfigValue::Float(f) => out.set_item(key, f)?,
+                ConfigValue::List(l) => out.set_item(key, l)?,
+                ConfigValue::Map(m) => out.set_item(key, PyDict::from_sequence(&PyList::new(py, m)?.into_any())?)?,
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[pyclass(module = "oxapm._core", frozen)]
+pub struct Engine {
+    pub(crate) inner: Arc<engine::Engine>,
+    pub(crate) sample_rate: f64,
+}
+
+#[pymethods]
+impl Engine {
+    #[new]
+    fn new(config: &Bound<'_, Config>, metadata: &Bound<'_, PyDict>, agent_version: &str) -> Self {
+        let config = config.get().inner.clone();
+        let sample_rate = config.float("TRANSACTION_SAMPLE_RATE");
+        let metadata = to_json(metadata.as_any());
+        Engine { inner: Arc::new(engine::Engine::start(config, &metadata, agent_version)), sample_rate }
+    }
+
+    /// Queues an error. `exception` and `log` are intake objects built by the Python side; the
+    /// error takes the context, labels and ids of `transaction`, under `parent_id` if given.
+    #[pyo3(signature = (exception=None, log=None, culprit=None, context=None, custom=None, timestamp=None, transaction=None, parent_id=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn capture_error(
+        &self,
+        exception: Option<&Bound<'_, PyDict>>,
+        log: Option<&Bound<'_, PyDict>>,
+        culprit: Option<String>,
+        context: Option<&Bound<'_, PyDict>>,
+        custom: Option<&Bound<'_, PyDict>>,
+        timestamp: Option<f64>,
+        transaction: Option<&Bound<'_, Transaction>>,
+        parent_id: Option<&str>,
+    ) -> String {
+        let mut error = ErrorRecord {
+            id: oxapm_core::ids::random_error_id(),
+            timestamp_us: timestamp.filter(|t| t.is_finite() && *t > 0.0).map(|t| (t * 1e6) as u64).unwrap_or_else(now_epoch_us),
+            culprit: culprit.map(|c| oxapm_core::model::truncate_keyword(&c).into_owned()),
+            exception: exception.map(|e| to_json(e.as_any())),
+            log: log.map(|l| to_json(l.as_any())),
+            ..Default::default()
+        };
+        if let Some(txn) = transaction {
+            let txn = txn.borrow();
+            let record = &txn.active.record;
+            error.transaction = Some(ErrorTransaction {
+                id: record.id,
+                trace_id: record.trace_id,
+                parent_id: parent_id.and_then(oxapm_core::ids::SpanId::from_hex).unwrap_or(record.id),
+                sampled: record.sampled,
+                transaction_type: record.transaction_type.clone(),
+                name: record.name.clone(),
+            });
+            error.context = txn.context_snapshot();
+            error.labels = txn.labels_snapshot();
+        }
+        if let Some(context) = context {
+            for (key, value) in dict_to_map(context) {
+                error.context.insert(key, value);
+            }
+        }
+        if let Some(custom) = custom {
+            merge_context(&mut error.context, "custom", custom, true);
+        }
+        let id = error.id.clone();
+        self.inner.push(Event::Error(Box::new(error)));
+        id
+    }
+
+    /// Waits, without holding the GIL, until queued events are sent or `timeout` seconds pass.
+    fn flush(&self, py: Python<'_>, timeout: f64) -> bool {
+        let engine = self.inner.clone();
+        py.detach(move || engine.flush(seconds(timeout)))
+    }
+
+    /// Flushes and stops the export thread within `timeout` seconds.
+    fn close(&self, py: Python<'_>, timeout: f64) -> bool {
+        let engine = self.inner.clone();
+        py.detach(move || engine.shutdown(seconds(timeout)))
+    }
+
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let s = self.inner.stats();
+        let out = PyDict::new(py);
+        out.set_item("queued", s.queued)?;
+        out.set_item("dropped_queue_full", s.dropped_queue_full)?;
+        out.set_item("sent", s.sent)?;
+        out.set_item("failed", s.failed)?;
+        out.set_item("requests", s.requests)?;
+        out.set_item("failed_requests", s.failed_requests)?;
+        Ok(out)
+    }
+
+    /// Intake v2 lines held by the in-memory exporter, taken (tests).
+    fn take_memory(&self) -> Vec<String> {
+        self.inner.take_memory()
+    }
+}
+
+fn seconds(s: f64) -> Duration {
+    Duration::from_secs_f64(if s.is_finite() { s.clamp(0.0, 3600.0) } else { 0.0 })
+}

@@ -1,0 +1,69 @@
+//! `oxapm._core`: the engine seen from Python. Conversion and GIL release only; the logic lives in
+//! oxapm-core.
+
+mod convert;
+mod engine;
+mod trace;
+
+use oxapm_core::diag;
+use oxapm_core::traceparent::{TraceParent, TraceState};
+use pyo3::prelude::*;
+
+/// Parses a `traceparent` header: `(version, trace_id, parent_id, flags)` or `None` when invalid.
+#[pyfunction]
+fn parse_traceparent(header: &str) -> Option<(u8, String, String, u8)> {
+    TraceParent::parse(header).map(|tp| (tp.version, tp.trace_id.to_string(), tp.parent_id.to_string(), tp.flags))
+}
+
+/// Keeps the valid members of a `tracestate` header, in order.
+#[pyfunction]
+fn normalize_tracestate(header: &str) -> String {
+    TraceState::parse(header).to_header()
+}
+
+#[pyfunction]
+fn random_error_id() -> String {
+    oxapm_core::ids::random_error_id()
+}
+
+/// A new id for this thread's generator: called in a forked child.
+#[pyfunction]
+fn reseed_ids() {
+    oxapm_core::ids::reseed();
+}
+
+/// Forwards the engine's log lines to the `oxapm` Python logger, when Python can take them.
+fn install_log_sink() {
+    diag::install(Box::new(|level, message| {
+        let level = match level {
+            diag::Level::Debug => 10,
+            diag::Level::Info => 20,
+            diag::Level::Warning => 30,
+            diag::Level::Error => 40,
+        };
+        let logged = Python::try_attach(|py| {
+            py.import("logging")
+                .and_then(|logging| logging.call_method1("getLogger", ("oxapm",)))
+                .and_then(|logger| logger.call_method1("log", (level, message)))
+                .is_ok()
+        });
+        if logged != Some(true) && level >= 30 {
+            eprintln!("oxapm: {message}");
+        }
+    }));
+}
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    install_log_sink();
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_class::<engine::Config>()?;
+    m.add_class::<engine::Engine>()?;
+    m.add_class::<trace::Transaction>()?;
+    m.add_class::<trace::Span>()?;
+    m.add_function(wrap_pyfunction!(parse_traceparent, m)?)?;
+    m.add_function(wrap_pyfunction!(normalize_tracestate, m)?)?;
+    m.add_function(wrap_pyfunction!(random_error_id, m)?)?;
+    m.add_function(wrap_pyfunction!(reseed_ids, m)?)?;
+    Ok(())
+}

@@ -1,0 +1,340 @@
+//! `Transaction` and `Span` objects handed to Python. Each finishes into a record pushed to the
+//! engine's queue; the hot path is one call to start a span and one to end it.
+
+use crate::convert::{dict_to_map, merge_context, update_labels};
+use oxapm_core::engine::Engine;
+use oxapm_core::ids::{SpanId, TraceId};
+use oxapm_core::model::{truncate_keyword, Event, JsonMap, Labels, Link, Outcome};
+use oxapm_core::trace::{split_span_type, ActiveSpan, ActiveTransaction, TransactionStart};
+use oxapm_core::traceparent::{TraceParent, TraceState};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use std::sync::Arc;
+
+pub fn links_from(links: Option<Vec<(String, String)>>) -> Vec<Link> {
+    links
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|(trace_id, span_id)| Some(Link { trace_id: TraceId::from_hex(trace_id)?, span_id: SpanId::from_hex(span_id)? }))
+        .collect()
+}
+
+fn parse_outcome(outcome: &str) -> PyResult<Outcome> {
+    Outcome::parse(outcome).ok_or_else(|| pyo3::exceptions::PyValueError::new_err(format!("outcome must be success, failure or unknown, not {outcome:?}")))
+}
+
+/// Subclassed in Python (`oxapm.traces.Transaction`) for the methods that need the shared context.
+#[pyclass(module = "oxapm._core", subclass)]
+pub struct Transaction {
+    pub(crate) active: ActiveTransaction,
+    engine: Arc<Engine>,
+}
+
+impl Transaction {
+    pub fn context_snapshot(&self) -> JsonMap {
+        self.active.record.context.clone()
+    }
+    pub fn labels_snapshot(&self) -> Labels {
+        self.active.record.labels.clone()
+    }
+}
+
+/// The arguments of `capture_span`, shared by both `begin_span` methods.
+#[allow(clippy::too_many_arguments)]
+fn begin_child(
+    transaction: &Bound<'_, Transaction>,
+    parent: &Bound<'_, PyAny>,
+    parent_id: Option<SpanId>,
+    name: &str,
+    span_type: &str,
+    subtype: Option<&str>,
+    action: Option<&str>,
+    labels: Option<&Bound<'_, PyDict>>,
+    leaf: bool,
+    extra: Option<&Bound<'_, PyDict>>,
+    links: Option<Vec<(String, String)>>,
+) -> Option<Span> {
+    let mut txn = transaction.borrow_mut();
+    let (main_type, subtype, action) = split_span_type(span_type, subtype, action);
+    let mut active = txn.active.start_span(parent_id, &truncate_keyword(name), &truncate_keyword(main_type))?;
+    active.record.subtype = subtype.map(|s| truncate_keyword(s).into_owned());
+    active.record.action = action.map(|s| truncate_keyword(s).into_owned());
+    if let Some(labels) = labels {
+        update_labels(&mut active.record.labels, labels);
+    }
+    if let Some(extra) = extra {
+        active.record.context = dict_to_map(extra);
+    }
+    active.record.links = links_from(links);
+    Some(Span { active, transaction: transaction.clone().unbind(), parent: parent.clone().unbind(), engine: txn.engine.clone(), leaf })
+}
+
+#[pymethods]
+impl Transaction {
+    /// Starts a transaction; an invalid `traceparent` starts a new trace.
+    #[new]
+    #[pyo3(signature = (engine, transaction_type, traceparent=None, tracestate=None, links=None, start=None))]
+    fn new(
+        engine: &Bound<'_, crate::engine::Engine>,
+        transaction_type: &str,
+        traceparent: Option<&str>,
+        tracestate: Option<&str>,
+        links: Option<Vec<(String, String)>>,
+        start: Option<f64>,
+    ) -> Self {
+        let engine = engine.get();
+        let parent = traceparent.and_then(TraceParent::parse).map(|tp| (tp, TraceState::parse(tracestate.unwrap_or(""))));
+        let active = ActiveTransaction::start(TransactionStart {
+            transaction_type: &truncate_keyword(transaction_type),
+            parent,
+            sample_rate: engine.sample_rate,
+            start_epoch_us: start.filter(|s| s.is_finite() && *s > 0.0).map(|s| (s * 1e6) as u64),
+            links: links_from(links),
+        });
+        Transaction { active, engine: engine.inner.clone() }
+    }
+
+    #[getter]
+    fn id(&self) -> String {
+        self.active.record.id.to_string()
+    }
+    #[getter]
+    fn trace_id(&self) -> String {
+        self.active.record.trace_id.to_string()
+    }
+    #[getter]
+    fn parent_id(&self) -> Option<String> {
+        self.active.record.parent_id.map(|p| p.to_string())
+    }
+    #[getter]
+    fn transaction_type(&self) -> &str {
+        &self.active.record.transaction_type
+    }
+    #[getter]
+    fn get_name(&self) -> &str {
+        &self.active.record.name
+    }
+    #[setter]
+    fn set_name(&mut self, name: &str) {
+        self.active.record.name = truncate_keyword(name).into_owned();
+    }
+    #[getter]
+    fn get_result(&self) -> Option<&str> {
+        self.active.record.result.as_deref()
+    }
+    #[setter]
+    fn set_result(&mut self, result: Option<&str>) {
+        self.active.record.result = result.map(|r| truncate_keyword(r).into_owned());
+    }
+    #[getter]
+    fn get_outcome(&self) -> Option<&'static str> {
+        Some(self.active.record.outcome).filter(|o| *o != Outcome::Unknown).map(Outcome::as_str)
+    }
+    #[setter]
+    fn set_outcome(&mut self, outcome: &str) -> PyResult<()> {
+        self.active.record.outcome = parse_outcome(outcome)?;
+        Ok(())
+    }
+    #[getter]
+    fn is_sampled(&self) -> bool {
+        self.active.is_sampled()
+    }
+    #[getter]
+    fn sample_rate(&self) -> Option<f64> {
+        self.active.record.sample_rate
+    }
+    #[getter]
+    fn ended(&self) -> bool {
+        self.active.is_ended()
+    }
+    #[getter]
+    fn tracestate(&self) -> String {
+        self.active.tracestate.to_header()
+    }
+
+    /// The `traceparent` header for an outgoing call made from `span_id` (or the transaction).
+    #[pyo3(signature = (span_id=None))]
+    fn traceparent(&self, span_id: Option<&str>) -> String {
+        self.active.traceparent(span_id.and_then(SpanId::from_hex)).to_header()
+    }
+
+    #[pyo3(signature = (name, span_type="code.custom", subtype=None, action=None, labels=None, leaf=false, extra=None, links=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn _begin_span(
+        slf: &Bound<'_, Self>,
+        name: &str,
+        span_type: &str,
+        subtype: Option<&str>,
+        action: Option<&str>,
+        labels: Option<&Bound<'_, PyDict>>,
+        leaf: bool,
+        extra: Option<&Bound<'_, PyDict>>,
+        links: Option<Vec<(String, String)>>,
+    ) -> Option<Span> {
+        begin_child(slf, slf.as_any(), None, name, span_type, subtype, action, labels, leaf, extra, links)
+    }
+
+    fn _label(&mut self, labels: &Bound<'_, PyDict>) {
+        update_labels(&mut self.active.record.labels, labels);
+    }
+
+    /// Merges `data` into `context[key]` (`custom`, `user`, `request`, ...).
+    #[pyo3(signature = (key, data, sanitize_keys=false))]
+    fn _set_context(&mut self, key: &str, data: &Bound<'_, PyDict>, sanitize_keys: bool) {
+        merge_context(&mut self.active.record.context, key, data, sanitize_keys);
+    }
+
+    fn add_link(&mut self, trace_id: &str, span_id: &str) {
+        self.active.record.links.extend(links_from(Some(vec![(trace_id.to_owned(), span_id.to_owned())])));
+    }
+
+    /// Ends the transaction and queues it; `duration` in seconds overrides the measured one.
+    /// Returns false when it had already ended.
+    #[pyo3(signature = (name=None, result=None, duration=None))]
+    fn end(&mut self, name: Option<&str>, result: Option<&str>, duration: Option<f64>) -> bool {
+        if let Some(name) = name {
+            self.set_name(name);
+        }
+        if let Some(result) = result {
+            self.set_result(Some(result));
+        }
+        let duration_us = duration.filter(|d| d.is_finite() && *d >= 0.0).map(|d| (d * 1e6) as u64);
+        match self.active.finish(duration_us) {
+            Some(record) => {
+                self.engine.push(Event::Transaction(Box::new(record)));
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+#[pyclass(module = "oxapm._core")]
+pub struct Span {
+    active: ActiveSpan,
+    transaction: Py<Transaction>,
+    /// The transaction or span this one was started under.
+    parent: Py<PyAny>,
+    engine: Arc<Engine>,
+    leaf: bool,
+}
+
+#[pymethods]
+impl Span {
+    #[getter]
+    fn id(&self) -> String {
+        self.active.record.id.to_string()
+    }
+    #[getter]
+    fn trace_id(&self) -> String {
+        self.active.record.trace_id.to_string()
+    }
+    #[getter]
+    fn parent_id(&self) -> String {
+        self.active.record.parent_id.to_string()
+    }
+    #[getter]
+    fn transaction(&self, py: Python<'_>) -> Py<Transaction> {
+        self.transaction.clone_ref(py)
+    }
+    #[getter]
+    fn parent(&self, py: Python<'_>) -> Py<PyAny> {
+        self.parent.clone_ref(py)
+    }
+    #[getter]
+    fn get_name(&self) -> &str {
+        &self.active.record.name
+    }
+    #[setter]
+    fn set_name(&mut self, name: &str) {
+        self.active.record.name = truncate_keyword(name).into_owned();
+    }
+    #[getter(r#type)]
+    fn span_type(&self) -> &str {
+        &self.active.record.span_type
+    }
+    #[getter]
+    fn subtype(&self) -> Option<&str> {
+        self.active.record.subtype.as_deref()
+    }
+    #[getter]
+    fn action(&self) -> Option<&str> {
+        self.active.record.action.as_deref()
+    }
+    #[getter]
+    fn leaf(&self) -> bool {
+        self.leaf
+    }
+    #[getter]
+    fn ended(&self) -> bool {
+        self.active.is_ended()
+    }
+    #[getter]
+    fn get_outcome(&self) -> Option<&'static str> {
+        Some(self.active.record.outcome).filter(|o| *o != Outcome::Unknown).map(Outcome::as_str)
+    }
+    #[setter]
+    fn set_outcome(&mut self, outcome: &str) -> PyResult<()> {
+        self.active.record.outcome = parse_outcome(outcome)?;
+        Ok(())
+    }
+
+    fn set_success(&mut self) {
+        self.active.record.outcome = Outcome::Success;
+    }
+    fn set_failure(&mut self) {
+        self.active.record.outcome = Outcome::Failure;
+    }
+
+    /// A child span, or `None` below a leaf span or in an unsampled transaction.
+    #[pyo3(signature = (name, span_type="code.custom", subtype=None, action=None, labels=None, leaf=false, extra=None, links=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn _begin_span(
+        slf: &Bound<'_, Self>,
+        name: &str,
+        span_type: &str,
+        subtype: Option<&str>,
+        action: Option<&str>,
+        labels: Option<&Bound<'_, PyDict>>,
+        leaf: bool,
+        extra: Option<&Bound<'_, PyDict>>,
+        links: Option<Vec<(String, String)>>,
+    ) -> Option<Span> {
+        let this = slf.borrow();
+        if this.leaf || this.active.is_ended() {
+            return None;
+        }
+        let (transaction, id) = (this.transaction.bind(slf.py()).clone(), this.active.record.id);
+        drop(this);
+        begin_child(&transaction, slf.as_any(), Some(id), name, span_type, subtype, action, labels, leaf, extra, links)
+    }
+
+    #[pyo3(signature = (**labels))]
+    fn label(&mut self, labels: Option<&Bound<'_, PyDict>>) {
+        if let Some(labels) = labels {
+            update_labels(&mut self.active.record.labels, labels);
+        }
+    }
+
+    /// Merges `data` into `context[key]` (`db`, `http`, `destination`, ...).
+    fn update_context(&mut self, key: &str, data: &Bound<'_, PyDict>) {
+        merge_context(&mut self.active.record.context, key, data, false);
+    }
+
+    fn add_link(&mut self, trace_id: &str, span_id: &str) {
+        self.active.record.links.extend(links_from(Some(vec![(trace_id.to_owned(), span_id.to_owned())])));
+    }
+
+    /// Ends the span and queues it; `failed` marks an unset outcome as failure. Returns false when
+    /// it had already ended.
+    #[pyo3(signature = (failed=false))]
+    fn end(&mut self, failed: bool) -> bool {
+        match self.active.finish(failed) {
+            Some(record) => {
+                self.engine.push(Event::Span(Box::new(record)));
+                true
+            }
+            None => false,
+        }
+    }
+}

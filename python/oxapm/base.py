@@ -1,0 +1,245 @@
+"""``Client``: configuration, the engine, transactions and error capture."""
+
+import atexit
+import datetime
+import logging
+import os
+import platform
+import socket
+import sys
+import threading
+import weakref
+from typing import Any, Dict, List, Optional
+
+from oxapm import _core, stacks, traces
+from oxapm.conf import Config
+from oxapm.utils.disttracing import TraceParent
+from oxapm.version import VERSION
+
+logger = logging.getLogger("oxapm")
+
+_client: Optional["Client"] = None
+_client_lock = threading.Lock()
+
+
+def get_client() -> Optional["Client"]:
+    """The most recently created ``Client``, as the Elastic agent's singleton."""
+    return _client
+
+
+class Client:
+    """The agent. ``Client({"SERVICE_NAME": "shop"}, **defaults)``: options come from
+    ``ELASTIC_APM_*`` (and OpenTelemetry) environment variables first, then ``config``, then
+    ``defaults``."""
+
+    def __init__(self, config: Optional[Dict[str, Any]] = None, **inline: Any):
+        global _client
+        self.config = Config(config, inline)
+        self._engine: Optional[_core.Engine] = None
+        if self.config.enabled:
+            self._engine = _core.Engine(self.config._resolved, _metadata(self.config), VERSION)
+            _close_at_exit(self)
+        with _client_lock:
+            _client = self
+
+    @property
+    def is_recording(self) -> bool:
+        return self._engine is not None and bool(self.config.recording)
+
+    def begin_transaction(
+        self,
+        transaction_type: str,
+        trace_parent: Optional[TraceParent] = None,
+        start: Optional[float] = None,
+        auto_activate: bool = True,
+        links: Optional[List[TraceParent]] = None,
+    ) -> Optional[traces.Transaction]:
+        """Starts a transaction (a child of ``trace_parent`` when given) and makes it current."""
+        if not self.is_recording:
+            return None
+        transaction = traces.Transaction(
+            self._engine,
+            str(transaction_type),
+            trace_parent.to_string() if trace_parent is not None else None,
+            trace_parent.tracestate if trace_parent is not None else None,
+            traces._link_ids(links),
+            start,
+        )
+        if auto_activate:
+            traces.set_transaction(transaction)
+        return transaction
+
+    def end_transaction(self, name: Optional[str] = None, result: str = "", duration: Optional[float] = None) -> Optional[traces.Transaction]:
+        """Ends the current transaction. ``name`` and ``result`` apply only when not set before
+        (``set_transaction_name`` and ``set_transaction_result`` win); ``duration`` in seconds."""
+        transaction = traces.get_transaction()
+        if transaction is None:
+            return None
+        traces.set_transaction(None)
+        if not transaction.name and name is not None:
+            transaction.name = str(name)
+        if transaction.result is None and result:
+            transaction.result = str(result)
+        transaction.end(None, None, duration)
+        return transaction
+
+    def capture_exception(
+        self,
+        exc_info: Any = None,
+        handled: bool = True,
+        date: Optional[datetime.datetime] = None,
+        context: Optional[Dict[str, Any]] = None,
+        custom: Optional[Dict[str, Any]] = None,
+        **kwargs: Any,
+    ) -> Optional[str]:
+        """Captures the exception being handled (or ``exc_info``); returns the error id."""
+        if not self.is_recording:
+            return None
+        exc = _exception_from(exc_info)
+        if exc is None:
+            return None
+        exception = stacks.exception_info(exc, self.config)
+        exception["handled"] = bool(handled)
+        culprit = stacks.culprit(exception.get("stacktrace") or [])
+        return self._capture(exception=exception, culprit=culprit, date=date, context=context, custom=custom)
+
+    def capture_message(
+        self,
+        message: Optional[str] = None,
+        param_message: Optional[Dict[str, Any]] = None,
+        stack: Optional[bool] = None,
+        exc_info: Any = None,
+        date: Optional[datetime.datetime] = None,
+        context: Optional[Dict[str, Any]] = None,
+        custom: Optional[Dict[str, Any]] = None,
+        level: Optional[str] = None,
+        logger_name: Optional[str] = None,
+        **kwargs: Any,
+    ) -> Optional[str]:
+        """Captures a message (``message`` or ``{"message": fmt, "params": args}``), with the call
+        stack unless ``stack=False``, and the exception being handled if any; returns its id."""
+        if not self.is_recording:
+            return None
+        if param_message is not None:
+            template = str(param_message.get("message", ""))
+            params = param_message.get("params")
+            try:
+                text = template % params if params is not None else template
+            except (TypeError, ValueError):
+                text = template
+        elif message is not None:
+            template, text = None, str(message)
+        else:
+            logger.warning("capture_message needs message or param_message; nothing captured")
+            return None
+        log: Dict[str, Any] = {"message": text}
+        if template is not None:
+            log["param_message"] = template[:1024]
+        if level:
+            log["level"] = str(level)[:1024]
+        if logger_name:
+            log["logger_name"] = str(logger_name)[:1024]
+        culprit = None
+        if stack is None or stack:
+            frames = stacks.stack_frames(1, self.config, for_error=True)
+            log["stacktrace"] = frames
+            culprit = stacks.culprit(frames, innermost_first=True)
+        exception = None
+        exc = _exception_from(exc_info) if exc_info is not False else None
+        if exc is not None:
+            exception = stacks.exception_info(exc, self.config)
+            exception["handled"] = True
+        return self._capture(log=log, exception=exception, culprit=culprit, date=date, context=context, custom=custom)
+
+    def _capture(self, date: Optional[datetime.datetime], **fields: Any) -> Optional[str]:
+        current = traces._current.get()
+        transaction = traces.get_transaction()
+        if transaction is not None and transaction.ended:
+            transaction = None
+        parent_id = current.id if isinstance(current, traces.Span) else None
+        return self._engine.capture_error(
+            timestamp=_epoch_seconds(date), transaction=transaction, parent_id=parent_id, **fields
+        )
+
+    def close(self, timeout: Optional[float] = None) -> None:
+        """Sends what is queued and stops, within ``timeout`` seconds (default: server_timeout)."""
+        engine, self._engine = self._engine, None
+        if engine is None:
+            return
+        deadline = timeout if timeout is not None else (self.config.server_timeout or 5000) / 1000.0
+        if not engine.close(deadline):
+            logger.warning("could not send everything queued within %.1f s at close", deadline)
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Waits until queued events are sent; returns whether that happened within ``timeout``."""
+        return self._engine.flush(timeout) if self._engine is not None else True
+
+    def stats(self) -> Dict[str, int]:
+        """Export counters: queued, dropped_queue_full, sent, failed, requests, failed_requests."""
+        return self._engine.stats() if self._engine is not None else {}
+
+
+def _exception_from(exc_info: Any) -> Optional[BaseException]:
+    if exc_info is None or exc_info is True:
+        exc_info = sys.exc_info()
+    if isinstance(exc_info, BaseException):
+        return exc_info
+    if isinstance(exc_info, tuple) and len(exc_info) == 3 and isinstance(exc_info[1], BaseException):
+        exc = exc_info[1]
+        if exc.__traceback__ is None and exc_info[2] is not None:
+            exc = exc.with_traceback(exc_info[2])
+        return exc
+    return None
+
+
+def _epoch_seconds(date: Optional[datetime.datetime]) -> Optional[float]:
+    """Naive datetimes are UTC, as ``datetime.utcnow()`` returns them."""
+    if not isinstance(date, datetime.datetime):
+        return None
+    if date.tzinfo is None:
+        date = date.replace(tzinfo=datetime.timezone.utc)
+    return date.timestamp()
+
+
+def _close_at_exit(client: Client) -> None:
+    ref = weakref.ref(client)
+
+    def close() -> None:
+        client = ref()
+        if client is not None:
+            client.close()
+
+    atexit.register(close)
+
+
+def _metadata(config: Config) -> Dict[str, Any]:
+    """The intake ``metadata`` object: who sends (service, agent, runtime, process, host)."""
+    service: Dict[str, Any] = {
+        "name": config.service_name,
+        "agent": {"name": "python", "version": VERSION, "activation_method": "unknown"},
+        "language": {"name": "python", "version": platform.python_version()},
+        "runtime": {"name": platform.python_implementation(), "version": platform.python_version()},
+    }
+    if config.service_version:
+        service["version"] = config.service_version
+    if config.environment:
+        service["environment"] = config.environment
+    if config.service_node_name:
+        service["node"] = {"configured_name": config.service_node_name}
+    if config.framework_name:
+        service["framework"] = {"name": config.framework_name, "version": config.framework_version or ""}
+    system: Dict[str, Any] = {
+        "detected_hostname": socket.gethostname(),
+        "architecture": platform.machine(),
+        "platform": sys.platform,
+    }
+    if config.hostname:
+        system["configured_hostname"] = config.hostname
+    metadata: Dict[str, Any] = {
+        "service": service,
+        "process": {"pid": os.getpid(), "ppid": os.getppid(), "argv": list(sys.argv)},
+        "system": system,
+    }
+    if config.global_labels:
+        metadata["labels"] = dict(config.global_labels)
+    return metadata

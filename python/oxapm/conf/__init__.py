@@ -1,0 +1,31 @@
+"""Configuration, resolved by the engine from the environment, the config dict and keyword
+arguments (in that order of precedence). Options read as attributes: ``client.config.service_name``."""
+
+import logging
+import os
+from typing import Any, Dict, Optional
+
+from oxapm import _core
+
+logger = logging.getLogger("oxapm.config")
+
+
+class Config:
+    """Every option by its lower-case Elastic name; unset options read as ``None``."""
+
+    __slots__ = ("_values", "_resolved")
+
+    def __init__(self, config: Optional[Dict[str, Any]] = None, inline: Optional[Dict[str, Any]] = None):
+        self._resolved = _core.Config(dict(os.environ), dict(config or {}), dict(inline or {}))
+        for warning in self._resolved.warnings:
+            logger.warning("%s", warning)
+        self._values = self._resolved.as_dict()
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._values[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __repr__(self) -> str:
+        return "<oxapm Config service_name=%r>" % (self._values.get("service_name"),)

@@ -1,0 +1,313 @@
+"""The current transaction and span of each execution context, and the span API.
+
+One ``ContextVar`` holds the innermost active object: a ``Transaction`` or a ``Span`` (whose
+``transaction`` is known). Threads start empty; asyncio tasks inherit a copy when created, so
+concurrent requests never see each other's spans.
+"""
+
+import contextvars
+import functools
+import logging
+import re
+from typing import Any, Callable, Dict, List, Optional, Union
+
+from oxapm import _core
+from oxapm.conf.constants import OUTCOME
+from oxapm.utils.disttracing import TraceParent
+
+logger = logging.getLogger("oxapm.traces")
+
+Span = _core.Span
+
+_current: "contextvars.ContextVar[Union[Transaction, Span, None]]" = contextvars.ContextVar("oxapm_current", default=None)
+
+_INVALID_KEY_CHARS = re.compile(r'[.*"]')
+
+
+def _link_ids(links: Optional[List[TraceParent]]) -> Optional[List[tuple]]:
+    if not links:
+        return None
+    return [(link.trace_id, link.span_id) for link in links if isinstance(link, TraceParent)]
+
+
+def _restore(token: contextvars.Token) -> None:
+    """Undoes ``_current.set`` even when the token belongs to another context (a generator resumed
+    elsewhere, a context copied into a thread): the previous value is set again instead."""
+    try:
+        _current.reset(token)
+    except (ValueError, RuntimeError):
+        previous = token.old_value
+        _current.set(None if previous is contextvars.Token.MISSING else previous)
+
+
+class Transaction(_core.Transaction):
+    """A transaction, with the Elastic agent's methods that act on the current context."""
+
+    __slots__ = ()
+
+    @property
+    def trace_parent(self) -> TraceParent:
+        return TraceParent.from_string(self.traceparent(), self.tracestate)
+
+    def begin_span(
+        self,
+        name: str,
+        span_type: str,
+        context: Optional[Dict[str, Any]] = None,
+        leaf: bool = False,
+        labels: Optional[Dict[str, Any]] = None,
+        span_subtype: Optional[str] = None,
+        span_action: Optional[str] = None,
+        sync: Optional[bool] = None,
+        start: Optional[float] = None,
+        auto_activate: bool = True,
+        links: Optional[List[TraceParent]] = None,
+    ) -> Optional[Span]:
+        """Starts a span below the current span of this transaction and makes it current."""
+        current = _current.get()
+        parent = current if isinstance(current, Span) and current.transaction is self else self
+        span = parent._begin_span(name, span_type, span_subtype, span_action, labels, leaf, context, _link_ids(links))
+        if span is not None and auto_activate:
+            _current.set(span)
+        return span
+
+    def end_span(self, skip_frames: int = 0, duration: Optional[float] = None, outcome: str = "unknown") -> Optional[Span]:
+        """Ends the current span and makes its parent current."""
+        span = _current.get()
+        if not isinstance(span, Span) or span.transaction is not self:
+            return None
+        if outcome in (OUTCOME.SUCCESS, OUTCOME.FAILURE):
+            span.outcome = outcome
+        span.end()
+        _current.set(span.parent)
+        return span
+
+    def label(self, **labels: Any) -> None:
+        self._label(labels)
+
+    def set_success(self) -> None:
+        self.outcome = OUTCOME.SUCCESS
+
+    def set_failure(self) -> None:
+        self.outcome = OUTCOME.FAILURE
+
+    def add_span_link(self, trace_parent: TraceParent) -> None:
+        self.add_link(trace_parent.trace_id, trace_parent.span_id)
+
+
+def get_transaction() -> Optional[Transaction]:
+    current = _current.get()
+    if current is None or isinstance(current, Transaction):
+        return current
+    return current.transaction
+
+
+def get_span() -> Optional[Span]:
+    current = _current.get()
+    return current if isinstance(current, Span) else None
+
+
+def set_transaction(transaction: Optional[Transaction]) -> None:
+    _current.set(transaction)
+
+
+class capture_span:
+    """A span around a block (``with capture_span("name"):``) or a function (``@capture_span()``).
+
+    Outside a transaction, below a leaf span or in an unsampled transaction it records nothing.
+    """
+
+    __slots__ = ("name", "type", "subtype", "action", "labels", "leaf", "extra", "links", "_span", "_token")
+
+    def __init__(
+        self,
+        name: Optional[str] = None,
+        span_type: str = "code.custom",
+        extra: Optional[Dict[str, Any]] = None,
+        skip_frames: int = 0,
+        leaf: bool = False,
+        labels: Optional[Dict[str, Any]] = None,
+        span_subtype: Optional[str] = None,
+        span_action: Optional[str] = None,
+        start: Optional[float] = None,
+        duration: Optional[float] = None,
+        sync: Optional[bool] = None,
+        links: Optional[List[TraceParent]] = None,
+    ):
+        # skip_frames, start, duration and sync are accepted for compatibility; span stack traces
+        # and explicit span timing are not recorded yet.
+        self.name = name
+        self.type = span_type
+        self.subtype = span_subtype
+        self.action = span_action
+        self.labels = labels
+        self.leaf = leaf
+        self.extra = extra
+        self.links = _link_ids(links)
+        self._token = None
+
+    def __enter__(self) -> Optional[Span]:
+        parent = _current.get()
+        if parent is not None:
+            span = parent._begin_span(self.name or "", self.type, self.subtype, self.action, self.labels, self.leaf, self.extra, self.links)
+            if span is not None:
+                self._span = span
+                self._token = _current.set(span)
+                return span
+        self._token = None
+        return None
+
+    def __exit__(self, exc_type, exc_value, traceback) -> bool:
+        token = self._token
+        if token is not None:
+            self._token = None
+            _restore(token)
+            self._span.end(exc_type is not None)
+        return False
+
+    def _copy(self) -> "capture_span":
+        """A fresh instance per call of a decorated function: calls may overlap (threads, tasks,
+        recursion), so the decorator's own instance never holds per-call state."""
+        copy = object.__new__(type(self))
+        for slot in ("name", "type", "subtype", "action", "labels", "leaf", "extra", "links"):
+            setattr(copy, slot, getattr(self, slot))
+        copy._token = None
+        return copy
+
+    def __call__(self, func: Callable) -> Callable:
+        self.name = self.name or _name_of(func)
+
+        @functools.wraps(func)
+        def decorated(*args, **kwargs):
+            with self._copy():
+                return func(*args, **kwargs)
+
+        return decorated
+
+
+class async_capture_span(capture_span):
+    """``capture_span`` for ``async with`` and coroutine functions."""
+
+    __slots__ = ()
+
+    async def __aenter__(self) -> Optional[Span]:
+        return self.__enter__()
+
+    async def __aexit__(self, exc_type, exc_value, traceback) -> bool:
+        return self.__exit__(exc_type, exc_value, traceback)
+
+    def __call__(self, func: Callable) -> Callable:
+        self.name = self.name or _name_of(func)
+
+        @functools.wraps(func)
+        async def decorated(*args, **kwargs):
+            async with self._copy():
+                return await func(*args, **kwargs)
+
+        return decorated
+
+
+def _name_of(func: Callable) -> str:
+    """``module.name``, as the Elastic agent names decorated functions."""
+    inner = getattr(func, "func", None)
+    if isinstance(func, functools.partial) and inner is not None:
+        return "partial(%s)" % _name_of(inner)
+    name = getattr(func, "__name__", None) or type(func).__name__
+    return "%s.%s" % (getattr(func, "__module__", None) or "<unknown>", name)
+
+
+def _sanitize_keys(data: Dict[Any, Any]) -> Dict[str, Any]:
+    return {_INVALID_KEY_CHARS.sub("_", str(k)): v for k, v in data.items()}
+
+
+def set_transaction_name(name: str, override: bool = True) -> None:
+    transaction = get_transaction()
+    if transaction is not None and (override or not transaction.name):
+        transaction.name = str(name)
+
+
+def set_transaction_result(result: str, override: bool = True) -> None:
+    transaction = get_transaction()
+    if transaction is not None and (override or transaction.result is None):
+        transaction.result = str(result)
+
+
+def set_transaction_outcome(outcome: Optional[str] = None, http_status_code: Optional[Union[int, str]] = None, override: bool = True) -> None:
+    """Sets ``success``, ``failure`` or ``unknown``; with only ``http_status_code``, 5xx is a failure."""
+    transaction = get_transaction()
+    if transaction is None:
+        return
+    if http_status_code is not None and outcome is None:
+        try:
+            outcome = OUTCOME.FAILURE if int(http_status_code) >= 500 else OUTCOME.SUCCESS
+        except (TypeError, ValueError):
+            logger.warning("invalid HTTP status code %r for the transaction outcome; ignored", http_status_code)
+            return
+    if outcome not in (OUTCOME.SUCCESS, OUTCOME.FAILURE, OUTCOME.UNKNOWN):
+        logger.warning("invalid transaction outcome %r; expected success, failure or unknown", outcome)
+        return
+    if override or transaction.outcome is None:
+        transaction.outcome = outcome
+
+
+def get_transaction_id() -> Optional[str]:
+    transaction = get_transaction()
+    return transaction.id if transaction is not None else None
+
+
+def get_trace_id() -> Optional[str]:
+    transaction = get_transaction()
+    return transaction.trace_id if transaction is not None else None
+
+
+def get_span_id() -> Optional[str]:
+    span = get_span()
+    return span.id if span is not None else None
+
+
+def get_trace_parent_header() -> Optional[str]:
+    """The ``traceparent`` header for an outgoing call from the current span (or transaction)."""
+    current = _current.get()
+    if current is None:
+        return None
+    if isinstance(current, Span):
+        return current.transaction.traceparent(current.id)
+    return current.traceparent()
+
+
+def set_context(data: Union[Dict[str, Any], Callable[[], Dict[str, Any]]], key: str = "custom") -> None:
+    """Merges ``data`` (or what the callable returns) into the transaction's ``context[key]``."""
+    transaction = get_transaction()
+    if transaction is None:
+        return
+    if callable(data):
+        if not transaction.is_sampled:
+            return
+        data = data()
+    if isinstance(data, dict):
+        transaction._set_context(key, _sanitize_keys(data), False)
+
+
+def set_custom_context(data: Dict[str, Any]) -> None:
+    set_context(data, "custom")
+
+
+def set_user_context(username: Optional[str] = None, email: Optional[str] = None, user_id: Any = None) -> None:
+    data = {}
+    if username is not None:
+        data["username"] = str(username)
+    if email is not None:
+        data["email"] = str(email)
+    if user_id is not None:
+        data["id"] = str(user_id)
+    if data:
+        set_context(data, "user")
+
+
+def label(**labels: Any) -> None:
+    """Labels on the current transaction (and the errors captured in it)."""
+    transaction = get_transaction()
+    if transaction is None:
+        logger.debug("ignored labels %s: no active transaction", sorted(labels))
+        return
+    transaction._label(labels)

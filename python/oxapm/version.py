@@ -1,0 +1,3 @@
+from oxapm._core import __version__ as VERSION
+
+__all__ = ["VERSION"]
