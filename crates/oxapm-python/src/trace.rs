@@ -300,13 +300,28 @@ impl Span {
         extra: Option<&Bound<'_, PyDict>>,
         links: Option<Vec<(String, String)>>,
     ) -> Option<Span> {
-        let this = slf.borrow();
-        if this.leaf || this.active.is_ended() {
-            return None;
+        // A context can still hold a span that ended elsewhere (a generator finished in another
+        // context): the new span goes under its nearest ancestor that is still open.
+        let py = slf.py();
+        let mut parent = slf.clone();
+        loop {
+            let this = parent.borrow();
+            if !this.active.is_ended() {
+                if this.leaf {
+                    return None;
+                }
+                let (transaction, id) = (this.transaction.bind(py).clone(), this.active.record.id);
+                drop(this);
+                return begin_child(&transaction, parent.as_any(), Some(id), name, span_type, subtype, action, labels, leaf, extra, links);
+            }
+            let grandparent = this.parent.bind(py).clone();
+            let transaction = this.transaction.bind(py).clone();
+            drop(this);
+            match grandparent.cast_into::<Span>() {
+                Ok(span) => parent = span,
+                Err(_) => return begin_child(&transaction, transaction.as_any(), None, name, span_type, subtype, action, labels, leaf, extra, links),
+            }
         }
-        let (transaction, id) = (this.transaction.bind(slf.py()).clone(), this.active.record.id);
-        drop(this);
-        begin_child(&transaction, slf.as_any(), Some(id), name, span_type, subtype, action, labels, leaf, extra, links)
     }
 
     #[pyo3(signature = (**labels))]

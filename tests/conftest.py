@@ -1,0 +1,142 @@
+"""Shared fixtures: an in-memory client whose every exported event is validated against the intake v2
+schemas, and a recording intake server on loopback."""
+
+import gzip
+import http.server
+import json
+import threading
+import zlib
+from pathlib import Path
+from typing import Any, Dict, List, Tuple
+
+import jsonschema
+import pytest
+
+import oxapm
+from oxapm import traces
+
+SCHEMA_DIR = Path(__file__).parent / "specs" / "intake-v2"
+_validators: Dict[str, jsonschema.Draft4Validator] = {}
+
+
+def validate_event(event: Dict[str, Any]) -> Tuple[str, Dict[str, Any]]:
+    """Checks one intake line (``{"span": {...}}``) against its schema; returns (kind, body)."""
+    assert len(event) == 1, event
+    kind, body = next(iter(event.items()))
+    if kind not in _validators:
+        schema = json.loads((SCHEMA_DIR / ("%s.json" % kind)).read_text())
+        _validators[kind] = jsonschema.Draft4Validator(schema)
+    errors = sorted(_validators[kind].iter_errors(body), key=str)
+    assert not errors, "%s event invalid: %s\n%s" % (kind, [e.message for e in errors], body)
+    return kind, body
+
+
+class Exported:
+    """The validated events a memory client exported, by kind."""
+
+    def __init__(self, lines: List[str]):
+        self.all = [validate_event(json.loads(line)) for line in lines]
+
+    def of(self, kind: str) -> List[Dict[str, Any]]:
+        return [body for k, body in self.all if k == kind]
+
+    @property
+    def transactions(self):
+        return self.of("transaction")
+
+    @property
+    def spans(self):
+        return self.of("span")
+
+    @property
+    def errors(self):
+        return self.of("error")
+
+
+def exported(client: oxapm.Client) -> Exported:
+    assert client.flush(5.0)
+    return Exported(client._engine.take_memory())
+
+
+@pytest.fixture(autouse=True)
+def _clean_context(monkeypatch):
+    """No test sees another's transaction, client or agent environment variables."""
+    for name in list(__import__("os").environ):
+        if name.startswith(("ELASTIC_APM_", "OTEL_")):
+            monkeypatch.delenv(name)
+    traces.set_transaction(None)
+    yield
+    traces.set_transaction(None)
+
+
+@pytest.fixture
+def client():
+    c = oxapm.Client(service_name="test-service", traces_exporter="memory")
+    yield c
+    c.close()
+
+
+class IntakeRecorder(http.server.ThreadingHTTPServer):
+    """A loopback APM Server stand-in that records each request: headers and decoded NDJSON."""
+
+    daemon_threads = True
+
+    def __init__(self):
+        super().__init__(("127.0.0.1", 0), _RecordingHandler)
+        self.requests: List[Dict[str, Any]] = []
+        self.status = 202
+        self.delay = 0.0
+        self.lock = threading.Lock()
+        self.arrived = threading.Condition(self.lock)
+
+    @property
+    def url(self) -> str:
+        return "http://127.0.0.1:%d" % self.server_address[1]
+
+    def events(self) -> List[Tuple[str, Dict[str, Any]]]:
+        """Every validated line of every request, metadata included."""
+        with self.lock:
+            return [validate_event(line) for request in self.requests for line in request["lines"]]
+
+    def wait_for(self, predicate, timeout: float = 5.0) -> bool:
+        with self.lock:
+            return self.arrived.wait_for(lambda: predicate(self.requests), timeout)
+
+
+class _RecordingHandler(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        encoding = self.headers.get("Content-Encoding")
+        if encoding == "gzip":
+            body = gzip.decompress(body)
+        elif encoding == "deflate":
+            body = zlib.decompress(body)
+        server: IntakeRecorder = self.server  # type: ignore[assignment]
+        if server.delay:
+            threading.Event().wait(server.delay)
+        with server.lock:
+            server.requests.append(
+                {
+                    "path": self.path,
+                   
+                    "headers": {name.lower(): value for name, value in self.headers.items()},  # names are case-insensitive
+                    "lines": [json.loads(line) for line in body.splitlines() if line.strip()],
+                }
+            )
+            server.arrived.notify_all()
+        self.send_response(server.status)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+
+@pytest.fixture
+def intake():
+    server = IntakeRecorder()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()

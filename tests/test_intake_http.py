@@ -1,0 +1,153 @@
+"""Export to APM Server over intake v2: NDJSON, gzip, metadata first, authentication, batching by
+size and time, flush at close and at interpreter exit, and an application thread that never waits."""
+
+import os
+import re
+import subprocess
+import sys
+import textwrap
+import time
+
+import oxapm
+
+
+def _run_transactions(n, spans=2):
+    client = oxapm.get_client()
+    for i in range(n):
+        client.begin_transaction("request")
+        for j in range(spans):
+            with oxapm.capture_span("span-%d" % j, span_type="db.sqlite.query"):
+                pass
+        client.end_transaction("txn-%d" % i, "HTTP 2xx")
+
+
+def test_events_arrive_gzipped_with_metadata_first(intake):
+    client = oxapm.Client(
+        service_name="shop",
+        service_version="1.2.3",
+        environment="staging",
+        server_url=intake.url,
+        global_labels="team=checkout,tier=1",
+        framework_name="flask",
+        framework_version="3.0",
+    )
+    _run_transactions(3)
+    client.close()
+    assert len(intake.requests) == 1
+    request = intake.requests[0]
+    assert request["path"] == "/intake/v2/events"
+    assert request["headers"]["content-encoding"] == "gzip"
+    assert request["headers"]["content-type"] == "application/x-ndjson"
+    kinds = [kind for kind, _ in intake.events()]
+    assert kinds[0] == "metadata" and kinds.count("metadata") == 1
+    assert kinds.count("transaction") == 3 and kinds.count("span") == 6
+    metadata = intake.events()[0][1]
+    service = metadata["service"]
+    assert service["name"] == "shop" and service["version"] == "1.2.3" and service["environment"] == "staging"
+    assert service["agent"]["name"] == "python" and service["agent"]["version"] == oxapm.VERSION
+    assert service["language"]["name"] == "python"
+    assert service["runtime"]["name"] == "CPython"
+    assert service["framework"] == {"name": "flask", "version": "3.0"}
+    assert metadata["process"]["pid"] == os.getpid() and metadata["process"]["argv"]
+    assert metadata["system"]["detected_hostname"] and metadata["system"]["architecture"]
+    assert metadata["labels"] == {"team": "checkout", "tier": "1"}
+
+
+def test_secret_token_and_api_key(intake):
+    client = oxapm.Client(service_name="shop", server_url=intake.url, secret_token="secr3tT0ken")
+    _run_transactions(1)
+    client.close()
+    assert intake.requests[-1]["headers"]["authorization"] == "Bearer secr3tT0ken"
+    client = oxapm.Client(service_name="shop", server_url=intake.url, secret_token="secr3tT0ken", api_key="MjlXNEJasdfDt")
+    _run_transactions(1)
+    client.close()
+    assert intake.requests[-1]["headers"]["authorization"] == "ApiKey MjlXNEJasdfDt"
+    client = oxapm.Client(service_name="shop", server_url=intake.url)
+    _run_transactions(1)
+    client.close()
+    assert "authorization" not in intake.requests[-1]["headers"]
+
+
+def test_user_agent(intake):
+    client = oxapm.Client(service_name="myService", service_version="v42", server_url=intake.url)
+    _run_transactions(1)
+    client.close()
+    agent = intake.requests[-1]["headers"]["user-agent"]
+    assert re.match(r"^apm-agent-[a-z]+/[^ ]* \(myService v42\)$", agent), agent
+
+
+def test_a_batch_closes_at_api_request_size(intake):
+    client = oxapm.Client(service_name="shop", server_url=intake.url, api_request_size="1kb")
+    _run_transactions(300, spans=5)
+    client.close()
+    assert len(intake.requests) > 3
+    for request in intake.requests:
+        assert next(iter(request["lines"][0])) == "metadata"
+    assert sum(kind == "span" for kind, _ in intake.events()) == 1500
+
+
+def test_a_batch_closes_at_api_request_time(intake):
+    client = oxapm.Client(service_name="shop", server_url=intake.url, api_request_time="200ms")
+    _run_transactions(2)
+    started = time.monotonic()
+    # Nothing forces a flush here: the open batch must go out by itself after about 200 ms (the
+    # worker looks at the queue at least once a second).
+    assert intake.wait_for(lambda requests: len(requests) >= 1, timeout=3.0)
+    assert time.monotonic() - started < 2.5
+    assert sum(kind == "transaction" for kind, _ in intake.events()) == 2
+    client.close()
+
+
+def test_the_application_never_waits_on_a_hanging_server(intake):
+    intake.delay = 3.0
+    client = oxapm.Client(service_name="shop", server_url=intake.url, api_request_size="1kb", server_timeout="1s")
+    started = time.monotonic()
+    _run_transactions(500, spans=5)
+    elapsed = time.monotonic() - started
+    # 3000 events with a server that takes 3 s per request: recording must not slow down to it.
+    assert elapsed < 1.0, elapsed
+    started = time.monotonic()
+    client.close(timeout=1.0)
+    assert time.monotonic() - started < 2.0
+
+
+def test_close_flushes_what_is_queued(intake):
+    client = oxapm.Client(service_name="shop", server_url=intake.url, api_request_time="60s")
+    _run_transactions(10)
+    assert intake.requests == []
+    client.close()
+    assert sum(kind == "transaction" for kind, _ in intake.events()) == 10
+    assert client.stats() == {}
+
+
+def test_interpreter_exit_flushes(intake):
+    script = textwrap.dedent(
+        """
+        import oxapm
+        client = oxapm.Client(service_name="exiting", server_url=%r, api_request_time="60s")
+        client.begin_transaction("job")
+        with oxapm.capture_span("work"):
+            pass
+        client.end_transaction("last words", "ok")
+        """
+        % intake.url
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=30)
+    events = intake.events()
+    assert [body["name"] for kind, body in events if kind == "transaction"] == ["last words"]
+    assert [body["name"] for kind, body in events if kind == "span"] == ["work"]
+
+
+def test_stats_count_sent_and_failed(intake):
+    client = oxapm.Client(service_name="shop", server_url=intake.url)
+    _run_transactions(5)
+    assert client.flush(5.0)
+    stats = client.stats()
+    assert stats["queued"] == 15 and stats["sent"] == 15 and stats["requests"] == 1
+    assert stats["failed"] == 0 and stats["dropped_queue_full"] == 0
+    intake.status = 503
+    _run_transactions(2)
+    assert client.flush(5.0)
+    stats = client.stats()
+    assert stats["failed"] == 6 and stats["failed_requests"] == 1
+    client.close()
