@@ -1,1 +1,105 @@
-fn main(){}
+//! Criterion benchmarks of the engine's hot paths: id generation, a span's life, queueing, and the
+//! intake encoder's throughput (`cargo bench -p oxapm-core`).
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use oxapm_core::ids::{SpanId, TraceId};
+use oxapm_core::intake::encode_event;
+use oxapm_core::model::{Event, LabelValue, Outcome, SpanRecord};
+use oxapm_core::pipeline::{Exporter, Pipeline, Stats};
+use oxapm_core::trace::{ActiveTransaction, TransactionStart};
+use std::hint::black_box;
+// The allocator the Python extension ships with.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+use std::sync::Arc;
+use std::time::Instant;
+
+fn transaction() -> ActiveTransaction {
+    ActiveTransaction::start(TransactionStart { transaction_type: "request", parent: None, sample_rate: 1.0, start_epoch_us: None, links: vec![] })
+}
+
+fn sample_span() -> SpanRecord {
+    let mut span = SpanRecord {
+        id: SpanId::random(),
+        trace_id: TraceId::random(),
+        transaction_id: SpanId::random(),
+        parent_id: SpanId::random(),
+        name: "SELECT FROM users".into(),
+        span_type: "db".into(),
+        subtype: Some("postgresql".into()),
+        action: Some("query".into()),
+        timestamp_us: 1_795_280_317_687_267,
+        duration_us: 10_160,
+        outcome: Outcome::Success,
+        sample_rate: Some(1.0),
+        ..Default::default()
+    };
+    span.labels.set("customer", LabelValue::Str("gold".into()));
+    span.context.insert("db".into(), serde_json::json!({"type": "sql", "statement": "SELECT * FROM users WHERE id = $1"}));
+    span
+}
+
+struct Discard;
+impl Exporter for Discard {
+    fn export(&mut self, _events: &[Event]) {}
+    fn deadline(&self) -> Option<Instant> {
+        None
+    }
+    fn flush(&mut self, _deadline: Instant) {}
+}
+
+fn ids(c: &mut Criterion) {
+    c.bench_function("span_id", |b| b.iter(SpanId::random));
+    c.bench_function("trace_id", |b| b.iter(TraceId::random));
+}
+
+fn span_lifecycle(c: &mut Criterion) {
+    let mut txn = transaction();
+    c.bench_function("span start+finish", |b| {
+        b.iter(|| {
+            let mut span = txn.start_span(None, "span", "custom").unwrap();
+            black_box(span.finish(false))
+        })
+    });
+    let pipeline = Pipeline::start(1 << 16, vec![Box::new(Discard)], Arc::new(Stats::default()));
+    c.bench_function("span start+finish+queue", |b| {
+        b.iter(|| {
+            let mut span = txn.start_span(None, "span", "custom").unwrap();
+            pipeline.push(Event::Span(Box::new(span.finish(false).unwrap())));
+        })
+    });
+}
+
+fn encoders(c: &mut Criterion) {
+    let events: Vec<Event> = (0..1000).map(|_| Event::Span(Box::new(sample_span()))).collect();
+    let mut group = c.benchmark_group("intake encode");
+    group.throughput(Throughput::Elements(events.len() as u64));
+    group.bench_function("json", |b| {
+        let mut out = Vec::with_capacity(1 << 20);
+        b.iter(|| {
+            out.clear();
+            for e in &events {
+                encode_event(e, &mut out);
+            }
+            black_box(out.len())
+        })
+    });
+    group.bench_function("json+gzip", |b| {
+        b.iter_batched(
+            || Vec::with_capacity(1 << 20),
+            |mut out| {
+                for e in &events {
+                    encode_event(e, &mut out);
+                }
+                let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                std::io::Write::write_all(&mut gz, &out).unwrap();
+                black_box(gz.finish().unwrap().len())
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    group.finish();
+}
+
+criterion_group!(benches, ids, span_lifecycle, encoders);
+criterion_main!(benches);

@@ -26,8 +26,8 @@ impl Clock {
     }
     /// Timestamps of children come from the transaction's wall clock plus monotonic elapsed time,
     /// so a wall-clock jump inside a transaction cannot reorder its spans.
-    fn epoch_now(&self) -> u64 {
-        self.epoch_us + self.instant.elapsed().as_micros() as u64
+    fn epoch_at(&self, instant: Instant) -> u64 {
+        self.epoch_us + instant.saturating_duration_since(self.instant).as_micros() as u64
     }
     fn elapsed_us(&self) -> u64 {
         self.instant.elapsed().as_micros() as u64
@@ -106,6 +106,7 @@ impl ActiveTransaction {
             return None;
         }
         self.record.spans_started += 1;
+        let start = Instant::now();
         let record = SpanRecord {
             id: SpanId::random(),
             trace_id: self.record.trace_id,
@@ -113,11 +114,11 @@ impl ActiveTransaction {
             parent_id: parent_id.unwrap_or(self.record.id),
             name: name.to_owned(),
             span_type: span_type.to_owned(),
-            timestamp_us: self.clock.epoch_now(),
+            timestamp_us: self.clock.epoch_at(start),
             sample_rate: self.record.sample_rate,
             ..Default::default()
         };
-        Some(ActiveSpan { record, start: Instant::now(), ended: false })
+        Some(ActiveSpan { record, start, ended: false })
     }
 
     /// Ends the transaction; `duration_us` overrides the measured duration. Ending twice yields

@@ -26,8 +26,9 @@ impl TraceParent {
     /// version 00 must be exactly 55 characters, higher versions may carry more fields after a dash.
     pub fn parse(header: &str) -> Option<Self> {
         let header = header.trim_matches(|c| c == ' ' || c == '\t');
+        // Every valid header is ASCII; checking first makes the byte-offset slicing below safe.
         let bytes = header.as_bytes();
-        if bytes.len() < 55 || !header.is_char_boundary(55) {
+        if bytes.len() < 55 || !header.is_ascii() {
             return None;
         }
         let version = parse_hex_byte(&header[0..2])?;
@@ -194,6 +195,8 @@ mod tests {
             "00_0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
             "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-0g",
             "00-0af7651916cd43dd8448eb211c8031é-b7ad6b7169203331-01",
+            "0é-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-0é",
         ] {
             assert_eq!(TraceParent::parse(bad), None, "{bad}");
         }

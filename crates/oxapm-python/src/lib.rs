@@ -9,6 +9,9 @@ use oxapm_core::diag;
 use oxapm_core::traceparent::{TraceParent, TraceState};
 use pyo3::prelude::*;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Parses a `traceparent` header: `(version, trace_id, parent_id, flags)` or `None` when invalid.
 #[pyfunction]
 fn parse_traceparent(header: &str) -> Option<(u8, String, String, u8)> {
