@@ -21,6 +21,11 @@ Span = _core.Span
 
 _current: "contextvars.ContextVar[Union[Transaction, Span, None]]" = contextvars.ContextVar("oxapm_current", default=None)
 
+# Bound once: these run twice per span.
+_get_current = _current.get
+_set_current = _current.set
+_reset_current = _current.reset
+
 _INVALID_KEY_CHARS = re.compile(r'[.*"]')
 
 
@@ -31,13 +36,10 @@ def _link_ids(links: Optional[List[TraceParent]]) -> Optional[List[tuple]]:
 
 
 def _restore(token: contextvars.Token) -> None:
-    """Undoes ``_current.set`` even when the token belongs to another context (a generator resumed
-    elsewhere, a context copied into a thread): the previous value is set again instead."""
-    try:
-        _current.reset(token)
-    except (ValueError, RuntimeError):
-        previous = token.old_value
-        _current.set(None if previous is contextvars.Token.MISSING else previous)
+    """Undoes ``_current.set`` when the token cannot be reset because it belongs to another context
+    (a generator resumed elsewhere, a context copied into a thread): sets the previous value again."""
+    previous = token.old_value
+    _current.set(None if previous is contextvars.Token.MISSING else previous)
 
 
 class Transaction(_core.Transaction):
@@ -143,16 +145,15 @@ class capture_span:
         self.labels = labels
         self.leaf = leaf
         self.extra = extra
-        self.links = _link_ids(links)
-        self._token = None
+        self.links = _link_ids(links) if links else None
 
     def __enter__(self) -> Optional[Span]:
-        parent = _current.get()
+        parent = _get_current()
         if parent is not None:
             span = parent._begin_span(self.name or "", self.type, self.subtype, self.action, self.labels, self.leaf, self.extra, self.links)
             if span is not None:
                 self._span = span
-                self._token = _current.set(span)
+                self._token = _set_current(span)
                 return span
         self._token = None
         return None
@@ -161,7 +162,10 @@ class capture_span:
         token = self._token
         if token is not None:
             self._token = None
-            _restore(token)
+            try:
+                _reset_current(token)
+            except (ValueError, RuntimeError):
+                _restore(token)
             self._span.end(exc_type is not None)
         return False
 
