@@ -39,34 +39,62 @@ impl Transaction {
     }
 }
 
-/// The arguments of `capture_span`, shared by both `begin_span` methods.
-#[allow(clippy::too_many_arguments)]
-fn begin_child(
-    transaction: &Bound<'_, Transaction>,
-    parent: &Bound<'_, PyAny>,
-    parent_id: Option<SpanId>,
-    name: &str,
-    span_type: &str,
-    subtype: Option<&str>,
-    action: Option<&str>,
-    labels: Option<&Bound<'_, PyDict>>,
-    leaf: bool,
-    extra: Option<&Bound<'_, PyDict>>,
-    links: Option<Vec<(String, String)>>,
-) -> Option<Span> {
+/// What a new span is made of: the arguments of `capture_span`.
+pub struct SpanArgs<'a, 'py> {
+    pub name: &'a str,
+    pub span_type: &'a str,
+    pub subtype: Option<&'a str>,
+    pub action: Option<&'a str>,
+    pub labels: Option<&'a Bound<'py, PyDict>>,
+    pub leaf: bool,
+    pub extra: Option<&'a Bound<'py, PyDict>>,
+    pub links: &'a [Link],
+}
+
+fn begin_child(transaction: &Bound<'_, Transaction>, parent: &Bound<'_, PyAny>, parent_id: Option<SpanId>, args: &SpanArgs<'_, '_>) -> Option<Span> {
     let mut txn = transaction.borrow_mut();
-    let (main_type, subtype, action) = split_span_type(span_type, subtype, action);
-    let mut active = txn.active.start_span(parent_id, &truncate_keyword(name), &truncate_keyword(main_type))?;
+    let (main_type, subtype, action) = split_span_type(args.span_type, args.subtype, args.action);
+    let mut active = txn.active.start_span(parent_id, &truncate_keyword(args.name), &truncate_keyword(main_type))?;
     active.record.subtype = subtype.map(|s| truncate_keyword(s).into_owned());
     active.record.action = action.map(|s| truncate_keyword(s).into_owned());
-    if let Some(labels) = labels {
+    if let Some(labels) = args.labels {
         update_labels(&mut active.record.labels, labels);
     }
-    if let Some(extra) = extra {
+    if let Some(extra) = args.extra {
         active.record.context = dict_to_map(extra);
     }
-    active.record.links = links_from(links);
-    Some(Span { active, transaction: transaction.clone().unbind(), parent: parent.clone().unbind(), engine: txn.engine.clone(), leaf })
+    active.record.links = args.links.to_vec();
+    Some(Span { active, transaction: transaction.clone().unbind(), parent: parent.clone().unbind(), engine: txn.engine.clone(), leaf: args.leaf })
+}
+
+/// A new span under `parent` (a transaction or a span), or `None`: below a leaf span, in an
+/// unsampled or ended transaction, or when `parent` is neither.
+///
+/// A context can still hold a span that ended elsewhere (a generator finished in another context):
+/// the new span then goes under that span's nearest ancestor that is still open.
+pub fn begin_under(parent: &Bound<'_, PyAny>, args: &SpanArgs<'_, '_>) -> Option<Span> {
+    if let Ok(transaction) = parent.cast::<Transaction>() {
+        return begin_child(transaction, parent, None, args);
+    }
+    let py = parent.py();
+    let mut parent = parent.cast::<Span>().ok()?.clone();
+    loop {
+        let this = parent.borrow();
+        if !this.active.is_ended() {
+            if this.leaf {
+                return None;
+            }
+            let (transaction, id) = (this.transaction.bind(py).clone(), this.active.record.id);
+            drop(this);
+            return begin_child(&transaction, parent.as_any(), Some(id), args);
+        }
+        let grandparent = this.parent.bind(py).clone();
+        drop(this);
+        match grandparent.cast_into::<Span>() {
+            Ok(span) => parent = span,
+            Err(transaction) => return begin_under(&transaction.into_inner(), args),
+        }
+    }
 }
 
 #[pymethods]
@@ -171,7 +199,8 @@ impl Transaction {
         extra: Option<&Bound<'_, PyDict>>,
         links: Option<Vec<(String, String)>>,
     ) -> Option<Span> {
-        begin_child(slf, slf.as_any(), None, name, span_type, subtype, action, labels, leaf, extra, links)
+        let links = links_from(links);
+        begin_under(slf.as_any(), &SpanArgs { name, span_type, subtype, action, labels, leaf, extra, links: &links })
     }
 
     fn _label(&mut self, labels: &Bound<'_, PyDict>) {
@@ -300,28 +329,8 @@ impl Span {
         extra: Option<&Bound<'_, PyDict>>,
         links: Option<Vec<(String, String)>>,
     ) -> Option<Span> {
-        // A context can still hold a span that ended elsewhere (a generator finished in another
-        // context): the new span goes under its nearest ancestor that is still open.
-        let py = slf.py();
-        let mut parent = slf.clone();
-        loop {
-            let this = parent.borrow();
-            if !this.active.is_ended() {
-                if this.leaf {
-                    return None;
-                }
-                let (transaction, id) = (this.transaction.bind(py).clone(), this.active.record.id);
-                drop(this);
-                return begin_child(&transaction, parent.as_any(), Some(id), name, span_type, subtype, action, labels, leaf, extra, links);
-            }
-            let grandparent = this.parent.bind(py).clone();
-            let transaction = this.transaction.bind(py).clone();
-            drop(this);
-            match grandparent.cast_into::<Span>() {
-                Ok(span) => parent = span,
-                Err(_) => return begin_child(&transaction, transaction.as_any(), None, name, span_type, subtype, action, labels, leaf, extra, links),
-            }
-        }
+        let links = links_from(links);
+        begin_under(slf.as_any(), &SpanArgs { name, span_type, subtype, action, labels, leaf, extra, links: &links })
     }
 
     #[pyo3(signature = (**labels))]
