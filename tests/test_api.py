@@ -199,6 +199,7 @@ def test_explicit_start_and_duration(client):
 
 
 def test_transaction_object_methods(client):
+    link = oxapm.trace_parent_from_string("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
     transaction = client.begin_transaction("request")
     span = transaction.begin_span("manual", "db.sqlite.query", leaf=False, labels={"x": "y"})
     assert oxapm.get_span_id() == span.id
@@ -208,17 +209,18 @@ def test_transaction_object_methods(client):
     assert transaction.end_span() is child
     assert oxapm.get_span_id() == span.id
     span.label(extra=1)
+    span.add_link(link)
     assert transaction.end_span(outcome="success") is span
     assert oxapm.get_span_id() is None
     transaction.label(t=1)
     transaction.set_success()
-    link = oxapm.trace_parent_from_string("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
-    transaction.add_span_link(link)
+    transaction.add_link(link)
     client.end_transaction("t")
     events = exported(client)
     spans = {s["name"]: s for s in events.spans}
     assert spans["child"]["outcome"] == "failure" and spans["manual"]["outcome"] == "success"
     assert spans["manual"]["context"]["tags"] == {"x": "y", "extra": 1}
+    assert spans["manual"]["links"] == [{"trace_id": link.trace_id, "span_id": link.span_id}]
     (txn,) = events.transactions
     assert txn["outcome"] == "success" and txn["context"]["tags"] == {"t": 1}
     assert txn["links"] == [{"trace_id": "0af7651916cd43dd8448eb211c80319c", "span_id": "b7ad6b7169203331"}]

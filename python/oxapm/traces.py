@@ -93,9 +93,6 @@ class Transaction(_core.Transaction):
     def set_failure(self) -> None:
         self.outcome = OUTCOME.FAILURE
 
-    def add_span_link(self, trace_parent: TraceParent) -> None:
-        self.add_link(trace_parent.trace_id, trace_parent.span_id)
-
 
 def get_transaction() -> Optional[Transaction]:
     current = _current.get()

@@ -19,6 +19,13 @@ pub fn links_from(links: Option<Vec<(String, String)>>) -> Vec<Link> {
         .collect()
 }
 
+/// The link a `TraceParent`-like object (`trace_id` and `span_id` attributes) points to.
+fn link_of(trace_parent: &Bound<'_, PyAny>) -> Option<Link> {
+    let trace_id: String = trace_parent.getattr("trace_id").ok()?.extract().ok()?;
+    let span_id: String = trace_parent.getattr("span_id").ok()?.extract().ok()?;
+    Some(Link { trace_id: TraceId::from_hex(&trace_id)?, span_id: SpanId::from_hex(&span_id)? })
+}
+
 fn parse_outcome(outcome: &str) -> PyResult<Outcome> {
     Outcome::parse(outcome).ok_or_else(|| pyo3::exceptions::PyValueError::new_err(format!("outcome must be success, failure or unknown, not {outcome:?}")))
 }
@@ -213,8 +220,9 @@ impl Transaction {
         merge_context(&mut self.active.record.context, key, data, sanitize_keys);
     }
 
-    fn add_link(&mut self, trace_id: &str, span_id: &str) {
-        self.active.record.links.extend(links_from(Some(vec![(trace_id.to_owned(), span_id.to_owned())])));
+    /// Links to a span of another trace, given as a `TraceParent`.
+    fn add_link(&mut self, trace_parent: &Bound<'_, PyAny>) {
+        self.active.record.links.extend(link_of(trace_parent));
     }
 
     /// Ends the transaction and queues it; `duration` in seconds overrides the measured one.
@@ -345,8 +353,9 @@ impl Span {
         merge_context(&mut self.active.record.context, key, data, false);
     }
 
-    fn add_link(&mut self, trace_id: &str, span_id: &str) {
-        self.active.record.links.extend(links_from(Some(vec![(trace_id.to_owned(), span_id.to_owned())])));
+    /// Links to a span of another trace, given as a `TraceParent`.
+    fn add_link(&mut self, trace_parent: &Bound<'_, PyAny>) {
+        self.active.record.links.extend(link_of(trace_parent));
     }
 
     /// Ends the span and queues it; `failed` marks an unset outcome as failure. Returns false when
