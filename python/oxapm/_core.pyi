@@ -4,13 +4,24 @@ from typing import Any, Dict, List, Optional, Tuple, final
 
 from typing_extensions import disjoint_base
 
-__all__ = ["__version__", "Config", "Engine", "Span", "Transaction", "normalize_tracestate", "parse_traceparent", "random_error_id", "reseed_ids"]
+__all__ = ["__version__", "Config", "Engine", "Span", "Transaction", "begin_span", "normalize_tracestate", "parse_traceparent", "random_error_id", "reseed_ids"]
 
 __version__: str
 
 def parse_traceparent(header: str) -> Optional[Tuple[int, str, str, int]]: ...
 def normalize_tracestate(header: str) -> str: ...
 def random_error_id() -> str: ...
+def begin_span(
+    parent: Any,
+    name: str,
+    span_type: str = "code.custom",
+    subtype: Optional[str] = None,
+    action: Optional[str] = None,
+    labels: Optional[Dict[str, Any]] = None,
+    leaf: bool = False,
+    extra: Optional[Dict[str, Any]] = None,
+    links: Optional[List[Tuple[str, str]]] = None,
+) -> Optional[Span]: ...
 def reseed_ids() -> None: ...
 
 @final
@@ -73,17 +84,6 @@ class Transaction:
     @property
     def tracestate(self) -> str: ...
     def traceparent(self, span_id: Optional[str] = None) -> str: ...
-    def _begin_span(
-        self,
-        name: str,
-        span_type: str = "code.custom",
-        subtype: Optional[str] = None,
-        action: Optional[str] = None,
-        labels: Optional[Dict[str, Any]] = None,
-        leaf: bool = False,
-        extra: Optional[Dict[str, Any]] = None,
-        links: Optional[List[Tuple[str, str]]] = None,
-    ) -> Optional[Span]: ...
     def _label(self, labels: Dict[str, Any]) -> None: ...
     def _set_context(self, key: str, data: Dict[str, Any], sanitize_keys: bool = False) -> None: ...
     def add_link(self, trace_parent: Any) -> None: ...
@@ -118,17 +118,6 @@ class Span:
     def outcome(self, value: str) -> None: ...
     def set_success(self) -> None: ...
     def set_failure(self) -> None: ...
-    def _begin_span(
-        self,
-        name: str,
-        span_type: str = "code.custom",
-        subtype: Optional[str] = None,
-        action: Optional[str] = None,
-        labels: Optional[Dict[str, Any]] = None,
-        leaf: bool = False,
-        extra: Optional[Dict[str, Any]] = None,
-        links: Optional[List[Tuple[str, str]]] = None,
-    ) -> Optional[Span]: ...
     def label(self, **labels: Any) -> None: ...
     def update_context(self, key: str, data: Dict[str, Any]) -> None: ...
     def add_link(self, trace_parent: Any) -> None: ...

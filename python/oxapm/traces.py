@@ -21,7 +21,8 @@ Span = _core.Span
 
 _current: "contextvars.ContextVar[Union[Transaction, Span, None]]" = contextvars.ContextVar("oxapm_current", default=None)
 
-# Bound once: these run twice per span.
+# Bound once: these run on every span.
+_begin_span = _core.begin_span
 _get_current = _current.get
 _set_current = _current.set
 _reset_current = _current.reset
@@ -68,7 +69,7 @@ class Transaction(_core.Transaction):
         """Starts a span below the current span of this transaction and makes it current."""
         current = _current.get()
         parent = current if isinstance(current, Span) and current.transaction is self else self
-        span = parent._begin_span(name, span_type, span_subtype, span_action, labels, leaf, context, _link_ids(links))
+        span = _begin_span(parent, name, span_type, span_subtype, span_action, labels, leaf, context, _link_ids(links))
         if span is not None and auto_activate:
             _current.set(span)
         return span
@@ -147,7 +148,7 @@ class capture_span:
     def __enter__(self) -> Optional[Span]:
         parent = _get_current()
         if parent is not None:
-            span = parent._begin_span(self.name or "", self.type, self.subtype, self.action, self.labels, self.leaf, self.extra, self.links)
+            span = _begin_span(parent, self.name or "", self.type, self.subtype, self.action, self.labels, self.leaf, self.extra, self.links)
             if span is not None:
                 self._span = span
                 self._token = _set_current(span)

@@ -64,6 +64,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<engine::Engine>()?;
     m.add_class::<trace::Transaction>()?;
     m.add_class::<trace::Span>()?;
+    m.add_function(wrap_pyfunction!(trace::begin_span, m)?)?;
     m.add_function(wrap_pyfunction!(parse_traceparent, m)?)?;
     m.add_function(wrap_pyfunction!(normalize_tracestate, m)?)?;
     m.add_function(wrap_pyfunction!(random_error_id, m)?)?;

@@ -104,6 +104,26 @@ pub fn begin_under(parent: &Bound<'_, PyAny>, args: &SpanArgs<'_, '_>) -> Option
     }
 }
 
+/// Starts a span under `parent` (the current transaction or span): see `begin_under`. The hot
+/// path of `capture_span`.
+#[pyfunction]
+#[pyo3(signature = (parent, name, span_type="code.custom", subtype=None, action=None, labels=None, leaf=false, extra=None, links=None))]
+#[allow(clippy::too_many_arguments)]
+pub fn begin_span(
+    parent: &Bound<'_, PyAny>,
+    name: &str,
+    span_type: &str,
+    subtype: Option<&str>,
+    action: Option<&str>,
+    labels: Option<&Bound<'_, PyDict>>,
+    leaf: bool,
+    extra: Option<&Bound<'_, PyDict>>,
+    links: Option<Vec<(String, String)>>,
+) -> Option<Span> {
+    let links = links_from(links);
+    begin_under(parent, &SpanArgs { name, span_type, subtype, action, labels, leaf, extra, links: &links })
+}
+
 #[pymethods]
 impl Transaction {
     /// Starts a transaction; an invalid `traceparent` starts a new trace.
@@ -191,23 +211,6 @@ impl Transaction {
     #[pyo3(signature = (span_id=None))]
     fn traceparent(&self, span_id: Option<&str>) -> String {
         self.active.traceparent(span_id.and_then(SpanId::from_hex)).to_header()
-    }
-
-    #[pyo3(signature = (name, span_type="code.custom", subtype=None, action=None, labels=None, leaf=false, extra=None, links=None))]
-    #[allow(clippy::too_many_arguments)]
-    fn _begin_span(
-        slf: &Bound<'_, Self>,
-        name: &str,
-        span_type: &str,
-        subtype: Option<&str>,
-        action: Option<&str>,
-        labels: Option<&Bound<'_, PyDict>>,
-        leaf: bool,
-        extra: Option<&Bound<'_, PyDict>>,
-        links: Option<Vec<(String, String)>>,
-    ) -> Option<Span> {
-        let links = links_from(links);
-        begin_under(slf.as_any(), &SpanArgs { name, span_type, subtype, action, labels, leaf, extra, links: &links })
     }
 
     fn _label(&mut self, labels: &Bound<'_, PyDict>) {
@@ -321,24 +324,6 @@ impl Span {
     }
     fn set_failure(&mut self) {
         self.active.record.outcome = Outcome::Failure;
-    }
-
-    /// A child span, or `None` below a leaf span or in an unsampled transaction.
-    #[pyo3(signature = (name, span_type="code.custom", subtype=None, action=None, labels=None, leaf=false, extra=None, links=None))]
-    #[allow(clippy::too_many_arguments)]
-    fn _begin_span(
-        slf: &Bound<'_, Self>,
-        name: &str,
-        span_type: &str,
-        subtype: Option<&str>,
-        action: Option<&str>,
-        labels: Option<&Bound<'_, PyDict>>,
-        leaf: bool,
-        extra: Option<&Bound<'_, PyDict>>,
-        links: Option<Vec<(String, String)>>,
-    ) -> Option<Span> {
-        let links = links_from(links);
-        begin_under(slf.as_any(), &SpanArgs { name, span_type, subtype, action, labels, leaf, extra, links: &links })
     }
 
     #[pyo3(signature = (**labels))]
