@@ -31,7 +31,7 @@ def query(sql, *params):
 
 def call(url):
     """An outgoing HTTP call carrying the trace context, as the HTTP client instrumentations will."""
-    with elasticapm.capture_span("GET " + url.split("/", 3)[-1], span_type="external.http", leaf=True):
+    with elasticapm.capture_span("GET /" + url.split("/", 3)[-1], span_type="external.http", leaf=True):
         request = urllib.request.Request(url, headers={"traceparent": elasticapm.get_trace_parent_header()})
         with urllib.request.urlopen(request, timeout=5) as response:
             return json.load(response)

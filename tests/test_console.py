@@ -16,7 +16,7 @@ def test_the_demo_prints_waterfalls():
     orders = next(i for i, line in enumerate(lines) if line.startswith("GET /orders · request ·"))
     assert "success · HTTP 2xx · trace " in lines[orders]
     assert lines[orders + 1].startswith("├─ SELECT id, item, quantity FROM orders (db.sqlite.query) · +")
-    assert lines[orders + 2].startswith("└─ GET stock (external.http) · +")
+    assert lines[orders + 2].startswith("└─ GET /stock (external.http) · +")
     checkout = next(i for i, line in enumerate(lines) if line.startswith("GET /checkout · request ·"))
     assert "failure · HTTP 5xx" in lines[checkout]
     assert lines[checkout + 1].startswith("└─ compute total (code.custom)") and lines[checkout + 1].endswith("failure")
