@@ -57,13 +57,15 @@ class Client:
         """Starts a transaction (a child of ``trace_parent`` when given) and makes it current."""
         if not self.is_recording:
             return None
+        if not isinstance(trace_parent, TraceParent):
+            trace_parent = None
         transaction = traces.Transaction(
             self._engine,
             str(transaction_type),
             trace_parent.to_string() if trace_parent is not None else None,
             trace_parent.tracestate if trace_parent is not None else None,
-            traces._link_ids(links),
-            start,
+            traces._link_ids(links) if isinstance(links, (list, tuple)) else None,
+            _seconds(start),
         )
         if auto_activate:
             traces.set_transaction(transaction)
@@ -80,7 +82,7 @@ class Client:
             transaction.name = str(name)
         if transaction.result is None and result:
             transaction.result = str(result)
-        transaction.end(None, None, duration)
+        transaction.end(None, None, _seconds(duration))
         return transaction
 
     def capture_exception(
@@ -120,7 +122,7 @@ class Client:
         stack unless ``stack=False``, and the exception being handled if any; returns its id."""
         if not self.is_recording:
             return None
-        if param_message is not None:
+        if isinstance(param_message, dict):
             template = str(param_message.get("message", ""))
             params = param_message.get("params")
             try:
@@ -157,6 +159,9 @@ class Client:
         if transaction is not None and transaction.ended:
             transaction = None
         parent_id = current.id if isinstance(current, traces.Span) else None
+        for name in ("context", "custom"):
+            if not isinstance(fields[name], dict):
+                fields[name] = None
         return self._engine.capture_error(
             timestamp=_epoch_seconds(date), transaction=transaction, parent_id=parent_id, **fields
         )
@@ -189,6 +194,15 @@ def _exception_from(exc_info: Any) -> Optional[BaseException]:
         if exc.__traceback__ is None and exc_info[2] is not None:
             exc = exc.with_traceback(exc_info[2])
         return exc
+    return None
+
+
+def _seconds(value: Any) -> Optional[float]:
+    """A number of seconds (or an epoch time) as a float; anything else is ignored."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if value is not None:
+        logger.warning("ignored a time value that is not a number: %r", value)
     return None
 
 

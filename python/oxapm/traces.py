@@ -69,7 +69,11 @@ class Transaction(_core.Transaction):
         """Starts a span below the current span of this transaction and makes it current."""
         current = _current.get()
         parent = current if isinstance(current, Span) and current.transaction is self else self
-        span = _begin_span(parent, name, span_type, span_subtype, span_action, labels, leaf, context, _link_ids(links))
+        args = (name, span_type, span_subtype, span_action, labels, leaf, context, _link_ids(links))
+        try:
+            span = _begin_span(parent, *args)
+        except (TypeError, ValueError, OverflowError):
+            span = _begin_span_coerced(parent, *args)
         if span is not None and auto_activate:
             _current.set(span)
         return span
@@ -93,6 +97,27 @@ class Transaction(_core.Transaction):
 
     def set_failure(self) -> None:
         self.outcome = OUTCOME.FAILURE
+
+
+def _begin_span_coerced(parent, name, span_type, subtype, action, labels, leaf, extra, links) -> Optional[Span]:
+    """The slow path for arguments of the wrong type: strings are made of what was given, labels
+    and extra that are not dicts are dropped, with a warning; the application is not interrupted."""
+    logger.warning(
+        "capture_span(%r): arguments of unexpected types (span_type=%r, labels=%s, extra=%s); coerced or ignored",
+        name, span_type, type(labels).__name__, type(extra).__name__,
+    )
+    text = lambda value: None if value is None else str(value)  # noqa: E731
+    return _begin_span(
+        parent,
+        str(name),
+        str(span_type or "code.custom"),
+        text(subtype),
+        text(action),
+        labels if isinstance(labels, dict) else None,
+        bool(leaf),
+        extra if isinstance(extra, dict) else None,
+        links if isinstance(links, list) else None,
+    )
 
 
 def get_transaction() -> Optional[Transaction]:
@@ -148,7 +173,10 @@ class capture_span:
     def __enter__(self) -> Optional[Span]:
         parent = _get_current()
         if parent is not None:
-            span = _begin_span(parent, self.name or "", self.type, self.subtype, self.action, self.labels, self.leaf, self.extra, self.links)
+            try:
+                span = _begin_span(parent, self.name or "", self.type, self.subtype, self.action, self.labels, self.leaf, self.extra, self.links)
+            except (TypeError, ValueError, OverflowError):
+                span = _begin_span_coerced(parent, self.name or "", self.type, self.subtype, self.action, self.labels, self.leaf, self.extra, self.links)
             if span is not None:
                 self._span = span
                 self._token = _set_current(span)
