@@ -14,6 +14,7 @@ from typing import Any, Dict, List, Optional
 from oxapm import _core, stacks, traces
 from oxapm.conf import Config
 from oxapm.utils.disttracing import TraceParent
+from oxapm.utils.encoding import keyword_field, sanitize_key
 from oxapm.version import VERSION
 
 logger = logging.getLogger("oxapm")
@@ -130,17 +131,17 @@ class Client:
             except (TypeError, ValueError):
                 text = template
         elif message is not None:
-            template, text = None, str(message)
+            template = text = str(message)
         else:
             logger.warning("capture_message needs message or param_message; nothing captured")
             return None
-        log: Dict[str, Any] = {"message": text}
-        if template is not None:
-            log["param_message"] = template[:1024]
-        if level:
-            log["level"] = str(level)[:1024]
-        if logger_name:
-            log["logger_name"] = str(logger_name)[:1024]
+        # As the Elastic agent's Message event: param_message always, level and logger defaulted.
+        log: Dict[str, Any] = {
+            "message": text,
+            "param_message": keyword_field(template),
+            "level": keyword_field(level or "error"),
+            "logger_name": keyword_field(logger_name or "__main__"),
+        }
         culprit = None
         if stack is None or stack:
             frames = stacks.stack_frames(1, self.config, for_error=True)
@@ -255,5 +256,9 @@ def _metadata(config: Config) -> Dict[str, Any]:
         "system": system,
     }
     if config.global_labels:
-        metadata["labels"] = dict(config.global_labels)
+        # As the Elastic agent does (enforce_label_format): '.', '*' and '"' in keys become '_',
+        # values are keyword fields of at most 1024 characters.
+        metadata["labels"] = {
+            sanitize_key(k): keyword_field(v) for k, v in config.global_labels.items()
+        }
     return metadata

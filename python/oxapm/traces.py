@@ -8,7 +8,6 @@ concurrent requests never see each other's spans.
 import contextvars
 import functools
 import logging
-import re
 from typing import Any, Callable, Dict, List, Optional, Union
 
 from oxapm import _core
@@ -26,8 +25,6 @@ _begin_span = _core.begin_span
 _get_current = _current.get
 _set_current = _current.set
 _reset_current = _current.reset
-
-_INVALID_KEY_CHARS = re.compile(r'[.*"]')
 
 
 def _link_ids(links: Optional[List[TraceParent]]) -> Optional[List[tuple]]:
@@ -246,10 +243,6 @@ def _name_of(func: Callable) -> str:
     return "%s.%s" % (getattr(func, "__module__", None) or "<unknown>", name)
 
 
-def _sanitize_keys(data: Dict[Any, Any]) -> Dict[str, Any]:
-    return {_INVALID_KEY_CHARS.sub("_", str(k)): v for k, v in data.items()}
-
-
 def set_transaction_name(name: str, override: bool = True) -> None:
     transaction = get_transaction()
     if transaction is not None and (override or not transaction.name):
@@ -259,7 +252,7 @@ def set_transaction_name(name: str, override: bool = True) -> None:
 def set_transaction_result(result: str, override: bool = True) -> None:
     transaction = get_transaction()
     if transaction is not None and (override or transaction.result is None):
-        transaction.result = str(result)
+        transaction.result = None if result is None else str(result)
 
 
 def set_transaction_outcome(outcome: Optional[str] = None, http_status_code: Optional[Union[int, str]] = None, override: bool = True) -> None:
@@ -315,7 +308,7 @@ def set_context(data: Union[Dict[str, Any], Callable[[], Dict[str, Any]]], key: 
             return
         data = data()
     if isinstance(data, dict):
-        transaction._set_context(key, _sanitize_keys(data), False)
+        transaction._set_context(key, data)
 
 
 def set_custom_context(data: Dict[str, Any]) -> None:

@@ -101,9 +101,10 @@ pub const OPTIONS: &[OptionSpec] = &[
 
 /// Where a raw value came from, for warnings.
 #[derive(Clone, Copy, Debug)]
-pub enum Source {
+enum Source {
     ElasticEnv,
-    OtelEnv,
+    /// The OpenTelemetry variable the value was read from.
+    OtelEnv(&'static str),
     Inline,
     Defaults,
     BuiltIn,
@@ -113,7 +114,7 @@ impl Source {
     fn describe(self, key: &str) -> String {
         match self {
             Source::ElasticEnv => format!("ELASTIC_APM_{key}"),
-            Source::OtelEnv => format!("the OpenTelemetry equivalent of {key}"),
+            Source::OtelEnv(variable) => variable.to_owned(),
             Source::Inline => format!("config[{key:?}]"),
             Source::Defaults => format!("keyword argument {}", key.to_ascii_lowercase()),
             Source::BuiltIn => format!("the built-in default of {key}"),
@@ -139,7 +140,7 @@ impl Config {
         for spec in OPTIONS {
             let candidates = [
                 (Source::ElasticEnv, env.get(&format!("ELASTIC_APM_{}", spec.key)).cloned()),
-                (Source::OtelEnv, otel.get(spec.key).cloned()),
+                otel.get(spec.key).map_or((Source::BuiltIn, None), |(variable, value)| (Source::OtelEnv(variable), Some(value.clone()))),
                 (Source::Inline, inline.get(spec.key).cloned()),
                 (Source::Defaults, defaults.get(spec.key).cloned()),
                 (Source::BuiltIn, spec.default.map(str::to_owned)),
@@ -308,7 +309,7 @@ fn parse_size(s: &str) -> Option<u64> {
 /// `key=value`, values percent-encoded. Bad members are skipped with a warning.
 pub fn parse_otel_pairs(raw: &str, variable: &str, warnings: &mut Vec<String>) -> Vec<(String, String)> {
     let mut pairs = Vec::new();
-    for member in raw.split(',').map(str::trim).filter(|m| !m.is_empty()) {
+    for (index, member) in raw.split(',').map(str::trim).filter(|m| !m.is_empty()).enumerate() {
         let parsed = member.split_once('=').and_then(|(k, v)| {
             let key = percent_decode(k.trim())?;
             let value = percent_decode(v.trim())?;
@@ -316,11 +317,8 @@ pub fn parse_otel_pairs(raw: &str, variable: &str, warnings: &mut Vec<String>) -
         });
         match parsed {
             Some(pair) => pairs.push(pair),
-            None => {
-                // Only the key is named: values may be secrets (Authorization headers).
-                let key = member.split('=').next().unwrap_or("").trim();
-                warnings.push(format!("{variable}: ignored malformed entry starting with {key:?}"));
-            }
+            // Named by position only: an entry may hold a secret (an Authorization header).
+            None => warnings.push(format!("{variable}: ignored entry {} (not key=value with valid percent-encoding)", index + 1)),
         }
     }
     pairs
@@ -343,42 +341,45 @@ fn percent_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-/// Elastic options derived from the OpenTelemetry variables, as EDOT's migration guide maps them.
-fn otel_equivalents(env: &HashMap<String, String>, warnings: &mut Vec<String>) -> HashMap<&'static str, String> {
+/// Elastic options derived from the OpenTelemetry variables, as EDOT's migration guide maps them,
+/// each with the variable it was read from.
+fn otel_equivalents(env: &HashMap<String, String>, warnings: &mut Vec<String>) -> HashMap<&'static str, (&'static str, String)> {
+    const RESOURCE: &str = "OTEL_RESOURCE_ATTRIBUTES";
+    const HEADERS: &str = "OTEL_EXPORTER_OTLP_HEADERS";
     let mut out = HashMap::new();
     let mut labels = Vec::new();
-    if let Some(raw) = env.get("OTEL_RESOURCE_ATTRIBUTES") {
-        for (key, value) in parse_otel_pairs(raw, "OTEL_RESOURCE_ATTRIBUTES", warnings) {
+    if let Some(raw) = env.get(RESOURCE) {
+        for (key, value) in parse_otel_pairs(raw, RESOURCE, warnings) {
             match key.as_str() {
                 "service.name" => {
-                    out.insert("SERVICE_NAME", value);
+                    out.insert("SERVICE_NAME", (RESOURCE, value));
                 }
                 "service.version" => {
-                    out.insert("SERVICE_VERSION", value);
+                    out.insert("SERVICE_VERSION", (RESOURCE, value));
                 }
                 "deployment.environment.name" => {
-                    out.insert("ENVIRONMENT", value);
+                    out.insert("ENVIRONMENT", (RESOURCE, value));
                 }
                 "deployment.environment" => {
-                    out.entry("ENVIRONMENT").or_insert(value);
+                    out.entry("ENVIRONMENT").or_insert((RESOURCE, value));
                 }
                 _ => labels.push(format!("{key}={value}")),
             }
         }
     }
     if !labels.is_empty() {
-        out.insert("GLOBAL_LABELS", labels.join(","));
+        out.insert("GLOBAL_LABELS", (RESOURCE, labels.join(",")));
     }
     if let Some(name) = env.get("OTEL_SERVICE_NAME").filter(|n| !n.trim().is_empty()) {
-        out.insert("SERVICE_NAME", name.clone());
+        out.insert("SERVICE_NAME", ("OTEL_SERVICE_NAME", name.clone()));
     }
-    if let Some(raw) = env.get("OTEL_EXPORTER_OTLP_HEADERS") {
-        for (key, value) in parse_otel_pairs(raw, "OTEL_EXPORTER_OTLP_HEADERS", warnings) {
+    if let Some(raw) = env.get(HEADERS) {
+        for (key, value) in parse_otel_pairs(raw, HEADERS, warnings) {
             if key.eq_ignore_ascii_case("authorization") {
                 if let Some(token) = value.strip_prefix("ApiKey ") {
-                    out.insert("API_KEY", token.trim().to_owned());
+                    out.insert("API_KEY", (HEADERS, token.trim().to_owned()));
                 } else if let Some(token) = value.strip_prefix("Bearer ") {
-                    out.insert("SECRET_TOKEN", token.trim().to_owned());
+                    out.insert("SECRET_TOKEN", (HEADERS, token.trim().to_owned()));
                 }
             }
         }
@@ -386,16 +387,17 @@ fn otel_equivalents(env: &HashMap<String, String>, warnings: &mut Vec<String>) -
     if let Some(raw) = env.get("OTEL_SDK_DISABLED") {
         match parse_bool(raw.trim()) {
             Some(disabled) => {
-                out.insert("ENABLED", (!disabled).to_string());
+                out.insert("ENABLED", ("OTEL_SDK_DISABLED", (!disabled).to_string()));
             }
             None => warnings.push(format!("invalid value {raw:?} for OTEL_SDK_DISABLED: expected true or false; ignored")),
         }
     }
+    // Milliseconds, which is also how METRICS_INTERVAL reads a bare number.
     if let Some(raw) = env.get("OTEL_METRIC_EXPORT_INTERVAL") {
-        out.insert("METRICS_INTERVAL", format!("{}ms", raw.trim()));
+        out.insert("METRICS_INTERVAL", ("OTEL_METRIC_EXPORT_INTERVAL", raw.clone()));
     }
     if let Some(raw) = env.get("OTEL_TRACES_EXPORTER") {
-        out.insert("TRACES_EXPORTER", raw.clone());
+        out.insert("TRACES_EXPORTER", ("OTEL_TRACES_EXPORTER", raw.clone()));
     }
     out
 }
@@ -443,8 +445,16 @@ mod tests {
     }
 
     #[test]
+    fn otel_warnings_name_the_variable_and_its_value() {
+        let env = map(&[("OTEL_METRIC_EXPORT_INTERVAL", "soon")]);
+        let c = Config::resolve(&env, &HashMap::new(), &HashMap::new());
+        assert_eq!(c.warnings.len(), 1);
+        assert!(c.warnings[0].contains("\"soon\" for OTEL_METRIC_EXPORT_INTERVAL"), "{}", c.warnings[0]);
+    }
+
+    #[test]
     fn secrets_are_not_echoed() {
-        let env = map(&[("OTEL_EXPORTER_OTLP_HEADERS", "Authorization=Bearer%ZZtop-secret")]);
+        let env = map(&[("OTEL_EXPORTER_OTLP_HEADERS", "Authorization=Bearer%ZZtop-secret,authorization:Bearer top-secret")]);
         let c = Config::resolve(&env, &HashMap::new(), &HashMap::new());
         assert!(c.warnings.iter().all(|w| !w.contains("top-secret")), "{:?}", c.warnings);
     }

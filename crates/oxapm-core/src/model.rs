@@ -39,9 +39,13 @@ pub fn sanitize_label_key(key: &str) -> String {
     truncate_keyword(&key.replace(['.', '*', '"'], "_")).into_owned()
 }
 
+/// Longer strings keep their first 1023 characters and end in `…`, as the Elastic agent cuts them.
 pub fn truncate_keyword(s: &str) -> std::borrow::Cow<'_, str> {
     match s.char_indices().nth(MAX_KEYWORD_LEN) {
-        Some((cut, _)) => std::borrow::Cow::Owned(s[..cut].to_owned()),
+        Some(_) => {
+            let (cut, _) = s.char_indices().nth(MAX_KEYWORD_LEN - 1).unwrap_or((s.len(), ' '));
+            std::borrow::Cow::Owned(format!("{}…", &s[..cut]))
+        }
         None => std::borrow::Cow::Borrowed(s),
     }
 }
@@ -185,7 +189,10 @@ mod tests {
     #[test]
     fn keywords_are_cut_at_1024_characters() {
         let long = "é".repeat(2000);
-        assert_eq!(truncate_keyword(&long).chars().count(), 1024);
+        let cut = truncate_keyword(&long);
+        assert_eq!(cut.chars().count(), 1024);
+        assert!(cut.ends_with("é…"));
+        assert_eq!(truncate_keyword(&"x".repeat(1024)).chars().count(), 1024);
         assert_eq!(truncate_keyword("short"), "short");
     }
 

@@ -217,10 +217,10 @@ impl Transaction {
         update_labels(&mut self.active.record.labels, labels);
     }
 
-    /// Merges `data` into `context[key]` (`custom`, `user`, `request`, ...).
-    #[pyo3(signature = (key, data, sanitize_keys=false))]
-    fn _set_context(&mut self, key: &str, data: &Bound<'_, PyDict>, sanitize_keys: bool) {
-        merge_context(&mut self.active.record.context, key, data, sanitize_keys);
+    /// Merges `data` into `context[key]` (`custom`, `user`, `request`, ...); `.`, `*` and `"` in
+    /// its keys become `_`.
+    fn _set_context(&mut self, key: &str, data: &Bound<'_, PyDict>) {
+        merge_context(&mut self.active.record.context, key, data, true);
     }
 
     /// Links to a span of another trace, given as a `TraceParent`.

@@ -1,0 +1,19 @@
+"""Field rules of Elastic intake: keyword fields hold at most 1024 characters, label and context
+keys may not contain ``.``, ``*`` or ``"``."""
+
+import re
+from typing import Any
+
+KEYWORD_MAX_LENGTH = 1024
+
+_INVALID_KEY_CHARS = re.compile(r'[.*"]')
+
+
+def keyword_field(value: Any) -> str:
+    """``str(value)``, cut to 1023 characters and ``…`` when longer than 1024, as Elastic cuts."""
+    text = str(value)
+    return text if len(text) <= KEYWORD_MAX_LENGTH else text[: KEYWORD_MAX_LENGTH - 1] + "\u2026"
+
+
+def sanitize_key(key: Any) -> str:
+    return _INVALID_KEY_CHARS.sub("_", str(key))
