@@ -11,21 +11,14 @@ logger = logging.getLogger("oxapm.config")
 
 
 class Config:
-    """Every option by its lower-case Elastic name; unset options read as ``None``."""
-
-    __slots__ = ("_values", "_resolved")
+    """Every option by its lower-case Elastic name; unset options read as ``None``. The values are
+    plain attributes: they are read on every transaction."""
 
     def __init__(self, config: Optional[Dict[str, Any]] = None, inline: Optional[Dict[str, Any]] = None):
         self._resolved = _core.Config(dict(os.environ), dict(config or {}), dict(inline or {}))
         for warning in self._resolved.warnings:
             logger.warning("%s", warning)
-        self._values = self._resolved.as_dict()
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self._values[name]
-        except KeyError:
-            raise AttributeError(name) from None
+        self.__dict__.update(self._resolved.as_dict())
 
     def __repr__(self) -> str:
-        return "<oxapm Config service_name=%r>" % (self._values.get("service_name"),)
+        return "<oxapm Config service_name=%r>" % (self.service_name,)
