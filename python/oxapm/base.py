@@ -7,7 +7,6 @@ import os
 import platform
 import socket
 import sys
-import threading
 import weakref
 from typing import Any, Dict, List, Optional
 
@@ -20,7 +19,6 @@ from oxapm.version import VERSION
 logger = logging.getLogger("oxapm")
 
 _client: Optional["Client"] = None
-_client_lock = threading.Lock()
 
 
 def get_client() -> Optional["Client"]:
@@ -37,15 +35,16 @@ class Client:
         global _client
         self.config = Config(config, inline)
         self._engine: Optional[_core.Engine] = None
+        self._open = False
         if self.config.enabled:
             self._engine = _core.Engine(self.config._resolved, _metadata(self.config), VERSION)
+            self._open = True
             _close_at_exit(self)
-        with _client_lock:
-            _client = self
+        _client = self
 
     @property
     def is_recording(self) -> bool:
-        return self._engine is not None and bool(self.config.recording)
+        return self._open and bool(self.config.recording)
 
     def begin_transaction(
         self,
@@ -169,19 +168,20 @@ class Client:
 
     def close(self, timeout: Optional[float] = None) -> None:
         """Sends what is queued and stops, within ``timeout`` seconds (default: server_timeout)."""
-        engine, self._engine = self._engine, None
-        if engine is None:
+        if not self._open:
             return
+        self._open = False
         deadline = timeout if timeout is not None else (self.config.server_timeout or 5000) / 1000.0
-        if not engine.close(deadline):
+        if not self._engine.close(deadline):
             logger.warning("could not send everything queued within %.1f s at close", deadline)
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Waits until queued events are sent; returns whether that happened within ``timeout``."""
-        return self._engine.flush(timeout) if self._engine is not None else True
+        return self._engine.flush(timeout) if self._open else True
 
     def stats(self) -> Dict[str, int]:
-        """Export counters: queued, dropped_queue_full, sent, failed, requests, failed_requests."""
+        """Export counters: queued, dropped_queue_full, sent, failed, requests, failed_requests
+        (still readable after ``close()``)."""
         return self._engine.stats() if self._engine is not None else {}
 
 
