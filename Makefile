@@ -42,3 +42,7 @@ bench: $(BUILD_STAMP) ## Benchmark oxapm against its peers; writes docs/benchmar
 
 bench-rust: ## Criterion benchmarks of the engine's hot paths
 	cargo bench -p oxapm-core
+
+lint: ## rustfmt and clippy on the workspace
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings

@@ -17,7 +17,9 @@ pub enum Kind {
     /// A sample rate in [0, 1], rounded to 4 decimal places.
     SampleRate,
     /// Milliseconds; a bare number is taken in the given default unit.
-    Duration { bare_unit_ms: f64 },
+    Duration {
+        bare_unit_ms: f64,
+    },
     /// Bytes; `b`, `kb`, `mb`, `gb` suffixes.
     Size,
     /// Comma-separated.
@@ -53,8 +55,7 @@ const fn opt(key: &'static str, kind: Kind, default: Option<&'static str>) -> Op
 const SECONDS: Kind = Kind::Duration { bare_unit_ms: 1000.0 };
 const MILLIS: Kind = Kind::Duration { bare_unit_ms: 1.0 };
 
-pub const DEFAULT_SANITIZE_FIELD_NAMES: &str =
-    "password,passwd,pwd,secret,*key,*token*,*session*,*credit*,*card*,*auth*,set-cookie,*principal*";
+pub const DEFAULT_SANITIZE_FIELD_NAMES: &str = "password,passwd,pwd,secret,*key,*token*,*session*,*credit*,*card*,*auth*,set-cookie,*principal*";
 
 /// Every option, with its Elastic name (upper case, as in `ELASTIC_APM_<KEY>`).
 pub const OPTIONS: &[OptionSpec] = &[
@@ -230,7 +231,9 @@ pub fn parse(kind: Kind, raw: &str) -> Result<ConfigValue, String> {
             }
             _ => Err("expected a number between 0 and 1".to_owned()),
         },
-        Kind::Duration { bare_unit_ms } => parse_duration_ms(s, bare_unit_ms).map(ConfigValue::Float).ok_or_else(|| "expected a duration like 500ms, 10s or 1m".to_owned()),
+        Kind::Duration { bare_unit_ms } => {
+            parse_duration_ms(s, bare_unit_ms).map(ConfigValue::Float).ok_or_else(|| "expected a duration like 500ms, 10s or 1m".to_owned())
+        }
         Kind::Size => parse_size(s).map(|b| ConfigValue::Int(b as i64)).ok_or_else(|| "expected a size like 768kb or 1mb".to_owned()),
         Kind::List => Ok(ConfigValue::List(split_list(s))),
         Kind::Map => {

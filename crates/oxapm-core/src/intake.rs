@@ -12,9 +12,7 @@ pub fn encode_event(event: &Event, out: &mut Vec<u8>) {
     // Serializing these views into a Vec cannot fail: every map key is a string.
     let _ = match event {
         Event::Span(span) => serde_json::to_writer(&mut *out, &SpanLine { span: SpanView::from(span.as_ref()) }),
-        Event::Transaction(txn) => {
-            serde_json::to_writer(&mut *out, &TransactionLine { transaction: TransactionView::from(txn.as_ref()) })
-        }
+        Event::Transaction(txn) => serde_json::to_writer(&mut *out, &TransactionLine { transaction: TransactionView::from(txn.as_ref()) }),
         Event::Error(error) => serde_json::to_writer(&mut *out, &ErrorLine { error: ErrorView::from(error.as_ref()) }),
     };
     out.push(b'\n');
@@ -240,11 +238,7 @@ impl<'a> From<&'a ErrorRecord> for ErrorView<'a> {
             trace_id: txn.map(|t| t.trace_id),
             transaction_id: txn.map(|t| t.id),
             parent_id: txn.map(|t| t.parent_id),
-            transaction: txn.map(|t| ErrorTransactionView {
-                sampled: t.sampled,
-                transaction_type: &t.transaction_type,
-                name: &t.name,
-            }),
+            transaction: txn.map(|t| ErrorTransactionView { sampled: t.sampled, transaction_type: &t.transaction_type, name: &t.name }),
             culprit: e.culprit.as_deref(),
             exception: e.exception.as_ref(),
             log: e.log.as_ref(),

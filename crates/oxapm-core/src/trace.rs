@@ -158,7 +158,13 @@ impl ActiveSpan {
             return None;
         }
         // Keep the ids: get_span_id and traceparent headers may still read them.
-        let ids = SpanRecord { id: self.record.id, trace_id: self.record.trace_id, transaction_id: self.record.transaction_id, parent_id: self.record.parent_id, ..Default::default() };
+        let ids = SpanRecord {
+            id: self.record.id,
+            trace_id: self.record.trace_id,
+            transaction_id: self.record.transaction_id,
+            parent_id: self.record.parent_id,
+            ..Default::default()
+        };
         let mut record = std::mem::replace(&mut self.record, ids);
         record.duration_us = self.start.elapsed().as_micros() as u64;
         if record.outcome == Outcome::Unknown {
@@ -238,7 +244,8 @@ mod tests {
     #[test]
     fn explicit_start_time() {
         let epoch = now_epoch_us() - 2_000_000;
-        let mut t = ActiveTransaction::start(TransactionStart { transaction_type: "job", parent: None, sample_rate: 1.0, start_epoch_us: Some(epoch), links: vec![] });
+        let mut t =
+            ActiveTransaction::start(TransactionStart { transaction_type: "job", parent: None, sample_rate: 1.0, start_epoch_us: Some(epoch), links: vec![] });
         let record = t.finish(None).unwrap();
         assert_eq!(record.timestamp_us, epoch);
         assert!(record.duration_us >= 2_000_000);

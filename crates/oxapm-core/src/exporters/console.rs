@@ -109,8 +109,27 @@ mod tests {
 
     #[test]
     fn renders_a_nested_waterfall() {
-        let txn = TransactionRecord { id: SpanId([1; 8]), name: "GET /".into(), transaction_type: "request".into(), duration_us: 12_000, outcome: Outcome::Success, result: Some("HTTP 2xx".into()), timestamp_us: 1000, ..Default::default() };
-        let span = |id: u8, parent: u8, name: &str, ts: u64| SpanRecord { id: SpanId([id; 8]), parent_id: SpanId([parent; 8]), name: name.into(), span_type: "db".into(), subtype: Some("sqlite".into()), timestamp_us: ts, duration_us: 500, outcome: Outcome::Success, ..Default::default() };
+        let txn = TransactionRecord {
+            id: SpanId([1; 8]),
+            name: "GET /".into(),
+            transaction_type: "request".into(),
+            duration_us: 12_000,
+            outcome: Outcome::Success,
+            result: Some("HTTP 2xx".into()),
+            timestamp_us: 1000,
+            ..Default::default()
+        };
+        let span = |id: u8, parent: u8, name: &str, ts: u64| SpanRecord {
+            id: SpanId([id; 8]),
+            parent_id: SpanId([parent; 8]),
+            name: name.into(),
+            span_type: "db".into(),
+            subtype: Some("sqlite".into()),
+            timestamp_us: ts,
+            duration_us: 500,
+            outcome: Outcome::Success,
+            ..Default::default()
+        };
         let text = render(&txn, vec![span(3, 1, "second", 3000), span(2, 1, "first", 2000), span(4, 2, "inner", 2100)]);
         let lines: Vec<&str> = text.lines().collect();
         assert!(lines[0].starts_with("GET / · request · 12.00 ms · success · HTTP 2xx"));
