@@ -101,7 +101,9 @@ impl Pipeline {
                     let _ = self.control.send(Control::Wake);
                 }
             }
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+            // After shutdown: the application asked to stop sending.
+            Err(TrySendError::Disconnected(_)) => {}
+            Err(TrySendError::Full(_)) => {
                 self.stats.dropped_queue_full.fetch_add(1, Ordering::Relaxed);
                 if !self.warned_full.swap(true, Ordering::Relaxed) {
                     diag::warn("export queue full: dropping events (counted in stats as dropped_queue_full); raise max_queue_size if this persists");
@@ -275,6 +277,15 @@ mod tests {
         let snap = stats.snapshot();
         assert!(snap.dropped_queue_full >= 90, "{snap:?}");
         assert_eq!(snap.queued + snap.dropped_queue_full, 100);
+    }
+
+    #[test]
+    fn events_after_shutdown_are_ignored_quietly() {
+        let stats = Arc::new(Stats::default());
+        let pipeline = Pipeline::start(8, vec![], stats.clone());
+        assert!(pipeline.shutdown(Duration::from_secs(1)));
+        pipeline.push(span("late"));
+        assert_eq!(stats.snapshot(), StatsSnapshot::default());
     }
 
     #[test]
