@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 BUILD_STAMP := $(VENV)/.oxapm-build
 
 .DEFAULT_GOAL := help
-.PHONY: help venv build test test-rust test-python demo bench bench-rust lint
+.PHONY: help venv build test test-rust test-python test-abi3 demo bench bench-rust lint
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-12s %s\n", $$1, $$2}'
@@ -24,7 +24,7 @@ $(BUILD_STAMP): $(VENV)/bin/maturin pyproject.toml Cargo.toml $(shell find crate
 
 build: $(BUILD_STAMP) ## Build the engine and install oxapm (editable) into .venv
 
-test: test-rust test-python ## Build, then run the Rust and Python suites
+test: test-rust test-python test-abi3 ## Build, then run the Rust and Python suites
 
 test-rust: ## Run the engine's tests
 	cargo test -p oxapm-core --quiet
@@ -32,6 +32,21 @@ test-rust: ## Run the engine's tests
 test-python: $(BUILD_STAMP) ## Run the Python suite (and check the _core stubs)
 	$(PY) -m mypy.stubtest oxapm._core
 	$(PY) -m pytest -q
+
+# The one abi3 wheel must work on the oldest and newest CPython we support: the suite runs again
+# on each of these versions the machine has (pyenv's, else pythonX.Y on PATH).
+ABI3_VERSIONS ?= 3.9 3.13
+PYENV_VERSIONS := $(or $(PYENV_ROOT),$(HOME)/.pyenv)/versions
+test-abi3: $(VENV)/bin/maturin ## Run the Python suite on CPython 3.9 and 3.13 with the abi3 wheel
+	rm -rf target/abi3-wheels && $(VENV)/bin/maturin build --release -q -o target/abi3-wheels
+	@for v in $(ABI3_VERSIONS); do \
+	  py=$$(ls -d $(PYENV_VERSIONS)/$$v.*/bin/python 2>/dev/null | tail -n 1); \
+	  [ -n "$$py" ] || py=$$(command -v python$$v || true); \
+	  if [ -z "$$py" ] || ! $$py -c '' 2>/dev/null; then echo "test-abi3: no CPython $$v here, skipped"; continue; fi; \
+	  echo "test-abi3: CPython $$v ($$py)"; env=target/venv-$$v; rm -rf $$env && $$py -m venv $$env && \
+	  $$env/bin/pip install -q target/abi3-wheels/oxapm-*.whl pytest jsonschema && \
+	  (cd target && ../$$env/bin/python -m pytest -q -p no:cacheprovider ../tests) || exit 1; \
+	done
 
 demo: $(BUILD_STAMP) ## Run the example service and show its traces
 	OTEL_TRACES_EXPORTER=console $(PY) examples/shop.py
