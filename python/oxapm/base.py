@@ -1,20 +1,26 @@
-"""``Client``: configuration, the engine, transactions and error capture."""
+"""``Client``: configuration, the engine, transactions and error capture.
+
+Modules needed only to describe errors or the host (stacks, datetime, platform, socket) are
+imported where they are used: importing oxapm stays cheap.
+"""
+
+from __future__ import annotations
 
 import atexit
-import datetime
 import logging
 import os
-import platform
-import socket
 import sys
 import weakref
-from typing import Any, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
-from oxapm import _core, stacks, traces
+from oxapm import _core, traces
 from oxapm.conf import Config
 from oxapm.utils.disttracing import TraceParent
 from oxapm.utils.encoding import keyword_field, sanitize_key
 from oxapm.version import VERSION
+
+if TYPE_CHECKING:
+    import datetime
 
 logger = logging.getLogger("oxapm")
 
@@ -100,6 +106,8 @@ class Client:
         exc = _exception_from(exc_info)
         if exc is None:
             return None
+        from oxapm import stacks
+
         exception = stacks.exception_info(exc, self.config)
         exception["handled"] = bool(handled)
         culprit = stacks.culprit(exception.get("stacktrace") or [])
@@ -134,6 +142,8 @@ class Client:
         else:
             logger.warning("capture_message needs message or param_message; nothing captured")
             return None
+        from oxapm import stacks
+
         # As the Elastic agent's Message event: param_message always, level and logger defaulted.
         log: Dict[str, Any] = {
             "message": text,
@@ -209,6 +219,8 @@ def _seconds(value: Any) -> Optional[float]:
 
 def _epoch_seconds(date: Optional[datetime.datetime]) -> Optional[float]:
     """Naive datetimes are UTC, as ``datetime.utcnow()`` returns them."""
+    import datetime
+
     if not isinstance(date, datetime.datetime):
         return None
     if date.tzinfo is None:
@@ -229,6 +241,9 @@ def _close_at_exit(client: Client) -> None:
 
 def _metadata(config: Config) -> Dict[str, Any]:
     """The intake ``metadata`` object: who sends (service, agent, runtime, process, host)."""
+    import platform
+    import socket
+
     service: Dict[str, Any] = {
         "name": config.service_name,
         "agent": {"name": "python", "version": VERSION, "activation_method": "unknown"},

@@ -5,6 +5,8 @@ One ``ContextVar`` holds the innermost active object: a ``Transaction`` or a ``S
 concurrent requests never see each other's spans.
 """
 
+from __future__ import annotations
+
 import contextvars
 import functools
 import logging

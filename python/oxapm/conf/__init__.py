@@ -1,6 +1,8 @@
 """Configuration, resolved by the engine from the environment, the config dict and keyword
 arguments (in that order of precedence). Options read as attributes: ``client.config.service_name``."""
 
+from __future__ import annotations
+
 import logging
 import os
 from typing import Any, Dict, Optional

@@ -1,5 +1,7 @@
 """Sends Python log records to APM as errors, as the Elastic agent's ``LoggingHandler`` does."""
 
+from __future__ import annotations
+
 import logging
 import sys
 from typing import Iterable, Optional

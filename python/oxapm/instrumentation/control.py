@@ -4,6 +4,8 @@ An instrumentation is a class with ``instrument()`` and ``uninstrument()`` metho
 logged and skipped: instrumenting must never break the application.
 """
 
+from __future__ import annotations
+
 import importlib
 import logging
 import threading

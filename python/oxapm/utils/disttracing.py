@@ -1,6 +1,8 @@
 """W3C trace context as the Elastic agent exposes it: ``TraceParent`` and its parsing helpers.
 Parsing is done by the engine; a malformed header gives ``None`` and never raises."""
 
+from __future__ import annotations
+
 import logging
 from typing import Any, Dict, Iterable, Optional, Tuple
 

@@ -1,6 +1,8 @@
 """Field rules of Elastic intake: keyword fields hold at most 1024 characters, label and context
 keys may not contain ``.``, ``*`` or ``"``."""
 
+from __future__ import annotations
+
 import re
 from typing import Any
 
