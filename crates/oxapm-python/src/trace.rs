@@ -26,6 +26,11 @@ fn link_of(trace_parent: &Bound<'_, PyAny>) -> Option<Link> {
     Some(Link { trace_id: TraceId::from_hex(&trace_id)?, span_id: SpanId::from_hex(&span_id)? })
 }
 
+/// `None` until an outcome is set, as the Elastic agent's attribute reads.
+fn outcome_name(outcome: Outcome) -> Option<&'static str> {
+    Some(outcome).filter(|o| *o != Outcome::Unknown).map(Outcome::as_str)
+}
+
 fn parse_outcome(outcome: &str) -> PyResult<Outcome> {
     Outcome::parse(outcome).ok_or_else(|| pyo3::exceptions::PyValueError::new_err(format!("outcome must be success, failure or unknown, not {outcome:?}")))
 }
@@ -183,7 +188,7 @@ impl Transaction {
     }
     #[getter]
     fn get_outcome(&self) -> Option<&'static str> {
-        Some(self.active.record.outcome).filter(|o| *o != Outcome::Unknown).map(Outcome::as_str)
+        outcome_name(self.active.record.outcome)
     }
     #[setter]
     fn set_outcome(&mut self, outcome: &str) -> PyResult<()> {
@@ -311,7 +316,7 @@ impl Span {
     }
     #[getter]
     fn get_outcome(&self) -> Option<&'static str> {
-        Some(self.active.record.outcome).filter(|o| *o != Outcome::Unknown).map(Outcome::as_str)
+        outcome_name(self.active.record.outcome)
     }
     #[setter]
     fn set_outcome(&mut self, outcome: &str) -> PyResult<()> {
