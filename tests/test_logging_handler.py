@@ -166,3 +166,12 @@ def test_custom_exclude_list(client, restore_logging):
     logging.getLogger("excluded.custom").error("not sent to APM")
     logging.getLogger("app").error("sent")
     assert [e["log"]["message"] for e in exported(client).errors] == ["sent"]
+
+
+def test_the_error_carries_the_time_of_the_log_record(client):
+    handler = LoggingHandler(client=client)
+    record = logging.LogRecord("app", logging.ERROR, __file__, 1, "at %s", ("noon",), None)
+    record.created = 1_700_000_000.25
+    handler.emit(record)
+    (error,) = exported(client).errors
+    assert error["timestamp"] == 1_700_000_000_250_000

@@ -473,3 +473,8 @@ def test_invalid_links_are_skipped(client):
     client.end_transaction("t")
     (txn,) = exported(client).transactions
     assert txn["links"] == [{"trace_id": TRACE_ID, "span_id": SPAN_ID}]
+
+
+def test_an_empty_traceparent_header_does_not_fall_back_to_the_legacy_header():
+    headers = {"traceparent": "", "elastic-apm-traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}
+    assert oxapm.trace_parent_from_headers(headers) is None

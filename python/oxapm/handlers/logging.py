@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import logging
 import sys
 from typing import Iterable, Optional
@@ -34,6 +35,7 @@ class LoggingHandler(logging.Handler):
                 logger_name=record.name,
                 stack=bool(getattr(record, "stack", False)),
                 custom=getattr(record, "data", None),
+                date=datetime.datetime.fromtimestamp(record.created, datetime.timezone.utc),
             )
         except Exception:  # a logging handler must never raise into the application
             print("oxapm: could not capture a log record", file=sys.stderr)

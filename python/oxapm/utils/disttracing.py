@@ -115,10 +115,11 @@ class TraceParent:
     ) -> Optional["TraceParent"]:
         tracestate = cls.merge_duplicate_headers(headers, tracestate_header_name)
         traceparent = cls.merge_duplicate_headers(headers, header_name)
-        if traceparent:
+        # A present traceparent header decides, even empty (then invalid): no fall-back to legacy.
+        if traceparent is not None:
             return cls.from_string(traceparent, tracestate)
         legacy = cls.merge_duplicate_headers(headers, legacy_header_name)
-        if legacy:
+        if legacy is not None:
             return cls.from_string(legacy, tracestate, is_legacy=True)
         return None
 
