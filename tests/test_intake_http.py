@@ -151,3 +151,17 @@ def test_stats_count_sent_and_failed(intake):
     stats = client.stats()
     assert stats["failed"] == 6 and stats["failed_requests"] == 1
     client.close()
+
+
+def test_a_failing_server_is_reported_once_without_credentials(caplog):
+    import logging
+
+    caplog.set_level(logging.INFO, logger="oxapm")
+    client = oxapm.Client(service_name="shop", server_url="http://elastic:s3cret-pw@127.0.0.1:9", api_request_size="1kb")
+    _run_transactions(200)
+    assert client.flush(10.0)
+    client.close()
+    reports = [r.getMessage() for r in caplog.records if r.name == "oxapm"]
+    assert len([m for m in reports if "could not reach APM Server" in m]) == 1, reports
+    assert all("s3cret-pw" not in m for m in reports)
+    assert client.stats()["failed_requests"] > 1

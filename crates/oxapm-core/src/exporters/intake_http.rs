@@ -52,6 +52,20 @@ pub fn user_agent(agent_version: &str, service_name: &str, service_version: Opti
     }
 }
 
+/// The credentials of a URL (`http://user:secret@host`), which must never reach a log line.
+fn url_credentials(url: &str) -> Option<&str> {
+    let authority = url.split_once("://")?.1.split('/').next()?;
+    authority.rsplit_once('@').map(|(userinfo, _)| userinfo).filter(|u| !u.is_empty())
+}
+
+/// `message` with the URL's credentials replaced.
+fn redacted(message: String, url: &str) -> String {
+    match url_credentials(url) {
+        Some(userinfo) => message.replace(userinfo, "<redacted>"),
+        None => message,
+    }
+}
+
 /// An API key takes precedence over a secret token.
 pub fn authorization(secret_token: Option<&str>, api_key: Option<&str>) -> Option<String> {
     match (api_key.filter(|k| !k.is_empty()), secret_token.filter(|t| !t.is_empty())) {
@@ -113,6 +127,7 @@ impl IntakeExporter {
                 }
             }
             Err(why) => {
+                let why = redacted(why, &self.settings.server_url);
                 self.stats.failed.fetch_add(events, Ordering::Relaxed);
                 self.stats.failed_requests.fetch_add(1, Ordering::Relaxed);
                 if !std::mem::replace(&mut self.failing, true) {
@@ -162,6 +177,13 @@ mod tests {
         assert_eq!(user_agent("1.0", "myService", None), "apm-agent-python/1.0 (myService)");
         assert_eq!(user_agent("1.0", "myService", Some("v42")), "apm-agent-python/1.0 (myService v42)");
         assert_eq!(user_agent("1.0", "myService", Some("123(:\\;)456")), "apm-agent-python/1.0 (myService 123_:_;_456)");
+    }
+
+    #[test]
+    fn credentials_in_the_server_url_are_redacted() {
+        let url = "https://elastic:s3cret@apm.example:8200";
+        assert_eq!(redacted(format!("could not reach {url}/intake/v2/events"), url), "could not reach https://<redacted>@apm.example:8200/intake/v2/events");
+        assert_eq!(redacted("unchanged".into(), "http://apm:8200"), "unchanged");
     }
 
     #[test]
