@@ -85,14 +85,19 @@ impl SpanId {
 
 const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
 
-fn write_hex(bytes: &[u8], f: &mut fmt::Formatter<'_>) -> fmt::Result {
-    let mut buf = [0u8; 32];
+/// Lower-case hex of `bytes` in `buf`, which must be twice as long.
+fn hex<'a>(bytes: &[u8], buf: &'a mut [u8]) -> &'a str {
     for (i, b) in bytes.iter().enumerate() {
         buf[2 * i] = HEX_DIGITS[usize::from(b >> 4)];
         buf[2 * i + 1] = HEX_DIGITS[usize::from(b & 0xf)];
     }
     // The buffer holds only ASCII hex digits.
-    f.write_str(std::str::from_utf8(&buf[..bytes.len() * 2]).unwrap_or_default())
+    std::str::from_utf8(&buf[..bytes.len() * 2]).unwrap_or_default()
+}
+
+fn write_hex(bytes: &[u8], f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    let mut buf = [0u8; 32];
+    f.write_str(hex(bytes, &mut buf))
 }
 
 /// Lower-case hex only: W3C trace context forbids upper case.
@@ -134,14 +139,17 @@ impl fmt::Debug for SpanId {
     }
 }
 
+// Hex from a stack buffer: ids are in every encoded event, and `fmt` is slow for this.
 impl serde::Serialize for TraceId {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
+        let mut buf = [0u8; 32];
+        serializer.serialize_str(hex(&self.0, &mut buf))
     }
 }
 impl serde::Serialize for SpanId {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
+        let mut buf = [0u8; 16];
+        serializer.serialize_str(hex(&self.0, &mut buf))
     }
 }
 
