@@ -70,9 +70,9 @@ class Transaction(_core.Transaction):
         parent = current if isinstance(current, Span) and current.transaction is self else self
         args = (name, span_type, span_subtype, span_action, labels, leaf, context, _link_ids(links))
         try:
-            span = _begin_span(parent, *args)
+            span = _begin_span(parent, args)
         except (TypeError, ValueError, OverflowError):
-            span = _begin_span_coerced(parent, *args)
+            span = _begin_span_coerced(parent, args)
         if span is not None and auto_activate:
             _current.set(span)
         return span
@@ -98,16 +98,16 @@ class Transaction(_core.Transaction):
         self.outcome = OUTCOME.FAILURE
 
 
-def _begin_span_coerced(parent, name, span_type, subtype, action, labels, leaf, extra, links) -> Optional[Span]:
+def _begin_span_coerced(parent, args: tuple) -> Optional[Span]:
     """The slow path for arguments of the wrong type: strings are made of what was given, labels
     and extra that are not dicts are dropped, with a warning; the application is not interrupted."""
+    name, span_type, subtype, action, labels, leaf, extra, links = args
     logger.warning(
         "capture_span(%r): arguments of unexpected types (span_type=%r, labels=%s, extra=%s); coerced or ignored",
         name, span_type, type(labels).__name__, type(extra).__name__,
     )
     text = lambda value: None if value is None else str(value)  # noqa: E731
-    return _begin_span(
-        parent,
+    coerced = (
         str(name),
         str(span_type or "code.custom"),
         text(subtype),
@@ -117,6 +117,7 @@ def _begin_span_coerced(parent, name, span_type, subtype, action, labels, leaf, 
         extra if isinstance(extra, dict) else None,
         links if isinstance(links, list) else None,
     )
+    return _begin_span(parent, coerced)
 
 
 def get_transaction() -> Optional[Transaction]:
@@ -141,7 +142,8 @@ class capture_span:
     Outside a transaction, below a leaf span or in an unsampled transaction it records nothing.
     """
 
-    __slots__ = ("name", "type", "subtype", "action", "labels", "leaf", "extra", "links", "_span", "_token")
+    # The engine's begin_span arguments, packed once at construction.
+    __slots__ = ("_args", "_span", "_token")
 
     def __init__(
         self,
@@ -160,22 +162,23 @@ class capture_span:
     ):
         # skip_frames, start, duration and sync are accepted for compatibility; span stack traces
         # and explicit span timing are not recorded yet.
-        self.name = name
-        self.type = span_type
-        self.subtype = span_subtype
-        self.action = span_action
-        self.labels = labels
-        self.leaf = leaf
-        self.extra = extra
-        self.links = _link_ids(links) if links else None
+        self._args = (name or "", span_type, span_subtype, span_action, labels, leaf, extra, _link_ids(links) if links else None)
+
+    @property
+    def name(self) -> str:
+        return self._args[0]
+
+    @name.setter
+    def name(self, name: str) -> None:
+        self._args = (name,) + self._args[1:]
 
     def __enter__(self) -> Optional[Span]:
         parent = _get_current()
         if parent is not None:
             try:
-                span = _begin_span(parent, self.name or "", self.type, self.subtype, self.action, self.labels, self.leaf, self.extra, self.links)
+                span = _begin_span(parent, self._args)
             except (TypeError, ValueError, OverflowError):
-                span = _begin_span_coerced(parent, self.name or "", self.type, self.subtype, self.action, self.labels, self.leaf, self.extra, self.links)
+                span = _begin_span_coerced(parent, self._args)
             if span is not None:
                 self._span = span
                 self._token = _set_current(span)
@@ -198,9 +201,7 @@ class capture_span:
         """A fresh instance per call of a decorated function: calls may overlap (threads, tasks,
         recursion), so the decorator's own instance never holds per-call state."""
         copy = object.__new__(type(self))
-        for slot in ("name", "type", "subtype", "action", "labels", "leaf", "extra", "links"):
-            setattr(copy, slot, getattr(self, slot))
-        copy._token = None
+        copy._args = self._args
         return copy
 
     def __call__(self, func: Callable) -> Callable:
