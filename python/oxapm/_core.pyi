@@ -4,15 +4,13 @@ from typing import Any, Dict, List, Optional, Tuple, final
 
 from typing_extensions import disjoint_base
 
-__all__ = ["__version__", "Config", "Engine", "Span", "Transaction", "begin_span", "normalize_tracestate", "parse_traceparent", "random_error_id", "reseed_ids"]
+__all__ = ["__version__", "Config", "Engine", "Span", "Transaction", "begin_span", "normalize_tracestate", "parse_traceparent"]
 
 __version__: str
 
 def parse_traceparent(header: str) -> Optional[Tuple[int, str, str, int]]: ...
 def normalize_tracestate(header: str) -> str: ...
-def random_error_id() -> str: ...
 def begin_span(parent: Any, args: Tuple[Any, ...]) -> Optional[Span]: ...
-def reseed_ids() -> None: ...
 
 @final
 class Config:

@@ -26,11 +26,6 @@ fn seed() -> u64 {
     hasher.finish()
 }
 
-/// Re-seeds this thread's generator; a forked child must not repeat its parent's ids.
-pub fn reseed() {
-    RNG_STATE.with(|s| s.set(seed()));
-}
-
 /// wyrand: 64 random bits per call.
 pub fn random_u64() -> u64 {
     RNG_STATE.with(|state| {

@@ -74,16 +74,6 @@ impl Outcome {
             _ => None,
         }
     }
-    /// Server side of an HTTP exchange: only 5xx is the service's failure.
-    pub fn from_http_status(status: i64) -> Self {
-        if (100..500).contains(&status) {
-            Outcome::Success
-        } else if (500..600).contains(&status) {
-            Outcome::Failure
-        } else {
-            Outcome::Unknown
-        }
-    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -191,13 +181,5 @@ mod tests {
         assert!(cut.ends_with("é…"));
         assert_eq!(truncate_keyword(&"x".repeat(1024)).chars().count(), 1024);
         assert_eq!(truncate_keyword("short"), "short");
-    }
-
-    #[test]
-    fn outcome_from_status() {
-        assert_eq!(Outcome::from_http_status(200), Outcome::Success);
-        assert_eq!(Outcome::from_http_status(404), Outcome::Success);
-        assert_eq!(Outcome::from_http_status(503), Outcome::Failure);
-        assert_eq!(Outcome::from_http_status(0), Outcome::Unknown);
     }
 }

@@ -95,10 +95,6 @@ impl TraceState {
         self.members.truncate(MAX_TRACESTATE_MEMBERS);
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.members.is_empty()
-    }
-
     pub fn to_header(&self) -> String {
         let mut out = String::new();
         for (i, (k, v)) in self.members.iter().enumerate() {

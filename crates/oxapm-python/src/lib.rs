@@ -24,17 +24,6 @@ fn normalize_tracestate(header: &str) -> String {
     TraceState::parse(header).to_header()
 }
 
-#[pyfunction]
-fn random_error_id() -> String {
-    oxapm_core::ids::random_error_id()
-}
-
-/// A new id for this thread's generator: called in a forked child.
-#[pyfunction]
-fn reseed_ids() {
-    oxapm_core::ids::reseed();
-}
-
 /// Forwards the engine's log lines to the `oxapm` Python logger, when Python can take them.
 fn install_log_sink() {
     diag::install(Box::new(|level, message| {
@@ -67,7 +56,5 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(trace::begin_span, m)?)?;
     m.add_function(wrap_pyfunction!(parse_traceparent, m)?)?;
     m.add_function(wrap_pyfunction!(normalize_tracestate, m)?)?;
-    m.add_function(wrap_pyfunction!(random_error_id, m)?)?;
-    m.add_function(wrap_pyfunction!(reseed_ids, m)?)?;
     Ok(())
 }
