@@ -5,6 +5,7 @@ import gzip
 import http.server
 import json
 import threading
+import time
 import zlib
 from pathlib import Path
 from typing import Any, Dict, List, Tuple
@@ -85,6 +86,7 @@ class IntakeRecorder(http.server.ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _RecordingHandler)
         self.requests: List[Dict[str, Any]] = []
         self.status = 202
+        self.retry_after = None
         self.delay = 0.0
         self.lock = threading.Lock()
         self.arrived = threading.Condition(self.lock)
@@ -120,6 +122,8 @@ class _RecordingHandler(http.server.BaseHTTPRequestHandler):
         with server.lock:
             server.requests.append(
                 {
+                    "time": time.monotonic(),
+                    "status": server.status,
                     "path": self.path,
                    
                     "headers": {name.lower(): value for name, value in self.headers.items()},  # names are case-insensitive
@@ -128,6 +132,8 @@ class _RecordingHandler(http.server.BaseHTTPRequestHandler):
             )
             server.arrived.notify_all()
         self.send_response(server.status)
+        if server.retry_after is not None:
+            self.send_header("Retry-After", server.retry_after)
         self.send_header("Content-Length", "0")
         self.end_headers()
 

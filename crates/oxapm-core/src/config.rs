@@ -74,6 +74,8 @@ pub const OPTIONS: &[OptionSpec] = &[
     opt("API_REQUEST_TIME", MILLIS, Some("10s")),
     opt("API_REQUEST_SIZE", Kind::Size, Some("768kb")),
     opt("MAX_QUEUE_SIZE", Kind::Int, Some("65536")),
+    // Undelivered batches (compressed) kept for retry while the server is unreachable.
+    opt("RETRY_BUFFER_SIZE", Kind::Size, Some("16mb")),
     opt("TRACES_EXPORTER", Kind::List, None),
     opt("METRICS_INTERVAL", MILLIS, Some("30s")),
     opt("TRANSACTION_SAMPLE_RATE", Kind::SampleRate, Some("1.0")),

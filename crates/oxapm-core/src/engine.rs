@@ -53,6 +53,7 @@ impl Engine {
                 timeout: config.duration("SERVER_TIMEOUT"),
                 request_time: config.duration("API_REQUEST_TIME"),
                 request_size: config.int("API_REQUEST_SIZE").max(1) as usize,
+                retry_buffer_size: config.int("RETRY_BUFFER_SIZE").max(0) as usize,
                 metadata_line: intake::metadata_line(metadata),
             };
             exporters.push(Box::new(IntakeExporter::new(settings, stats.clone())));

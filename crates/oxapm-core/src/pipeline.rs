@@ -19,9 +19,13 @@ const EXPORT_CHUNK: usize = 1024;
 
 pub trait Exporter: Send {
     fn export(&mut self, events: &[Event]);
-    /// When the exporter's open batch must be sent, if it holds one.
+    /// When the exporter wants `tick` called: its open batch is due, or a retry.
     fn deadline(&self) -> Option<Instant>;
-    /// Sends whatever is buffered, giving up at `deadline`.
+    /// Does what is due at `now` without waiting (the worker must get back to the queue).
+    fn tick(&mut self, now: Instant) {
+        self.flush(now);
+    }
+    /// Sends whatever is buffered, waiting for retries until `deadline` at the latest.
     fn flush(&mut self, deadline: Instant);
 }
 
@@ -31,6 +35,11 @@ pub struct Stats {
     pub queued: AtomicU64,
     pub dropped_queue_full: AtomicU64,
     pub sent: AtomicU64,
+    /// Failed attempts that will be retried.
+    pub retries: AtomicU64,
+    /// Events dropped, oldest first, because undelivered batches outgrew their byte bound.
+    pub dropped_buffer_full: AtomicU64,
+    /// Events the server refused for good (4xx other than 429), or still undelivered at close.
     pub failed: AtomicU64,
     pub requests: AtomicU64,
     pub failed_requests: AtomicU64,
@@ -41,6 +50,8 @@ pub struct StatsSnapshot {
     pub queued: u64,
     pub dropped_queue_full: u64,
     pub sent: u64,
+    pub retries: u64,
+    pub dropped_buffer_full: u64,
     pub failed: u64,
     pub requests: u64,
     pub failed_requests: u64,
@@ -53,6 +64,8 @@ impl Stats {
             queued: get(&self.queued),
             dropped_queue_full: get(&self.dropped_queue_full),
             sent: get(&self.sent),
+            retries: get(&self.retries),
+            dropped_buffer_full: get(&self.dropped_buffer_full),
             failed: get(&self.failed),
             requests: get(&self.requests),
             failed_requests: get(&self.failed_requests),
@@ -181,7 +194,7 @@ impl Worker {
             let now = Instant::now();
             for exporter in &mut self.exporters {
                 if exporter.deadline().is_some_and(|d| d <= now) {
-                    exporter.flush(now + Duration::from_secs(30));
+                    exporter.tick(now);
                 }
             }
         }

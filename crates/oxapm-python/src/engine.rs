@@ -151,6 +151,8 @@ impl Engine {
         out.set_item("queued", s.queued)?;
         out.set_item("dropped_queue_full", s.dropped_queue_full)?;
         out.set_item("sent", s.sent)?;
+        out.set_item("retries", s.retries)?;
+        out.set_item("dropped_buffer_full", s.dropped_buffer_full)?;
         out.set_item("failed", s.failed)?;
         out.set_item("requests", s.requests)?;
         out.set_item("failed_requests", s.failed_requests)?;

@@ -1,9 +1,10 @@
 //! Sends intake v2 NDJSON to APM Server's `/intake/v2/events`, gzip-compressed, one request per
 //! batch: a batch closes when its compressed size reaches `api_request_size` or it is
-//! `api_request_time` old. Failures are logged once per episode. (Retries and buffering across
-//! outages come with the fault-tolerant pipeline.)
+//! `api_request_time` old. Batches that meet a transient fault wait in a `RetryQueue`; faults are
+//! logged once per episode.
 
 use crate::diag;
+use crate::exporters::retry::{Attempt, Pending, RetryQueue, Tally};
 use crate::intake;
 use crate::model::Event;
 use crate::pipeline::{Exporter, Stats};
@@ -22,6 +23,7 @@ pub struct IntakeSettings {
     pub timeout: Duration,
     pub request_time: Duration,
     pub request_size: usize,
+    pub retry_buffer_size: usize,
     pub metadata_line: Vec<u8>,
 }
 
@@ -31,14 +33,22 @@ struct Batch {
     deadline: Instant,
 }
 
-pub struct IntakeExporter {
+/// One HTTP request to APM Server, and what its answer means for the batch.
+struct Transport {
     agent: ureq::Agent,
     url: String,
+    server_url: String,
     authorization: Option<String>,
+}
+
+pub struct IntakeExporter {
+    transport: Transport,
     settings: IntakeSettings,
     batch: Option<Batch>,
+    retry: RetryQueue,
     line: Vec<u8>,
-    failing: bool,
+    /// The fault being reported, while an episode lasts.
+    fault: Option<String>,
     stats: Arc<Stats>,
 }
 
@@ -75,6 +85,35 @@ pub fn authorization(secret_token: Option<&str>, api_key: Option<&str>) -> Optio
     }
 }
 
+/// Seconds, as `Retry-After` gives them (an HTTP date is treated as no hint).
+fn retry_after(value: Option<&str>) -> Option<Duration> {
+    value?.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
+impl Transport {
+    fn attempt(&self, body: &[u8]) -> (Attempt, Option<String>) {
+        let mut request = self.agent.post(&self.url).header("Content-Type", "application/x-ndjson").header("Content-Encoding", "gzip");
+        if let Some(auth) = &self.authorization {
+            request = request.header("Authorization", auth);
+        }
+        match request.send(body) {
+            Ok(response) if response.status().is_success() => (Attempt::Delivered, None),
+            Ok(mut response) => {
+                let status = response.status().as_u16();
+                let wait = retry_after(response.headers().get("retry-after").and_then(|v| v.to_str().ok()));
+                let detail = response.body_mut().with_config().limit(512).read_to_string().unwrap_or_default();
+                let why = format!("APM Server answered {status}: {}", detail.trim());
+                match status {
+                    429 => (Attempt::RetryLater(wait), Some(why)),
+                    502..=504 => (Attempt::RetryLater(None), Some(why)),
+                    _ => (Attempt::Rejected, Some(why)),
+                }
+            }
+            Err(e) => (Attempt::RetryLater(None), Some(redacted(format!("could not reach APM Server at {}: {e}", self.server_url), &self.server_url))),
+        }
+    }
+}
+
 impl IntakeExporter {
     pub fn new(settings: IntakeSettings, stats: Arc<Stats>) -> Self {
         let agent: ureq::Agent = ureq::Agent::config_builder()
@@ -83,14 +122,19 @@ impl IntakeExporter {
             .user_agent(settings.user_agent.as_str())
             .build()
             .into();
-        IntakeExporter {
+        let transport = Transport {
             agent,
             url: format!("{}/intake/v2/events", settings.server_url),
+            server_url: settings.server_url.clone(),
             authorization: authorization(settings.secret_token.as_deref(), settings.api_key.as_deref()),
+        };
+        IntakeExporter {
+            transport,
+            retry: RetryQueue::new(settings.retry_buffer_size),
             settings,
             batch: None,
             line: Vec::with_capacity(1024),
-            failing: false,
+            fault: None,
             stats,
         }
     }
@@ -104,37 +148,56 @@ impl IntakeExporter {
         })
     }
 
-    fn send(&mut self, body: &[u8], events: u64) {
-        let mut request = self.agent.post(&self.url).header("Content-Type", "application/x-ndjson").header("Content-Encoding", "gzip");
-        if let Some(auth) = &self.authorization {
-            request = request.header("Authorization", auth);
-        }
-        self.stats.requests.fetch_add(1, Ordering::Relaxed);
-        let outcome = match request.send(body) {
-            Ok(response) if response.status().is_success() => Ok(()),
-            Ok(mut response) => {
-                let status = response.status();
-                let detail = response.body_mut().with_config().limit(512).read_to_string().unwrap_or_default();
-                Err(format!("APM Server answered {status}: {}", detail.trim()))
+    /// Moves the open batch, compressed, to the queue of batches to send.
+    fn close_batch(&mut self) {
+        let Some(batch) = self.batch.take() else { return };
+        match batch.body.finish() {
+            Ok(body) => {
+                let dropped = self.retry.push(Pending { body, events: batch.events });
+                if dropped > 0 {
+                    self.stats.dropped_buffer_full.fetch_add(dropped, Ordering::Relaxed);
+                }
             }
-            Err(e) => Err(format!("could not reach APM Server at {}: {e}", self.settings.server_url)),
+            Err(e) => diag::warn(&format!("could not compress a batch of events: {e}")),
+        }
+    }
+
+    /// Sends what is due now; one log line when a fault episode starts, one when it ends.
+    fn send_due(&mut self) {
+        let transport = &self.transport;
+        let mut fault = None;
+        let mut requests = 0;
+        let tally = self.retry.send_due(Instant::now(), |pending| {
+            requests += 1;
+            let (attempt, why) = transport.attempt(&pending.body);
+            fault = why.or(fault.take());
+            attempt
+        });
+        self.account(requests, &tally);
+        match (fault, self.fault.is_some()) {
+            (Some(why), false) => {
+                diag::warn(&format!("{why}; undelivered events are kept (up to retry_buffer_size) and sent again when it recovers"));
+                self.fault = Some(why);
+            }
+            (None, true) if tally.delivered > 0 => {
+                diag::log(diag::Level::Info, "APM Server accepts events again");
+                self.fault = None;
+            }
+            _ => {}
+        }
+    }
+
+    fn account(&self, requests: u64, tally: &Tally) {
+        let add = |counter: &std::sync::atomic::AtomicU64, n: u64| {
+            if n > 0 {
+                counter.fetch_add(n, Ordering::Relaxed);
+            }
         };
-        match outcome {
-            Ok(()) => {
-                self.stats.sent.fetch_add(events, Ordering::Relaxed);
-                if std::mem::replace(&mut self.failing, false) {
-                    diag::log(diag::Level::Info, "APM Server accepts events again");
-                }
-            }
-            Err(why) => {
-                let why = redacted(why, &self.settings.server_url);
-                self.stats.failed.fetch_add(events, Ordering::Relaxed);
-                self.stats.failed_requests.fetch_add(1, Ordering::Relaxed);
-                if !std::mem::replace(&mut self.failing, true) {
-                    diag::warn(&format!("{why}; dropping events until it recovers (counted in stats as failed)"));
-                }
-            }
-        }
+        add(&self.stats.requests, requests);
+        add(&self.stats.failed_requests, tally.retries + u64::from(tally.rejected > 0));
+        add(&self.stats.sent, tally.delivered);
+        add(&self.stats.retries, tally.retries);
+        add(&self.stats.failed, tally.rejected);
     }
 }
 
@@ -150,21 +213,34 @@ impl Exporter for IntakeExporter {
             let full = batch.body.get_ref().len() >= self.settings.request_size;
             self.line = line;
             if full {
-                self.flush(Instant::now() + self.settings.timeout);
+                self.close_batch();
+                self.send_due();
             }
         }
     }
 
     fn deadline(&self) -> Option<Instant> {
-        self.batch.as_ref().map(|b| b.deadline)
+        [self.batch.as_ref().map(|b| b.deadline), self.retry.next_attempt()].into_iter().flatten().min()
     }
 
-    fn flush(&mut self, _deadline: Instant) {
-        let Some(batch) = self.batch.take() else { return };
-        match batch.body.finish() {
-            Ok(body) => self.send(&body, batch.events),
-            Err(e) => diag::warn(&format!("could not compress a batch of events: {e}")),
+    fn tick(&mut self, now: Instant) {
+        if self.batch.as_ref().is_some_and(|b| b.deadline <= now) {
+            self.close_batch();
         }
+        self.send_due();
+    }
+
+    fn flush(&mut self, deadline: Instant) {
+        self.close_batch();
+        loop {
+            self.send_due();
+            match self.retry.next_attempt() {
+                None => return,
+                Some(next) if next <= deadline => std::thread::sleep(next.saturating_duration_since(Instant::now())),
+                Some(_) => break,
+            }
+        }
+        diag::warn(&format!("{} events not yet delivered to APM Server when the flush deadline passed", self.retry.events()));
     }
 }
 
