@@ -4,12 +4,13 @@ from typing import Any, Dict, List, Optional, Tuple, final
 
 from typing_extensions import disjoint_base
 
-__all__ = ["__version__", "Config", "Engine", "Span", "Transaction", "begin_span", "normalize_tracestate", "parse_traceparent"]
+__all__ = ["__version__", "Config", "Engine", "Span", "Transaction", "begin_span", "normalize_tracestate", "parse_traceparent", "reseed_ids"]
 
 __version__: str
 
 def parse_traceparent(header: str) -> Optional[Tuple[int, str, str, int]]: ...
 def normalize_tracestate(header: str) -> str: ...
+def reseed_ids() -> None: ...
 def begin_span(parent: Any, args: Tuple[Any, ...]) -> Optional[Span]: ...
 
 @final

@@ -26,6 +26,9 @@ logger = logging.getLogger("oxapm")
 
 _client: Optional["Client"] = None
 
+# In a forked child, the engines inherited from the parent (see Client._after_fork).
+_engines_of_parent: List[_core.Engine] = []
+
 
 def get_client() -> Optional["Client"]:
     """The most recently created ``Client``, as the Elastic agent's singleton."""
@@ -42,10 +45,12 @@ class Client:
         self.config = Config(config, inline)
         self._engine: Optional[_core.Engine] = None
         self._open = False
+        self._pid = os.getpid()
         if self.config.enabled:
             self._engine = _core.Engine(self.config._resolved, _metadata(self.config), VERSION)
             self._open = True
             _close_at_exit(self)
+            _renew_after_fork(self)
         _client = self
 
     @property
@@ -63,6 +68,9 @@ class Client:
         """Starts a transaction (a child of ``trace_parent`` when given) and makes it current."""
         if not self.is_recording:
             return None
+        if self._pid != os.getpid():
+            # Forked by a server that does not run os.register_at_fork hooks (uwsgi).
+            self._after_fork()
         if not isinstance(trace_parent, TraceParent):
             trace_parent = None
         transaction = traces.Transaction(
@@ -176,6 +184,17 @@ class Client:
             timestamp=_epoch_seconds(date), transaction=transaction, parent_id=parent_id, **fields
         )
 
+    def _after_fork(self) -> None:
+        """In a forked child: the parent's export thread does not exist here, and its queue holds
+        the parent's events. A fresh engine (new thread, empty queue, this pid in the metadata)
+        takes over; the parent's engine is left untouched."""
+        self._pid = os.getpid()
+        _core.reseed_ids()
+        if self._open:
+            # Kept, never dropped: a lock its thread held at the fork stays held in this process.
+            _engines_of_parent.append(self._engine)
+            self._engine = _core.Engine(self.config._resolved, _metadata(self.config), VERSION)
+
     def close(self, timeout: Optional[float] = None) -> None:
         """Sends what is queued and stops, within ``timeout`` seconds (default: server_timeout)."""
         if not self._open:
@@ -226,6 +245,17 @@ def _epoch_seconds(date: Optional[datetime.datetime]) -> Optional[float]:
     if date.tzinfo is None:
         date = date.replace(tzinfo=datetime.timezone.utc)
     return date.timestamp()
+
+
+def _renew_after_fork(client: Client) -> None:
+    ref = weakref.ref(client)
+
+    def after_in_child() -> None:
+        client = ref()
+        if client is not None:
+            client._after_fork()
+
+    os.register_at_fork(after_in_child=after_in_child)
 
 
 def _close_at_exit(client: Client) -> None:

@@ -26,6 +26,11 @@ fn seed() -> u64 {
     hasher.finish()
 }
 
+/// Re-seeds this thread's generator: a forked child must not repeat its parent's ids.
+pub fn reseed() {
+    RNG_STATE.with(|s| s.set(seed()));
+}
+
 /// wyrand: 64 random bits per call.
 pub fn random_u64() -> u64 {
     RNG_STATE.with(|state| {
@@ -171,6 +176,13 @@ mod tests {
         assert_eq!(SpanId::from_hex("00F067AA0BA902B7"), None);
         assert_eq!(SpanId::from_hex("00f067aa0ba902b"), None);
         assert_eq!(SpanId::from_hex("00f067aa0ba902b7"), Some(SpanId([0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7])));
+    }
+
+    #[test]
+    fn reseeding_changes_the_sequence() {
+        let state = RNG_STATE.with(Cell::get);
+        reseed();
+        assert_ne!(RNG_STATE.with(Cell::get), state);
     }
 
     #[test]

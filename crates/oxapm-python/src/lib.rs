@@ -24,6 +24,13 @@ fn normalize_tracestate(header: &str) -> String {
     TraceState::parse(header).to_header()
 }
 
+/// Gives this thread's id generator a new seed: called in a forked child, which would otherwise
+/// repeat its parent's ids.
+#[pyfunction]
+fn reseed_ids() {
+    oxapm_core::ids::reseed();
+}
+
 /// Forwards the engine's log lines to the `oxapm` Python logger, when Python can take them.
 fn install_log_sink() {
     diag::install(Box::new(|level, message| {
@@ -56,5 +63,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(trace::begin_span, m)?)?;
     m.add_function(wrap_pyfunction!(parse_traceparent, m)?)?;
     m.add_function(wrap_pyfunction!(normalize_tracestate, m)?)?;
+    m.add_function(wrap_pyfunction!(reseed_ids, m)?)?;
     Ok(())
 }

@@ -1,0 +1,82 @@
+"""A forked child gets a fresh export thread and an empty queue, and reports under its own pid;
+the parent is unaffected."""
+
+import multiprocessing
+import os
+
+import pytest
+
+import oxapm
+
+
+def _record(name):
+    client = oxapm.get_client()
+    transaction = client.begin_transaction("job")
+    with oxapm.capture_span("work"):
+        pass
+    client.end_transaction(name)
+    return transaction.trace_id
+
+
+def _by_pid(intake):
+    """Transaction names per reporting pid (from each request's metadata)."""
+    names = {}
+    for request in intake.requests:
+        pid = request["lines"][0]["metadata"]["process"]["pid"]
+        for line in request["lines"][1:]:
+            if "transaction" in line:
+                names.setdefault(pid, []).append(line["transaction"]["name"])
+    intake.events()  # validates every line
+    return names
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_os_fork_child_reports_and_parent_is_unaffected(intake):
+    client = oxapm.Client(service_name="forking", server_url=intake.url, api_request_time="60s")
+    _record("before fork")
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            child_trace = _record("in child")
+            os.write(write_end, child_trace.encode())
+            client.close()
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    _, status = os.waitpid(pid, 0)
+    assert status == 0
+    child_trace = os.read(read_end, 64).decode()
+    parent_trace = _record("in parent")
+    client.close()
+    names = _by_pid(intake)
+    assert names == {os.getpid(): ["before fork", "in parent"], pid: ["in child"]}
+    # The child's id generator was reseeded: it does not replay the parent's sequence.
+    assert child_trace != parent_trace
+
+
+def _pool_job(n):
+    _record("job-%d" % n)
+    oxapm.get_client().flush(5.0)
+    return os.getpid()
+
+
+@pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(), reason="needs fork")
+def test_multiprocessing_workers_report(intake):
+    client = oxapm.Client(service_name="pool", server_url=intake.url)
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        pids = set(pool.map(_pool_job, range(6)))
+    client.close()
+    names = _by_pid(intake)
+    assert set(names) == pids and os.getpid() not in names
+    assert sorted(n for per_pid in names.values() for n in per_pid) == ["job-%d" % n for n in range(6)]
+
+
+def test_a_changed_pid_renews_the_engine_without_fork_hooks(intake):
+    client = oxapm.Client(service_name="uwsgi-like", server_url=intake.url)
+    engine = client._engine
+    client._pid = -1  # as after a fork that ran no register_at_fork hooks
+    _record("after")
+    assert client._engine is not engine and client._pid == os.getpid()
+    client.close()
+    assert _by_pid(intake) == {os.getpid(): ["after"]}
