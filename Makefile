@@ -44,7 +44,7 @@ test-abi3: $(VENV)/bin/maturin ## Run the Python suite on CPython 3.9 and 3.13 w
 	  [ -n "$$py" ] || py=$$(command -v python$$v || true); \
 	  if [ -z "$$py" ] || ! $$py -c '' 2>/dev/null; then echo "test-abi3: no CPython $$v here, skipped"; continue; fi; \
 	  echo "test-abi3: CPython $$v ($$py)"; env=target/venv-$$v; rm -rf $$env && $$py -m venv $$env && \
-	  $$env/bin/pip install -q target/abi3-wheels/oxapm-*.whl pytest jsonschema && \
+	  $$env/bin/pip install -q target/abi3-wheels/oxapm-*.whl pytest jsonschema gunicorn && \
 	  (cd target && ../$$env/bin/python -m pytest -q -p no:cacheprovider ../tests) || exit 1; \
 	done
 

@@ -80,3 +80,35 @@ def test_a_changed_pid_renews_the_engine_without_fork_hooks(intake):
     assert client._engine is not engine and client._pid == os.getpid()
     client.close()
     assert _by_pid(intake) == {os.getpid(): ["after"]}
+
+
+def test_gunicorn_preload_workers_report(intake, tmp_path):
+    pytest.importorskip("gunicorn")
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, OXAPM_TEST_INTAKE_URL=intake.url)
+    command = [sys.executable, "-m", "gunicorn", "--preload", "-w", "2", "-b", "127.0.0.1:%d" % port, "--chdir", os.path.dirname(__file__), "gunicorn_app:app"]
+    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        worker_pids = set()
+        give_up = time.monotonic() + 60
+        while len(worker_pids) < 2 and time.monotonic() < give_up:
+            try:
+                with urllib.request.urlopen("http://127.0.0.1:%d/" % port, timeout=5) as response:
+                    worker_pids.add(int(response.read()))
+            except OSError:
+                time.sleep(0.1)  # not listening yet
+        assert len(worker_pids) == 2, server.stderr
+        assert intake.wait_for(lambda requests: worker_pids <= {r["lines"][0]["metadata"]["process"]["pid"] for r in requests}, timeout=30)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    reporting = set(_by_pid(intake))
+    assert worker_pids <= reporting and server.pid not in reporting

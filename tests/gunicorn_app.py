@@ -1,0 +1,18 @@
+"""A WSGI app for tests/test_fork.py: its client is created at import, so with gunicorn --preload
+it exists in the master before the workers are forked."""
+
+import os
+
+import oxapm
+
+client = oxapm.Client(service_name="gunicorn-app", server_url=os.environ["OXAPM_TEST_INTAKE_URL"], api_request_time="100ms")
+
+
+def app(environ, start_response):
+    client.begin_transaction("request")
+    with oxapm.capture_span("work"):
+        pass
+    client.end_transaction("GET /", "HTTP 2xx")
+    body = str(os.getpid()).encode()
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
