@@ -198,3 +198,37 @@ def test_a_failing_server_is_reported_once_without_credentials(caplog):
     assert len([m for m in reports if "could not reach APM Server" in m]) == 1, reports
     assert all("s3cret-pw" not in m for m in reports)
     assert client.stats()["failed_requests"] > 1
+
+
+def test_memory_stays_bounded_while_the_server_is_down():
+    # A million events (transactions of 9 spans) into a closed port: the queue, the open batch and
+    # the retry buffer are bounded, so RSS may not grow past 64 MiB however long the outage.
+    script = textwrap.dedent(
+        """
+        import oxapm
+
+        def rss():
+            with open("/proc/self/statm") as f:
+                return int(f.read().split()[1]) * 4096
+
+        client = oxapm.Client(service_name="down", server_url="http://127.0.0.1:9", server_timeout="1s")
+        def record(n):
+            for _ in range(n):
+                client.begin_transaction("job")
+                for _ in range(9):
+                    with oxapm.capture_span("span"):
+                        pass
+                client.end_transaction("t")
+        record(2_000)  # warm up allocator and caches
+        before = rss()
+        record(100_000)
+        stats = client.stats()
+        print(rss() - before, stats["queued"] + stats["dropped_queue_full"], stats["dropped_buffer_full"] + stats["dropped_queue_full"])
+        client.close(timeout=0.5)
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", script], check=True, timeout=600, capture_output=True, text=True).stdout
+    growth, events, dropped = (int(x) for x in out.split())
+    assert events >= 1_000_000
+    assert growth <= 64 * 1024 * 1024, "RSS grew by %.1f MiB" % (growth / 2**20)
+    assert dropped > 0  # the bound was reached: something had to give
