@@ -71,6 +71,8 @@ pub const OPTIONS: &[OptionSpec] = &[
     OptionSpec { key: "SECRET_TOKEN", kind: Kind::Str, default: None, secret: true },
     OptionSpec { key: "API_KEY", kind: Kind::Str, default: None, secret: true },
     opt("SERVER_TIMEOUT", SECONDS, Some("5s")),
+    opt("VERIFY_SERVER_CERT", Kind::Bool, Some("true")),
+    opt("SERVER_CA_CERT_FILE", Kind::Str, None),
     opt("API_REQUEST_TIME", MILLIS, Some("10s")),
     opt("API_REQUEST_SIZE", Kind::Size, Some("768kb")),
     opt("MAX_QUEUE_SIZE", Kind::Int, Some("65536")),

@@ -54,6 +54,8 @@ impl Engine {
                 request_time: config.duration("API_REQUEST_TIME"),
                 request_size: config.int("API_REQUEST_SIZE").max(1) as usize,
                 retry_buffer_size: config.int("RETRY_BUFFER_SIZE").max(0) as usize,
+                verify_server_cert: config.bool("VERIFY_SERVER_CERT"),
+                server_ca_cert_file: config.str("SERVER_CA_CERT_FILE").filter(|p| !p.is_empty()).map(str::to_owned),
                 metadata_line: intake::metadata_line(metadata),
             };
             exporters.push(Box::new(IntakeExporter::new(settings, stats.clone())));

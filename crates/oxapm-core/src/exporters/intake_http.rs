@@ -5,6 +5,7 @@
 
 use crate::diag;
 use crate::exporters::retry::{Attempt, Pending, RetryQueue, Tally};
+use crate::exporters::tls::tls_config;
 use crate::intake;
 use crate::model::Event;
 use crate::pipeline::{Exporter, Stats};
@@ -24,6 +25,8 @@ pub struct IntakeSettings {
     pub request_time: Duration,
     pub request_size: usize,
     pub retry_buffer_size: usize,
+    pub verify_server_cert: bool,
+    pub server_ca_cert_file: Option<String>,
     pub metadata_line: Vec<u8>,
 }
 
@@ -120,6 +123,7 @@ impl IntakeExporter {
             .timeout_global(Some(settings.timeout))
             .http_status_as_error(false)
             .user_agent(settings.user_agent.as_str())
+            .tls_config(tls_config(settings.verify_server_cert, settings.server_ca_cert_file.as_deref()))
             .build()
             .into();
         let transport = Transport {

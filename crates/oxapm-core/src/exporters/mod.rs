@@ -4,3 +4,4 @@ pub mod console;
 pub mod intake_http;
 pub mod memory;
 pub mod retry;
+pub mod tls;
