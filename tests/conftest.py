@@ -61,9 +61,11 @@ def exported(client: oxapm.Client) -> Exported:
 
 @pytest.fixture(autouse=True)
 def _clean_context(monkeypatch):
-    """No test sees another's transaction, client or agent environment variables."""
+    """No test sees another's transaction, client, agent environment variables or proxy settings
+    (the loopback servers are reached directly unless a test sets a proxy)."""
+    proxies = {"http_proxy", "https_proxy", "all_proxy", "no_proxy"}
     for name in list(__import__("os").environ):
-        if name.startswith(("ELASTIC_APM_", "OTEL_")):
+        if name.startswith(("ELASTIC_APM_", "OTEL_")) or name.lower() in proxies:
             monkeypatch.delenv(name)
     traces.set_transaction(None)
     yield
