@@ -198,7 +198,7 @@ impl IntakeExporter {
             }
         };
         add(&self.stats.requests, requests);
-        add(&self.stats.failed_requests, tally.retries + u64::from(tally.rejected > 0));
+        add(&self.stats.failed_requests, tally.retries + tally.rejected_batches);
         add(&self.stats.sent, tally.delivered);
         add(&self.stats.retries, tally.retries);
         add(&self.stats.failed, tally.rejected);

@@ -29,13 +29,14 @@ pub enum Attempt {
     Rejected,
 }
 
-/// Events accounted by `RetryQueue` calls, for the exporter's counters.
+/// What one `send_due` call accounted, for the exporter's counters.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Tally {
     pub delivered: u64,
+    /// Events, and the batches that carried them.
     pub rejected: u64,
+    pub rejected_batches: u64,
     pub retries: u64,
-    pub dropped: u64,
 }
 
 pub struct RetryQueue {
@@ -97,6 +98,7 @@ impl RetryQueue {
                             tally.delivered += done.events;
                         } else {
                             tally.rejected += done.events;
+                            tally.rejected_batches += 1;
                         }
                     }
                     self.backoff = INITIAL_BACKOFF;
@@ -180,6 +182,6 @@ mod tests {
         queue.push(batch(10, 1));
         queue.push(batch(10, 2));
         let tally = queue.send_due(Instant::now(), |p| if p.events == 1 { Attempt::Rejected } else { Attempt::Delivered });
-        assert_eq!(tally, Tally { delivered: 2, rejected: 1, ..Tally::default() });
+        assert_eq!(tally, Tally { delivered: 2, rejected: 1, rejected_batches: 1, ..Tally::default() });
     }
 }
