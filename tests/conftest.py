@@ -4,6 +4,7 @@ schemas, and a recording intake server on loopback."""
 import gzip
 import http.server
 import json
+import socket
 import threading
 import time
 import zlib
@@ -77,6 +78,32 @@ def client():
     c = oxapm.Client(service_name="test-service", traces_exporter="memory")
     yield c
     c.close()
+
+
+class RawServer:
+    """A loopback TCP server handing each connection to ``handle`` on its own thread: for
+    protocols and faults that http.server cannot produce."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.url = "http://127.0.0.1:%d" % self.sock.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.handle, args=(conn,), daemon=True).start()
+
+    def handle(self, conn):
+        raise NotImplementedError
+
+    def close(self):
+        self.sock.close()
 
 
 class IntakeRecorder(http.server.ThreadingHTTPServer):

@@ -6,33 +6,22 @@ import gzip
 import json
 import socket
 import struct
-import threading
 import time
 
 import pytest
-from conftest import validate_event
+from conftest import RawServer, validate_event
 
 import oxapm
 
 
-class FaultyServer:
+class FaultyServer(RawServer):
     def __init__(self, faults):
         self.faults = list(faults)  # one per connection, then "ok"
         self.bodies = []
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.url = "http://127.0.0.1:%d" % self.sock.getsockname()[1]
-        threading.Thread(target=self._serve, daemon=True).start()
+        super().__init__()
 
-    def _serve(self):
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            fault = self.faults.pop(0) if self.faults else "ok"
-            threading.Thread(target=self._handle, args=(conn, fault), daemon=True).start()
+    def handle(self, conn):
+        self._handle(conn, self.faults.pop(0) if self.faults else "ok")
 
     def _handle(self, conn, fault):
         with conn:
@@ -67,8 +56,6 @@ class FaultyServer:
                     names.append(event["name"])
         return sorted(names)
 
-    def close(self):
-        self.sock.close()
 
 
 @pytest.mark.parametrize("faults", [["reset", "reset"], ["garbage", "garbage"], ["slow"], ["reset", "garbage", "slow"]])

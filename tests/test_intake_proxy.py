@@ -3,27 +3,20 @@
 import socket
 import threading
 
+from conftest import RawServer
+
 import oxapm
 
 
-class ConnectProxy:
+class ConnectProxy(RawServer):
     """A tunnelling proxy that records the CONNECT targets it was asked for."""
 
     def __init__(self):
         self.targets = []
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
-        self.url = "http://127.0.0.1:%d" % self.sock.getsockname()[1]
-        threading.Thread(target=self._serve, daemon=True).start()
+        super().__init__()
 
-    def _serve(self):
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._tunnel, args=(conn,), daemon=True).start()
+    def handle(self, conn):
+        self._tunnel(conn)
 
     def _tunnel(self, conn):
         head = b""
@@ -60,8 +53,6 @@ class ConnectProxy:
                 except OSError:
                     pass
 
-    def close(self):
-        self.sock.close()
 
 
 def _send_one(url):

@@ -49,8 +49,8 @@ class Client:
         if self.config.enabled:
             self._engine = _core.Engine(self.config._resolved, _metadata(self.config), VERSION)
             self._open = True
-            _close_at_exit(self)
-            _renew_after_fork(self)
+            atexit.register(_weakly(self, "close"))
+            os.register_at_fork(after_in_child=_weakly(self, "_after_fork"))
         _client = self
 
     @property
@@ -247,26 +247,16 @@ def _epoch_seconds(date: Optional[datetime.datetime]) -> Optional[float]:
     return date.timestamp()
 
 
-def _renew_after_fork(client: Client) -> None:
+def _weakly(client: Client, method: str):
+    """A hook calling ``client.<method>()`` that does not keep the client alive."""
     ref = weakref.ref(client)
 
-    def after_in_child() -> None:
-        client = ref()
-        if client is not None:
-            client._after_fork()
+    def call() -> None:
+        target = ref()
+        if target is not None:
+            getattr(target, method)()
 
-    os.register_at_fork(after_in_child=after_in_child)
-
-
-def _close_at_exit(client: Client) -> None:
-    ref = weakref.ref(client)
-
-    def close() -> None:
-        client = ref()
-        if client is not None:
-            client.close()
-
-    atexit.register(close)
+    return call
 
 
 def _metadata(config: Config) -> Dict[str, Any]:
