@@ -4,6 +4,7 @@ schemas, and a recording intake server on loopback."""
 import gzip
 import http.server
 import json
+import os
 import socket
 import threading
 import time
@@ -65,7 +66,7 @@ def _clean_context(monkeypatch):
     """No test sees another's transaction, client, agent environment variables or proxy settings
     (the loopback servers are reached directly unless a test sets a proxy)."""
     proxies = {"http_proxy", "https_proxy", "all_proxy", "no_proxy"}
-    for name in list(__import__("os").environ):
+    for name in list(os.environ):
         if name.startswith(("ELASTIC_APM_", "OTEL_")) or name.lower() in proxies:
             monkeypatch.delenv(name)
     traces.set_transaction(None)

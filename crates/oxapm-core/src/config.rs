@@ -206,12 +206,6 @@ impl Config {
             _ => &[],
         }
     }
-    pub fn map(&self, key: &str) -> &[(String, String)] {
-        match self.get(key) {
-            ConfigValue::Map(m) => m,
-            _ => &[],
-        }
-    }
 }
 
 pub fn parse(kind: Kind, raw: &str) -> Result<ConfigValue, String> {
@@ -478,7 +472,7 @@ mod tests {
         assert_eq!(c.str("SERVICE_NAME"), Some("res-name"));
         assert_eq!(c.str("SERVICE_VERSION"), Some("1.2"));
         assert_eq!(c.str("ENVIRONMENT"), Some("prod"));
-        assert_eq!(c.map("GLOBAL_LABELS"), &[("team".to_owned(), "a b".to_owned())]);
+        assert_eq!(c.get("GLOBAL_LABELS"), &ConfigValue::Map(vec![("team".to_owned(), "a b".to_owned())]));
         assert_eq!(c.str("API_KEY"), Some("k123"));
         assert!(!c.bool("ENABLED"));
         assert_eq!(c.float("METRICS_INTERVAL"), 15_000.0);

@@ -8,6 +8,11 @@ use serde_json::Value;
 /// Nesting deeper than this is cut; context dicts are meant to be shallow.
 const MAX_DEPTH: usize = 16;
 
+/// An epoch time in seconds, as Python gives it, in microseconds; `None` unless positive and finite.
+pub fn epoch_micros(seconds: Option<f64>) -> Option<u64> {
+    seconds.filter(|s| s.is_finite() && *s > 0.0).map(|s| (s * 1e6) as u64)
+}
+
 /// Anything that is not a JSON type becomes its `str()`, as Elastic's encoder does.
 pub fn to_json(obj: &Bound<'_, PyAny>) -> Value {
     to_json_at(obj, 0)

@@ -1,6 +1,6 @@
 //! `Config` and `Engine`: option resolution, the pipeline, errors, flush and close.
 
-use crate::convert::{dict_to_map, merge_context, to_json};
+use crate::convert::{dict_to_map, epoch_micros, merge_context, to_json};
 use crate::trace::Transaction;
 use oxapm_core::config::{self, ConfigValue};
 use oxapm_core::engine;
@@ -100,7 +100,7 @@ impl Engine {
     ) -> String {
         let mut error = ErrorRecord {
             id: oxapm_core::ids::random_error_id(),
-            timestamp_us: timestamp.filter(|t| t.is_finite() && *t > 0.0).map(|t| (t * 1e6) as u64).unwrap_or_else(now_epoch_us),
+            timestamp_us: epoch_micros(timestamp).unwrap_or_else(now_epoch_us),
             culprit: culprit.map(|c| oxapm_core::model::truncate_keyword(&c).into_owned()),
             exception: exception.map(|e| to_json(e.as_any())),
             log: log.map(|l| to_json(l.as_any())),

@@ -1,7 +1,7 @@
 //! `Transaction` and `Span` objects handed to Python. Each finishes into a record pushed to the
 //! engine's queue; the hot path is one call to start a span and one to end it.
 
-use crate::convert::{dict_to_map, merge_context, update_labels};
+use crate::convert::{dict_to_map, epoch_micros, merge_context, update_labels};
 use oxapm_core::engine::Engine;
 use oxapm_core::ids::{SpanId, TraceId};
 use oxapm_core::model::{truncate_keyword, Event, JsonMap, Labels, Link, Outcome};
@@ -163,7 +163,7 @@ impl Transaction {
             transaction_type: &truncate_keyword(transaction_type),
             parent,
             sample_rate: engine.sample_rate,
-            start_epoch_us: start.filter(|s| s.is_finite() && *s > 0.0).map(|s| (s * 1e6) as u64),
+            start_epoch_us: epoch_micros(start),
             links: links_from(links),
         });
         Transaction { active, engine: engine.inner.clone() }
