@@ -108,14 +108,16 @@ class RawServer:
 
 
 class IntakeRecorder(http.server.ThreadingHTTPServer):
-    """A loopback APM Server stand-in that records each request: headers and decoded NDJSON."""
+    """A loopback APM Server (or OTLP/HTTP) stand-in that records each request: path, headers, the
+    decompressed body and, for NDJSON, its parsed lines. ``status``, ``retry_after`` and ``delay``
+    set how it answers."""
 
     daemon_threads = True
 
-    def __init__(self):
+    def __init__(self, status: int = 202):
         super().__init__(("127.0.0.1", 0), _RecordingHandler)
         self.requests: List[Dict[str, Any]] = []
-        self.status = 202
+        self.status = status
         self.retry_after = None
         self.delay = 0.0
         self.lock = threading.Lock()
@@ -150,14 +152,15 @@ class _RecordingHandler(http.server.BaseHTTPRequestHandler):
         if server.delay:
             threading.Event().wait(server.delay)
         with server.lock:
+            ndjson = "ndjson" in (self.headers.get("Content-Type") or "")
             server.requests.append(
                 {
                     "time": time.monotonic(),
                     "status": server.status,
                     "path": self.path,
-                   
                     "headers": {name.lower(): value for name, value in self.headers.items()},  # names are case-insensitive
-                    "lines": [json.loads(line) for line in body.splitlines() if line.strip()],
+                    "body": body,
+                    "lines": [json.loads(line) for line in body.splitlines() if line.strip()] if ndjson else [],
                 }
             )
             server.arrived.notify_all()
@@ -168,11 +171,21 @@ class _RecordingHandler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
 
 
-@pytest.fixture
-def intake():
-    server = IntakeRecorder()
+def _recording(status: int):
+    server = IntakeRecorder(status)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield server
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture
+def intake():
+    yield from _recording(202)
+
+
+@pytest.fixture
+def otlp_http():
+    """Records OTLP/HTTP requests (an OTLP receiver answers 200)."""
+    yield from _recording(200)

@@ -196,11 +196,11 @@ class Client:
             self._engine = _core.Engine(self.config._resolved, _metadata(self.config), VERSION)
 
     def close(self, timeout: Optional[float] = None) -> None:
-        """Sends what is queued and stops, within ``timeout`` seconds (default: server_timeout)."""
+        """Sends what is queued and stops, within ``timeout`` seconds (default: shutdown_timeout)."""
         if not self._open:
             return
         self._open = False
-        deadline = timeout if timeout is not None else (self.config.server_timeout or 5000) / 1000.0
+        deadline = timeout if timeout is not None else self.config.shutdown_timeout / 1000.0
         if not self._engine.close(deadline):
             logger.warning("could not send everything queued within %.1f s at close", deadline)
 

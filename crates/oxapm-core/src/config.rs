@@ -5,6 +5,7 @@
 //! A value that does not parse gives one warning naming the option and its source, and the next
 //! source (in the end the default) is used. Secret values never appear in warnings.
 
+use crate::otlp::settings::OtlpSettings;
 use std::collections::HashMap;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -79,6 +80,8 @@ pub const OPTIONS: &[OptionSpec] = &[
     // Undelivered batches (compressed) kept for retry while the server is unreachable.
     opt("RETRY_BUFFER_SIZE", Kind::Size, Some("16mb")),
     opt("TRACES_EXPORTER", Kind::List, None),
+    // How long close() and interpreter exit may take to deliver what is buffered.
+    opt("SHUTDOWN_TIMEOUT", SECONDS, Some("5s")),
     opt("METRICS_INTERVAL", MILLIS, Some("30s")),
     opt("TRANSACTION_SAMPLE_RATE", Kind::SampleRate, Some("1.0")),
     opt("USE_ELASTIC_TRACEPARENT_HEADER", Kind::Bool, Some("true")),
@@ -130,6 +133,8 @@ impl Source {
 #[derive(Clone, Debug)]
 pub struct Config {
     values: Vec<(&'static str, ConfigValue)>,
+    /// The OTLP trace exporter's settings (`OTEL_EXPORTER_OTLP_*`); `None` if its endpoint is unusable.
+    pub otlp_traces: Option<OtlpSettings>,
     pub warnings: Vec<String>,
 }
 
@@ -164,7 +169,11 @@ impl Config {
                 .unwrap_or(ConfigValue::Unset);
             values.push((spec.key, value));
         }
-        Config { values, warnings }
+        let otlp_traces = crate::otlp::settings::resolve(env, "TRACES", &mut warnings);
+        // Some variables are read twice (the OTLP headers also give APM Server credentials).
+        let mut seen = std::collections::HashSet::new();
+        warnings.retain(|w| seen.insert(w.clone()));
+        Config { values, otlp_traces, warnings }
     }
 
     pub fn get(&self, key: &str) -> &ConfigValue {
@@ -399,6 +408,9 @@ fn otel_equivalents(env: &HashMap<String, String>, warnings: &mut Vec<String>) -
     }
     if let Some(raw) = env.get("OTEL_TRACES_EXPORTER") {
         out.insert("TRACES_EXPORTER", ("OTEL_TRACES_EXPORTER", raw.clone()));
+    }
+    if let Some(raw) = env.get("OTEL_BSP_MAX_QUEUE_SIZE") {
+        out.insert("MAX_QUEUE_SIZE", ("OTEL_BSP_MAX_QUEUE_SIZE", raw.clone()));
     }
     out
 }

@@ -1,12 +1,14 @@
 //! The engine: the resolved configuration and the export pipeline built from it.
 
-use crate::config::Config;
+use crate::config::{Config, ConfigValue};
 use crate::diag;
 use crate::exporters::console::ConsoleExporter;
-use crate::exporters::intake_http::{user_agent, IntakeExporter, IntakeSettings};
+use crate::exporters::intake_http::{intake_exporter, user_agent, IntakeSettings};
 use crate::exporters::memory::MemoryExporter;
+use crate::exporters::otlp::{otlp_exporter, OtlpExport};
 use crate::intake;
 use crate::model::Event;
+use crate::otlp::resource;
 use crate::pipeline::{Exporter, Pipeline, Stats, StatsSnapshot};
 use serde_json::Value;
 use std::sync::Arc;
@@ -40,6 +42,19 @@ impl Engine {
                     memory = Some(exporter.clone());
                     exporters.push(Box::new(exporter));
                 }
+                // Without settings its endpoint was unusable, as a warning said.
+                "otlp" => {
+                    if let Some(settings) = &config.otlp_traces {
+                        let export = OtlpExport {
+                            settings,
+                            resource: resource::resource(metadata, &global_labels(&config), agent_version),
+                            scope: resource::scope(agent_version),
+                            user_agent: &format!("oxapm/{agent_version}"),
+                            retry_buffer_size: config.int("RETRY_BUFFER_SIZE").max(0) as usize,
+                        };
+                        exporters.extend(otlp_exporter(export, stats.clone()));
+                    }
+                }
                 "none" | "elastic" | "intake" => {}
                 other => diag::warn(&format!("traces exporter {other:?} is not available; ignored")),
             }
@@ -58,7 +73,7 @@ impl Engine {
                 server_ca_cert_file: config.str("SERVER_CA_CERT_FILE").filter(|p| !p.is_empty()).map(str::to_owned),
                 metadata_line: intake::metadata_line(metadata),
             };
-            exporters.push(Box::new(IntakeExporter::new(settings, stats.clone())));
+            exporters.push(Box::new(intake_exporter(settings, stats.clone())));
         }
         let capacity = config.int("MAX_QUEUE_SIZE").clamp(1, 10_000_000) as usize;
         let pipeline = Pipeline::start(capacity, exporters, stats.clone());
@@ -84,5 +99,13 @@ impl Engine {
     /// The intake lines the in-memory exporter holds (`TRACES_EXPORTER=memory`), taken.
     pub fn take_memory(&self) -> Vec<String> {
         self.memory.as_ref().map(MemoryExporter::take).unwrap_or_default()
+    }
+}
+
+/// `global_labels` with their keys as given (intake metadata sanitizes them; OTel keeps dots).
+fn global_labels(config: &Config) -> Vec<(String, String)> {
+    match config.get("GLOBAL_LABELS") {
+        ConfigValue::Map(pairs) => pairs.clone(),
+        _ => Vec::new(),
     }
 }

@@ -1,8 +1,8 @@
 //! oxapm-core: the engine of the oxapm APM agent, with no Python in it.
 //!
 //! `trace` runs transactions and spans and produces `model` records; `engine` owns the `pipeline`
-//! that carries them to the `exporters`, which encode them (`intake`, console). `config` resolves
-//! options; `traceparent` and `ids` implement W3C trace context.
+//! that carries them to the `exporters`, which encode them (`intake`, `otlp`, console). `config`
+//! resolves options; `traceparent` and `ids` implement W3C trace context.
 
 pub mod config;
 pub mod diag;
@@ -11,6 +11,7 @@ pub mod exporters;
 pub mod ids;
 pub mod intake;
 pub mod model;
+pub mod otlp;
 pub mod pipeline;
 pub mod trace;
 pub mod traceparent;

@@ -1,0 +1,245 @@
+//! Records as OTLP spans. Transactions and spans both become OTLP spans; Elastic's context maps
+//! to the OpenTelemetry semantic conventions where one exists, and the Elastic-only fields (type,
+//! subtype, action, result) travel as `elastic.*` attributes so nothing is lost on the way.
+//! Unsampled transactions are not exported: OTLP carries recorded spans only.
+
+use super::proto::{
+    any_value, AnyValue, ExportTraceServiceRequest, InstrumentationScope, KeyValue, Resource, ResourceSpans, ScopeSpans, Span, SpanKind, SpanLink, Status,
+    StatusCode,
+};
+use super::proto::{SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE, SPAN_FLAGS_CONTEXT_IS_REMOTE};
+use crate::model::{Event, JsonMap, LabelValue, Labels, Link, Outcome, SpanRecord, TransactionRecord};
+use crate::traceparent::format_sample_rate;
+use serde_json::Value;
+
+const SAMPLED: u32 = 0x01;
+
+pub fn string(key: &str, value: impl Into<String>) -> KeyValue {
+    attribute(key, any_value::Value::StringValue(value.into()))
+}
+
+pub fn attribute(key: &str, value: any_value::Value) -> KeyValue {
+    KeyValue { key: key.to_owned(), value: Some(AnyValue { value: Some(value) }) }
+}
+
+/// The OTLP span for a record, if the record is one OTLP carries.
+pub fn span(event: &Event) -> Option<Span> {
+    match event {
+        Event::Span(span) => Some(from_span(span)),
+        Event::Transaction(transaction) if transaction.sampled => Some(from_transaction(transaction)),
+        // Errors belong to the logs signal (issue 7); unsampled transactions are not recorded.
+        _ => None,
+    }
+}
+
+/// One export request: every span of the batch under the process's resource and oxapm's scope.
+pub fn request(resource: &Resource, scope: &InstrumentationScope, spans: Vec<Span>) -> ExportTraceServiceRequest {
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(resource.clone()),
+            scope_spans: vec![ScopeSpans { scope: Some(scope.clone()), spans, schema_url: String::new() }],
+            schema_url: String::new(),
+        }],
+    }
+}
+
+fn from_span(s: &SpanRecord) -> Span {
+    let mut attributes = Vec::with_capacity(4 + s.labels.0.len());
+    attributes.push(string("elastic.span.type", s.span_type.as_str()));
+    if let Some(subtype) = &s.subtype {
+        attributes.push(string("elastic.span.subtype", subtype.as_str()));
+    }
+    if let Some(action) = &s.action {
+        attributes.push(string("elastic.span.action", action.as_str()));
+    }
+    context_attributes(&s.context, s.subtype.as_deref().filter(|_| s.span_type == "db"), &mut attributes);
+    label_attributes(&s.labels, &mut attributes);
+    Span {
+        trace_id: s.trace_id.0.to_vec(),
+        span_id: s.id.0.to_vec(),
+        trace_state: trace_state(s.sample_rate),
+        parent_span_id: s.parent_id.0.to_vec(),
+        flags: SAMPLED | SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE,
+        name: s.name.clone(),
+        kind: span_kind(s) as i32,
+        start_time_unix_nano: s.timestamp_us * 1000,
+        end_time_unix_nano: (s.timestamp_us + s.duration_us) * 1000,
+        attributes,
+        links: links(&s.links),
+        status: status(s.outcome),
+        ..Default::default()
+    }
+}
+
+fn from_transaction(t: &TransactionRecord) -> Span {
+    let mut attributes = Vec::with_capacity(2 + t.labels.0.len());
+    attributes.push(string("elastic.transaction.type", t.transaction_type.as_str()));
+    if let Some(result) = &t.result {
+        attributes.push(string("elastic.transaction.result", result.as_str()));
+    }
+    context_attributes(&t.context, None, &mut attributes);
+    label_attributes(&t.labels, &mut attributes);
+    let remote = if t.parent_id.is_some() { SPAN_FLAGS_CONTEXT_IS_REMOTE } else { 0 };
+    Span {
+        trace_id: t.trace_id.0.to_vec(),
+        span_id: t.id.0.to_vec(),
+        trace_state: trace_state(t.sample_rate),
+        parent_span_id: t.parent_id.map(|p| p.0.to_vec()).unwrap_or_default(),
+        flags: SAMPLED | SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE | remote,
+        name: t.name.clone(),
+        kind: transaction_kind(&t.transaction_type) as i32,
+        start_time_unix_nano: t.timestamp_us * 1000,
+        end_time_unix_nano: (t.timestamp_us + t.duration_us) * 1000,
+        attributes,
+        links: links(&t.links),
+        status: status(t.outcome),
+        ..Default::default()
+    }
+}
+
+/// Elastic's `es=s:<rate>` tracestate entry, which Elastic backends read for span counts.
+fn trace_state(sample_rate: Option<f64>) -> String {
+    sample_rate.map(|rate| format!("es=s:{}", format_sample_rate(rate))).unwrap_or_default()
+}
+
+/// The reverse of the mapping Elastic applies to OTel spans: request transactions serve, messaging
+/// ones consume.
+fn transaction_kind(transaction_type: &str) -> SpanKind {
+    match transaction_type {
+        "request" => SpanKind::Server,
+        "messaging" => SpanKind::Consumer,
+        _ => SpanKind::Internal,
+    }
+}
+
+/// Exit spans (they have a destination, or an external/db/cache type) are clients; a messaging
+/// `send` produces.
+fn span_kind(s: &SpanRecord) -> SpanKind {
+    match (s.span_type.as_str(), s.action.as_deref()) {
+        ("messaging", Some("send")) => SpanKind::Producer,
+        ("messaging", _) => SpanKind::Consumer,
+        ("external" | "db" | "cache" | "storage", _) => SpanKind::Client,
+        _ if s.context.contains_key("destination") => SpanKind::Client,
+        _ => SpanKind::Internal,
+    }
+}
+
+fn status(outcome: Outcome) -> Option<Status> {
+    let code = match outcome {
+        Outcome::Unknown => return None,
+        Outcome::Success => StatusCode::Ok,
+        Outcome::Failure => StatusCode::Error,
+    };
+    Some(Status { message: String::new(), code: code as i32 })
+}
+
+fn links(links: &[Link]) -> Vec<SpanLink> {
+    links.iter().map(|l| SpanLink { trace_id: l.trace_id.0.to_vec(), span_id: l.span_id.0.to_vec(), ..Default::default() }).collect()
+}
+
+fn label_attributes(labels: &Labels, out: &mut Vec<KeyValue>) {
+    for (key, value) in &labels.0 {
+        let value = match value {
+            LabelValue::Str(s) => any_value::Value::StringValue(s.clone()),
+            LabelValue::Bool(b) => any_value::Value::BoolValue(*b),
+            LabelValue::Int(i) => any_value::Value::IntValue(*i),
+            LabelValue::Float(f) => any_value::Value::DoubleValue(*f),
+        };
+        out.push(attribute(key, value));
+    }
+}
+
+/// Elastic context fields, and the semantic-convention attribute each becomes.
+const CONTEXT_ATTRIBUTES: &[(&str, &[&str], &str)] = &[
+    ("db", &["statement"], "db.query.text"),
+    ("db", &["instance"], "db.namespace"),
+    ("db", &["user"], "db.user"),
+    ("http", &["url"], "url.full"),
+    ("http", &["method"], "http.request.method"),
+    ("http", &["status_code"], "http.response.status_code"),
+    ("destination", &["address"], "server.address"),
+    ("destination", &["port"], "server.port"),
+    ("message", &["queue", "name"], "messaging.destination.name"),
+    ("request", &["method"], "http.request.method"),
+    ("request", &["url", "full"], "url.full"),
+    ("response", &["status_code"], "http.response.status_code"),
+    ("user", &["id"], "user.id"),
+    ("user", &["email"], "user.email"),
+    ("user", &["username"], "user.name"),
+];
+
+fn context_attributes(context: &JsonMap, db_system: Option<&str>, out: &mut Vec<KeyValue>) {
+    if context.is_empty() {
+        return;
+    }
+    if let Some(system) = db_system {
+        out.push(string("db.system.name", system));
+    }
+    for (section, path, key) in CONTEXT_ATTRIBUTES {
+        let found = path.iter().try_fold(context.get(*section), |value, step| Some(value?.get(step)));
+        if let Some(value) = found.flatten().and_then(scalar) {
+            out.push(attribute(key, value));
+        }
+    }
+}
+
+fn scalar(value: &Value) -> Option<any_value::Value> {
+    match value {
+        Value::String(s) => Some(any_value::Value::StringValue(s.clone())),
+        Value::Bool(b) => Some(any_value::Value::BoolValue(*b)),
+        Value::Number(n) => n.as_i64().map(any_value::Value::IntValue).or_else(|| n.as_f64().map(any_value::Value::DoubleValue)),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::{SpanId, TraceId};
+    use serde_json::json;
+
+    fn value_of<'a>(span: &'a Span, key: &str) -> Option<&'a any_value::Value> {
+        span.attributes.iter().find(|kv| kv.key == key)?.value.as_ref()?.value.as_ref()
+    }
+
+    #[test]
+    fn an_exit_span_maps_to_a_client_span_with_semantic_attributes() {
+        let mut record = SpanRecord {
+            id: SpanId([2; 8]),
+            trace_id: TraceId([1; 16]),
+            parent_id: SpanId([3; 8]),
+            name: "SELECT FROM users".into(),
+            span_type: "db".into(),
+            subtype: Some("postgresql".into()),
+            action: Some("query".into()),
+            timestamp_us: 1_700_000_000_000_000,
+            duration_us: 1500,
+            outcome: Outcome::Failure,
+            sample_rate: Some(0.5),
+            ..Default::default()
+        };
+        record.context.insert("db".into(), json!({"statement": "SELECT 1", "instance": "shop"}));
+        record.context.insert("destination".into(), json!({"address": "db.local", "port": 5432}));
+        record.labels.set("tenant", LabelValue::Int(7));
+        let span = span(&Event::Span(Box::new(record))).unwrap();
+        assert_eq!(span.kind, SpanKind::Client as i32);
+        assert_eq!(span.end_time_unix_nano - span.start_time_unix_nano, 1_500_000);
+        assert_eq!(span.status.as_ref().unwrap().code, StatusCode::Error as i32);
+        assert_eq!(span.trace_state, "es=s:0.5");
+        assert_eq!(value_of(&span, "db.system.name"), Some(&any_value::Value::StringValue("postgresql".into())));
+        assert_eq!(value_of(&span, "db.query.text"), Some(&any_value::Value::StringValue("SELECT 1".into())));
+        assert_eq!(value_of(&span, "server.port"), Some(&any_value::Value::IntValue(5432)));
+        assert_eq!(value_of(&span, "tenant"), Some(&any_value::Value::IntValue(7)));
+    }
+
+    #[test]
+    fn unsampled_transactions_and_errors_are_not_spans() {
+        let unsampled = TransactionRecord { sampled: false, ..Default::default() };
+        assert!(span(&Event::Transaction(Box::new(unsampled))).is_none());
+        assert!(span(&Event::Error(Box::default())).is_none());
+        let continued = TransactionRecord { sampled: true, parent_id: Some(SpanId([9; 8])), transaction_type: "request".into(), ..Default::default() };
+        let span = span(&Event::Transaction(Box::new(continued))).unwrap();
+        assert_eq!(span.flags, 0x301);
+        assert_eq!(span.kind, SpanKind::Server as i32);
+    }
+}
