@@ -1,11 +1,12 @@
 """Shared fixtures: an in-memory client whose every exported event is validated against the intake v2
-schemas, and a recording intake server on loopback."""
+schemas, OTLP request decoding, recording servers on loopback and a test CA."""
 
 import gzip
 import http.server
 import json
 import os
 import socket
+import subprocess
 import threading
 import time
 import zlib
@@ -14,6 +15,7 @@ from typing import Any, Dict, List, Tuple
 
 import jsonschema
 import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 import oxapm
 from oxapm import traces
@@ -32,6 +34,32 @@ def validate_event(event: Dict[str, Any]) -> Tuple[str, Dict[str, Any]]:
     errors = sorted(_validators[kind].iter_errors(body), key=str)
     assert not errors, "%s event invalid: %s\n%s" % (kind, [e.message for e in errors], body)
     return kind, body
+
+
+# --- OTLP, decoded with the official opentelemetry-proto package ---------------------------------
+
+
+def decoded(requests):
+    """Every OTLP request body, parsed."""
+    out = []
+    for request in requests:
+        message = ExportTraceServiceRequest()
+        message.ParseFromString(request["body"])
+        out.append(message)
+    return out
+
+
+def spans_of(requests):
+    return [span for message in decoded(requests) for rs in message.resource_spans for ss in rs.scope_spans for span in ss.spans]
+
+
+def attributes(kvs):
+    """OTLP key-values as a plain dict of Python values."""
+    out = {}
+    for kv in kvs:
+        kind = kv.value.WhichOneof("value")
+        out[kv.key] = getattr(kv.value, kind)
+    return out
 
 
 class Exported:
@@ -118,6 +146,7 @@ class IntakeRecorder(http.server.ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _RecordingHandler)
         self.requests: List[Dict[str, Any]] = []
         self.status = status
+        self.answer = b""  # the response body
         self.retry_after = None
         self.delay = 0.0
         self.lock = threading.Lock()
@@ -167,8 +196,9 @@ class _RecordingHandler(http.server.BaseHTTPRequestHandler):
         self.send_response(server.status)
         if server.retry_after is not None:
             self.send_header("Retry-After", server.retry_after)
-        self.send_header("Content-Length", "0")
+        self.send_header("Content-Length", str(len(server.answer)))
         self.end_headers()
+        self.wfile.write(server.answer)
 
 
 def _recording(status: int):
@@ -189,3 +219,21 @@ def intake():
 def otlp_http():
     """Records OTLP/HTTP requests (an OTLP receiver answers 200)."""
     yield from _recording(200)
+
+
+def _openssl(*args, cwd):
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+@pytest.fixture(scope="session")
+def certificates(tmp_path_factory):
+    """A CA made for the run; a server certificate for 127.0.0.1 and a client certificate, both
+    signed by it (server.pem/key, client.pem/key, ca.pem)."""
+    d = tmp_path_factory.mktemp("tls")
+    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=oxapm test CA", "-keyout", "ca.key", "-out", "ca.pem", cwd=d)
+    (d / "server.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    (d / "client.ext").write_text("extendedKeyUsage=clientAuth\n")
+    for name, subject in (("server", "/CN=127.0.0.1"), ("client", "/CN=oxapm test client")):
+        _openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", subject, "-keyout", name + ".key", "-out", name + ".csr", cwd=d)
+        _openssl("x509", "-req", "-in", name + ".csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2", "-extfile", name + ".ext", "-out", name + ".pem", cwd=d)
+    return d

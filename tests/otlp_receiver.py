@@ -75,13 +75,14 @@ class RotelReceiver:
         self._lock = threading.Lock()
         self._reader = None  # type: Optional[threading.Thread]
 
-    def start(self) -> "RotelReceiver":
+    def start(self, grpc_port: Optional[int] = None) -> "RotelReceiver":
+        """Starts on fresh ports, or with ``grpc_port`` given (a receiver that comes up late)."""
         # Ports come from bind(0) then are released, so another process may grab one first: rotel then
         # exits with "unable to bind"; retry with fresh ports rather than fail the test.
         for _ in range(3):
-            if self._try_start():
+            if self._try_start(grpc_port):
                 return self
-            if "unable to bind" not in self.output():
+            if "unable to bind" not in self.output() or grpc_port is not None:
                 break
         code = self.proc.returncode if self.proc else None
         raise RuntimeError(
@@ -94,8 +95,8 @@ class RotelReceiver:
             )
         )
 
-    def _try_start(self) -> bool:
-        http_port, grpc_port = _free_port(), _free_port()
+    def _try_start(self, grpc_port: Optional[int]) -> bool:
+        http_port, grpc_port = _free_port(), grpc_port or _free_port()
         # The binary reads every ROTEL_* variable as a flag; keep the caller's out of our config.
         env = {k: v for k, v in os.environ.items() if not k.startswith("ROTEL_")}
         env["NO_COLOR"] = "1"  # it writes ANSI colours even into a pipe otherwise

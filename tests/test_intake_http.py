@@ -8,6 +8,8 @@ import sys
 import textwrap
 import time
 
+import pytest
+
 import oxapm
 
 
@@ -200,7 +202,8 @@ def test_a_failing_server_is_reported_once_without_credentials(caplog):
     assert client.stats()["failed_requests"] > 1
 
 
-def test_memory_stays_bounded_while_the_server_is_down():
+@pytest.mark.parametrize("exporter", ["intake", "otlp http/protobuf", "otlp grpc"])
+def test_memory_stays_bounded_while_the_server_is_down(exporter):
     # A million events (transactions of 9 spans) into a closed port: the queue, the open batch and
     # the retry buffer are bounded, so RSS may not grow past 64 MiB however long the outage.
     script = textwrap.dedent(
@@ -211,7 +214,7 @@ def test_memory_stays_bounded_while_the_server_is_down():
             with open("/proc/self/statm") as f:
                 return int(f.read().split()[1]) * 4096
 
-        client = oxapm.Client(service_name="down", server_url="http://127.0.0.1:9", server_timeout="1s")
+        client = oxapm.Client(service_name="down", server_timeout="1s")
         def record(n):
             for _ in range(n):
                 client.begin_transaction("job")
@@ -227,7 +230,11 @@ def test_memory_stays_bounded_while_the_server_is_down():
         client.close(timeout=0.5)
         """
     )
-    out = subprocess.run([sys.executable, "-c", script], check=True, timeout=600, capture_output=True, text=True).stdout
+    env = dict(os.environ, ELASTIC_APM_SERVER_URL="http://127.0.0.1:9")
+    if exporter.startswith("otlp"):
+        protocol = exporter.split()[1]
+        env = dict(os.environ, OTEL_TRACES_EXPORTER="otlp", OTEL_EXPORTER_OTLP_PROTOCOL=protocol, OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9")
+    out = subprocess.run([sys.executable, "-c", script], env=env, check=True, timeout=600, capture_output=True, text=True).stdout
     growth, events, dropped = (int(x) for x in out.split())
     assert events >= 1_000_000
     assert growth <= 64 * 1024 * 1024, "RSS grew by %.1f MiB" % (growth / 2**20)

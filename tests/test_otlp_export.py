@@ -6,34 +6,11 @@ import logging
 import os
 
 import pytest
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from conftest import attributes, decoded, spans_of
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 import oxapm
 from oxapm import TraceParent
-
-
-def decoded(requests):
-    """Every OTLP request body, parsed."""
-    out = []
-    for request in requests:
-        message = ExportTraceServiceRequest()
-        message.ParseFromString(request["body"])
-        out.append(message)
-    return out
-
-
-def spans_of(requests):
-    return [span for message in decoded(requests) for rs in message.resource_spans for ss in rs.scope_spans for span in ss.spans]
-
-
-def attributes(kvs):
-    """OTLP key-values as a plain dict of Python values."""
-    out = {}
-    for kv in kvs:
-        kind = kv.value.WhichOneof("value")
-        out[kv.key] = getattr(kv.value, kind)
-    return out
 
 
 def use_otlp(monkeypatch, endpoint, **variables):

@@ -10,6 +10,7 @@ use crate::exporters::tls::TlsMaterial;
 use crate::otlp::proto::ExportTraceServiceResponse;
 use bytes::{Buf, BufMut};
 use prost::Message;
+use std::error::Error;
 use std::str::FromStr;
 use std::time::Duration;
 use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
@@ -103,6 +104,8 @@ impl Transport for GrpcTransport {
                 }
                 (Attempt::Delivered, None)
             }
+            // A status with a source error is tonic's own: the connection failed, nobody answered.
+            Err(status) if status.source().is_some() => (Attempt::RetryLater(None), Some(format!("could not reach {}: {}", self.peer, causes(&status)))),
             Err(status) => {
                 let why = format!("{} answered {:?}: {}", self.peer, status.code(), status.message());
                 (if retryable(status.code()) { Attempt::RetryLater(None) } else { Attempt::Rejected }, Some(why))
@@ -113,6 +116,18 @@ impl Transport for GrpcTransport {
     fn peer(&self) -> &str {
         &self.peer
     }
+}
+
+/// An error and its causes, as one line ("transport error" alone says nothing).
+fn causes(error: &dyn std::error::Error) -> String {
+    let mut line = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        line.push_str(": ");
+        line.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    line
 }
 
 /// Sends already-encoded request bytes; decodes the OTLP export response.

@@ -1,6 +1,6 @@
 """Faults a real network produces, from a raw-socket server that misbehaves on purpose for its
 first connections: reset mid-request, garbage instead of HTTP, a slow answer. The agent retries,
-and every event arrives once the server behaves."""
+and every event arrives once the server behaves; over intake v2 and over OTLP/HTTP alike."""
 
 import gzip
 import json
@@ -9,7 +9,7 @@ import struct
 import time
 
 import pytest
-from conftest import RawServer, validate_event
+from conftest import RawServer, spans_of, validate_event
 
 import oxapm
 
@@ -17,7 +17,7 @@ import oxapm
 class FaultyServer(RawServer):
     def __init__(self, faults):
         self.faults = list(faults)  # one per connection, then "ok"
-        self.bodies = []
+        self.requests = []
         super().__init__()
 
     def handle(self, conn):
@@ -44,25 +44,31 @@ class FaultyServer(RawServer):
                 return
             if fault == "slow":
                 time.sleep(1.5)
-            self.bodies.append(body)
+            self.requests.append({"head": head.lower(), "body": body})
             conn.sendall(b"HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n")
 
     def transactions(self):
         names = []
-        for body in self.bodies:
-            for line in gzip.decompress(body).splitlines():
+        for request in self.requests:
+            if b"application/x-protobuf" in request["head"]:
+                names.extend(span.name for span in spans_of([request]))
+                continue
+            for line in gzip.decompress(request["body"]).splitlines():
                 kind, event = validate_event(json.loads(line))
                 if kind == "transaction":
                     names.append(event["name"])
         return sorted(names)
 
 
-
+@pytest.mark.parametrize("exporter", ["intake", "otlp"])
 @pytest.mark.parametrize("faults", [["reset", "reset"], ["garbage", "garbage"], ["slow"], ["reset", "garbage", "slow"]])
-def test_events_arrive_once_after_faults(faults):
+def test_events_arrive_once_after_faults(faults, exporter, monkeypatch):
     server = FaultyServer(faults)
+    if exporter == "otlp":
+        monkeypatch.setenv("OTEL_TRACES_EXPORTER", "otlp")
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", server.url)
     try:
-        client = oxapm.Client(service_name="faults", server_url=server.url, server_timeout="5s")
+        client = oxapm.Client(service_name="faults", server_url=server.url if exporter == "intake" else None, server_timeout="5s")
         for n in range(3):
             client.begin_transaction("job")
             client.end_transaction("t%d" % n)
