@@ -1,9 +1,13 @@
 //! Criterion benchmarks of the engine's hot paths: id generation, a span's life, queueing, and the
-//! intake encoder's throughput (`cargo bench -p oxapm-core`).
+//! encoders' throughput, intake and OTLP (`cargo bench -p oxapm-core`).
 
-use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use oxapm_core::exporters::batch::Encoder;
+use oxapm_core::exporters::intake_http::IntakeEncoder;
+use oxapm_core::exporters::otlp::OtlpEncoder;
 use oxapm_core::ids::{SpanId, TraceId};
-use oxapm_core::intake::encode_event;
+use oxapm_core::intake::{self, encode_event};
+use oxapm_core::otlp::resource;
 use oxapm_core::model::{Event, LabelValue, Outcome, SpanRecord};
 use oxapm_core::pipeline::{Exporter, Pipeline, Stats};
 use oxapm_core::trace::{ActiveTransaction, TransactionStart};
@@ -70,11 +74,21 @@ fn span_lifecycle(c: &mut Criterion) {
     });
 }
 
+/// The exporters' own encoders, batch by batch (512 spans, the OTLP default; intake batches close
+/// at 768 kB compressed, so a 512-span intake batch is one chunk of a larger request).
 fn encoders(c: &mut Criterion) {
-    let events: Vec<Event> = (0..1000).map(|_| Event::Span(Box::new(sample_span()))).collect();
-    let mut group = c.benchmark_group("intake encode");
-    group.throughput(Throughput::Elements(events.len() as u64));
-    group.bench_function("json", |b| {
+    const BATCH: usize = 512;
+    let events: Vec<Event> = (0..BATCH).map(|_| Event::Span(Box::new(sample_span()))).collect();
+    let metadata = serde_json::json!({"service": {"name": "shop", "version": "1.0"}, "process": {"pid": 42}});
+    let encode_all = |encoder: &mut dyn Encoder| {
+        for e in &events {
+            encoder.add(e);
+        }
+        black_box(encoder.finish().unwrap().len())
+    };
+    let mut group = c.benchmark_group("encode");
+    group.throughput(Throughput::Elements(BATCH as u64));
+    group.bench_function("intake json", |b| {
         let mut out = Vec::with_capacity(1 << 20);
         b.iter(|| {
             out.clear();
@@ -84,20 +98,16 @@ fn encoders(c: &mut Criterion) {
             black_box(out.len())
         })
     });
-    group.bench_function("json+gzip", |b| {
-        b.iter_batched(
-            || Vec::with_capacity(1 << 20),
-            |mut out| {
-                for e in &events {
-                    encode_event(e, &mut out);
-                }
-                let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-                std::io::Write::write_all(&mut gz, &out).unwrap();
-                black_box(gz.finish().unwrap().len())
-            },
-            BatchSize::LargeInput,
-        )
+    group.bench_function("intake json+gzip", |b| {
+        let mut encoder = IntakeEncoder::new(intake::metadata_line(&metadata), usize::MAX);
+        b.iter(|| encode_all(&mut encoder))
     });
+    for (name, gzip) in [("otlp protobuf", false), ("otlp protobuf+gzip", true)] {
+        group.bench_function(name, |b| {
+            let mut encoder = OtlpEncoder::new(resource::resource(&metadata, &[], "1.0"), resource::scope("1.0"), BATCH, gzip);
+            b.iter(|| encode_all(&mut encoder))
+        });
+    }
     group.finish();
 }
 

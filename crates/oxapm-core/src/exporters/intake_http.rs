@@ -70,8 +70,15 @@ pub fn intake_exporter(settings: IntakeSettings, stats: Arc<Stats>) -> IntakeExp
     headers.extend(authorization(settings.secret_token.as_deref(), settings.api_key.as_deref()).map(|auth| ("Authorization".to_owned(), auth)));
     let url = format!("{}/intake/v2/events", settings.server_url);
     let transport = HttpTransport::new("APM Server", url, headers, settings.timeout, &settings.user_agent, &tls);
-    let encoder = IntakeEncoder { body: None, metadata_line: settings.metadata_line, request_size: settings.request_size, line: Vec::with_capacity(1024) };
+    let encoder = IntakeEncoder::new(settings.metadata_line, settings.request_size);
     BatchExporter::new(encoder, transport, settings.request_time, settings.retry_buffer_size, stats)
+}
+
+impl IntakeEncoder {
+    /// Batches start with `metadata_line` and close at `request_size` compressed bytes.
+    pub fn new(metadata_line: Vec<u8>, request_size: usize) -> Self {
+        IntakeEncoder { body: None, metadata_line, request_size, line: Vec::with_capacity(1024) }
+    }
 }
 
 impl Encoder for IntakeEncoder {

@@ -27,6 +27,13 @@ pub struct OtlpEncoder {
     gzip: bool,
 }
 
+impl OtlpEncoder {
+    /// Batches of at most `max_batch` spans; `gzip` compresses each request body.
+    pub fn new(resource: Resource, scope: InstrumentationScope, max_batch: usize, gzip: bool) -> Self {
+        OtlpEncoder { resource, scope, spans: Vec::with_capacity(max_batch), max_batch, gzip }
+    }
+}
+
 impl Encoder for OtlpEncoder {
     fn add(&mut self, event: &Event) -> bool {
         let Some(span) = traces::span(event) else { return false };
@@ -79,7 +86,7 @@ pub fn otlp_exporter(export: OtlpExport<'_>, stats: Arc<Stats>) -> Option<Box<dy
         roots_pem: tls::trust(pem_file(&settings.certificate)),
         identity: tls::identity(pem_file(&settings.client_certificate), pem_file(&settings.client_key)),
     };
-    let encoder = |gzip| OtlpEncoder { resource: export.resource.clone(), scope: export.scope.clone(), spans: Vec::new(), max_batch: settings.max_batch, gzip };
+    let encoder = |gzip| OtlpEncoder::new(export.resource.clone(), export.scope.clone(), settings.max_batch, gzip);
     match settings.protocol {
         Protocol::HttpProtobuf => {
             let mut headers = vec![("Content-Type".to_owned(), "application/x-protobuf".to_owned())];
