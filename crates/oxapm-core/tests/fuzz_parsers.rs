@@ -1,8 +1,9 @@
 //! Property tests (proptest) for every parser that reads outside input: trace context headers and
-//! configuration values. Whatever the input, they return a value or a rejection, never panic, and
+//! configuration values (the OTLP exporter's variables included). Whatever the input, they return a value or a rejection, never panic, and
 //! what they accept round-trips.
 
 use oxapm_core::config::{self, Kind};
+use oxapm_core::otlp;
 use oxapm_core::traceparent::{TraceParent, TraceState};
 use proptest::prelude::*;
 use std::collections::HashMap;
@@ -81,5 +82,21 @@ proptest! {
     fn resolution_never_panics(env in proptest::collection::hash_map("(ELASTIC_APM_|OTEL_)[A-Z_]{1,30}", ".{0,30}", 0..12)) {
         let resolved = config::Config::resolve(&env, &HashMap::new(), &HashMap::new());
         prop_assert!(resolved.str("SERVICE_NAME").is_some());
+    }
+
+    #[test]
+    fn otlp_settings_never_panic_and_keep_secrets(
+        setting in "(ENDPOINT|TRACES_ENDPOINT|PROTOCOL|HEADERS|TRACES_HEADERS|COMPRESSION|TIMEOUT|INSECURE)",
+        raw in "[ -~]{0,60}",
+        secret in "[A-Za-z0-9]{16}",
+    ) {
+        let mut env = HashMap::new();
+        env.insert(format!("OTEL_EXPORTER_OTLP_{setting}"), raw.clone());
+        env.insert("OTEL_EXPORTER_OTLP_HEADERS".to_owned(), format!("{raw},authorization=Bearer%20{secret}"));
+        let mut warnings = Vec::new();
+        if let Some(settings) = otlp::settings::resolve(&env, "TRACES", &mut warnings) {
+            prop_assert!(settings.endpoint.starts_with("http://") || settings.endpoint.starts_with("https://"));
+        }
+        prop_assert!(warnings.iter().all(|w| !w.contains(&secret)), "{:?}", warnings);
     }
 }

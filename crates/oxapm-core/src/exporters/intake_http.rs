@@ -30,13 +30,16 @@ pub struct IntakeSettings {
 
 pub type IntakeExporter = BatchExporter<IntakeEncoder, HttpTransport>;
 
-/// NDJSON compressed as it is written: the metadata line, then one line per event.
+/// NDJSON, the metadata line then one line per event, compressed in chunks as it grows.
 pub struct IntakeEncoder {
     body: Option<GzEncoder<Vec<u8>>>,
     metadata_line: Vec<u8>,
     request_size: usize,
-    line: Vec<u8>,
+    /// Lines not compressed yet: one deflate call per chunk costs far less than one per line.
+    pending: Vec<u8>,
 }
+
+const CHUNK: usize = 32 * 1024;
 
 /// `apm-agent-python/<version> (<service> <version>)`, as the cross-agent user_agent spec asks, with
 /// characters outside a conservative set replaced so the header stays valid.
@@ -77,29 +80,38 @@ pub fn intake_exporter(settings: IntakeSettings, stats: Arc<Stats>) -> IntakeExp
 impl IntakeEncoder {
     /// Batches start with `metadata_line` and close at `request_size` compressed bytes.
     pub fn new(metadata_line: Vec<u8>, request_size: usize) -> Self {
-        IntakeEncoder { body: None, metadata_line, request_size, line: Vec::with_capacity(1024) }
+        IntakeEncoder { body: None, metadata_line, request_size, pending: Vec::with_capacity(2 * CHUNK) }
+    }
+
+    fn compress_pending(&mut self) {
+        if let Some(body) = &mut self.body {
+            // Writing into a Vec cannot fail.
+            let _ = body.write_all(&self.pending);
+        }
+        self.pending.clear();
     }
 }
 
 impl Encoder for IntakeEncoder {
     fn add(&mut self, event: &Event) -> bool {
-        self.line.clear();
-        intake::encode_event(event, &mut self.line);
-        let metadata_line = &self.metadata_line;
-        let body = self.body.get_or_insert_with(|| {
-            let mut body = GzEncoder::new(Vec::with_capacity(64 * 1024), Compression::fast());
-            let _ = body.write_all(metadata_line);
-            body
-        });
-        let _ = body.write_all(&self.line);
+        if self.body.is_none() {
+            self.body = Some(GzEncoder::new(Vec::with_capacity(64 * 1024), Compression::fast()));
+            self.pending.extend_from_slice(&self.metadata_line);
+        }
+        intake::encode_event(event, &mut self.pending);
+        if self.pending.len() >= CHUNK.min(self.request_size) {
+            self.compress_pending();
+        }
         true
     }
 
+    /// By compressed size, which lags the lines by less than one chunk.
     fn is_full(&self) -> bool {
         self.body.as_ref().is_some_and(|b| b.get_ref().len() >= self.request_size)
     }
 
     fn finish(&mut self) -> Result<Vec<u8>, String> {
+        self.compress_pending();
         self.body.take().ok_or_else(|| "no open batch".to_owned())?.finish().map_err(|e| e.to_string())
     }
 }

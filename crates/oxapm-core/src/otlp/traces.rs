@@ -99,7 +99,11 @@ fn from_transaction(t: &TransactionRecord) -> Span {
 
 /// Elastic's `es=s:<rate>` tracestate entry, which Elastic backends read for span counts.
 fn trace_state(sample_rate: Option<f64>) -> String {
-    sample_rate.map(|rate| format!("es=s:{}", format_sample_rate(rate))).unwrap_or_default()
+    match sample_rate {
+        None => String::new(),
+        Some(1.0) => "es=s:1".to_owned(), // the default, spared the float formatting
+        Some(rate) => format!("es=s:{}", format_sample_rate(rate)),
+    }
 }
 
 /// The reverse of the mapping Elastic applies to OTel spans: request transactions serve, messaging
@@ -175,10 +179,13 @@ fn context_attributes(context: &JsonMap, db_system: Option<&str>, out: &mut Vec<
     if let Some(system) = db_system {
         out.push(string("db.system.name", system));
     }
-    for (section, path, key) in CONTEXT_ATTRIBUTES {
-        let found = path.iter().try_fold(context.get(*section), |value, step| Some(value?.get(step)));
-        if let Some(value) = found.flatten().and_then(scalar) {
-            out.push(attribute(key, value));
+    // Walk the sections the record has (a few), not every mapping (a map lookup each).
+    for (section, value) in context {
+        for (_, path, key) in CONTEXT_ATTRIBUTES.iter().filter(|(s, _, _)| s == section) {
+            let found = path.iter().try_fold(value, |value, step| value.get(step));
+            if let Some(value) = found.and_then(scalar) {
+                out.push(attribute(key, value));
+            }
         }
     }
 }
