@@ -167,6 +167,8 @@ class IntakeRecorder(http.server.ThreadingHTTPServer):
 
 
 class _RecordingHandler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as APM Server and OTLP receivers offer
+
     def log_message(self, *args):
         pass
 
@@ -187,6 +189,7 @@ class _RecordingHandler(http.server.BaseHTTPRequestHandler):
                     "time": time.monotonic(),
                     "status": server.status,
                     "path": self.path,
+                    "client_port": self.client_address[1],  # one per connection
                     "headers": {name.lower(): value for name, value in self.headers.items()},  # names are case-insensitive
                     "body": body,
                     "lines": [json.loads(line) for line in body.splitlines() if line.strip()] if ndjson else [],

@@ -88,6 +88,14 @@ def test_a_batch_closes_at_api_request_size(intake):
     assert sum(kind == "span" for kind, _ in intake.events()) == 1500
 
 
+def test_batches_share_one_kept_alive_connection(intake):
+    client = oxapm.Client(service_name="shop", server_url=intake.url, api_request_size="1kb")
+    _run_transactions(50)
+    client.close()
+    assert len(intake.requests) > 2
+    assert len({r["client_port"] for r in intake.requests}) == 1
+
+
 def test_a_batch_closes_at_api_request_time(intake):
     client = oxapm.Client(service_name="shop", server_url=intake.url, api_request_time="200ms")
     _run_transactions(2)

@@ -158,7 +158,37 @@ def test_batches_follow_the_bsp_variables(otlp_http, monkeypatch):
     client.close()
 
 
-def test_the_batch_size_is_bounded_by_the_queue_size_variable(monkeypatch):
+def test_batches_share_one_kept_alive_connection(otlp_http, monkeypatch):
+    use_otlp(monkeypatch, otlp_http.url, OTEL_BSP_MAX_EXPORT_BATCH_SIZE="5")
+    client = oxapm.Client(service_name="shop")
+    for n in range(20):
+        client.begin_transaction("job")
+        client.end_transaction("t%d" % n)
+    client.close()
+    assert len(otlp_http.requests) == 4
+    assert len({r["client_port"] for r in otlp_http.requests}) == 1
+
+
+def test_the_export_thread_does_no_python_io(otlp_http, monkeypatch):
+    # The exporters are Rust: Python's socket layer (where instrumentations patch http.client,
+    # urllib3 and requests) never sees them, so they can never report their own requests.
+    import socket
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the exporter used Python's sockets")
+
+    use_otlp(monkeypatch, otlp_http.url)
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    client = oxapm.Client(service_name="shop")
+    client.begin_transaction("job")
+    client.end_transaction("native")
+    client.close()
+    monkeypatch.undo()
+    assert [s.name for s in spans_of(otlp_http.requests)] == ["native"]
+
+
+def test_the_queue_size_follows_otel_bsp_max_queue_size(monkeypatch):
     monkeypatch.setenv("OTEL_BSP_MAX_QUEUE_SIZE", "100")
     assert oxapm.Client(service_name="shop", traces_exporter="none").config.max_queue_size == 100
 
