@@ -209,8 +209,9 @@ class Client:
         return self._engine.flush(timeout) if self._open else True
 
     def stats(self) -> Dict[str, int]:
-        """Export counters: queued, dropped_queue_full, sent, failed, requests, failed_requests
-        (still readable after ``close()``)."""
+        """Export counters (still readable after ``close()``): queued, dropped_queue_full, sent,
+        retries, dropped_buffer_full, failed, requests, failed_requests. The delivery counters add
+        up over the exporters when intake and OTLP are both on."""
         return self._engine.stats() if self._engine is not None else {}
 
 

@@ -29,7 +29,8 @@ pub trait Exporter: Send {
     fn flush(&mut self, deadline: Instant);
 }
 
-/// Counters readable from Python.
+/// Counters readable from Python. The delivery counters add up over the exporters: with intake
+/// and OTLP both on, an event delivered to both counts twice in `sent`.
 #[derive(Default, Debug)]
 pub struct Stats {
     pub queued: AtomicU64,
@@ -39,7 +40,8 @@ pub struct Stats {
     pub retries: AtomicU64,
     /// Events dropped, oldest first, because undelivered batches outgrew their byte bound.
     pub dropped_buffer_full: AtomicU64,
-    /// Events the server refused for good (4xx other than 429), or still undelivered at close.
+    /// Events the server refused for good (4xx other than 429, a final gRPC status), or that
+    /// could not be encoded.
     pub failed: AtomicU64,
     pub requests: AtomicU64,
     pub failed_requests: AtomicU64,
