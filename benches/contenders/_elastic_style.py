@@ -4,6 +4,7 @@ Only the module differs (``import oxapm as elasticapm`` is the promise).
 """
 
 import importlib
+import os
 
 # Identical configuration for both agents:
 # - metrics_interval="0ms": no metrics thread/events; we count traces only.
@@ -22,10 +23,19 @@ CONFIG = dict(
 )
 
 
-def make_setup(module_name):
+def make_setup(module_name, otlp=False):
+    """``otlp=True``: export over OTLP/HTTP protobuf instead of intake (oxapm only)."""
+
     def setup(sink_url):
         apm = importlib.import_module(module_name)
-        client = apm.Client(server_url=sink_url, **CONFIG)
+        if otlp:
+            # From the environment, as a user would; run.py scrubs OTEL_* from ours.
+            # oxapm appends /v1/traces, and without server_url the intake exporter is off.
+            os.environ["OTEL_TRACES_EXPORTER"] = "otlp"
+            os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = sink_url
+            client = apm.Client(**CONFIG)
+        else:
+            client = apm.Client(server_url=sink_url, **CONFIG)
         capture_span = apm.capture_span
 
         def transaction(txn_name, span_names):
@@ -35,6 +45,7 @@ def make_setup(module_name):
                     pass
             client.end_transaction(txn_name, "success")
 
-        return transaction, client.close  # close() flushes the queue and joins the sender
+        # close() flushes the queue and joins the sender; elastic-apm has no stats().
+        return transaction, client.close, getattr(client, "stats", None)
 
     return setup
