@@ -92,6 +92,14 @@ def test_a_partial_success_is_reported_once(otlp_http, monkeypatch, caplog):
     client.close()
 
 
+def test_what_close_gives_up_on_is_counted_as_failed(monkeypatch):
+    client = _otlp_client(monkeypatch, "http://127.0.0.1:9")  # nothing listens there
+    _record(client, "lost-1", "lost-2", "lost-3")
+    client.close(timeout=0.5)
+    stats = client.stats()
+    assert (stats["queued"], stats["sent"], stats["failed"]) == (3, 0, 3)
+
+
 def _free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -27,6 +27,10 @@ pub trait Exporter: Send {
     }
     /// Sends whatever is buffered, waiting for retries until `deadline` at the latest.
     fn flush(&mut self, deadline: Instant);
+    /// The last flush: what is still undelivered after it is given up.
+    fn close(&mut self, deadline: Instant) {
+        self.flush(deadline);
+    }
 }
 
 /// Counters readable from Python. The delivery counters add up over the exporters: with intake
@@ -40,8 +44,8 @@ pub struct Stats {
     pub retries: AtomicU64,
     /// Events dropped, oldest first, because undelivered batches outgrew their byte bound.
     pub dropped_buffer_full: AtomicU64,
-    /// Events the server refused for good (4xx other than 429, a final gRPC status), or that
-    /// could not be encoded.
+    /// Events the server refused for good (4xx other than 429, a final gRPC status), that could
+    /// not be encoded, or that were still undelivered when close gave up.
     pub failed: AtomicU64,
     pub requests: AtomicU64,
     pub failed_requests: AtomicU64,
@@ -183,13 +187,13 @@ impl Worker {
                 }
                 Ok(Control::Shutdown(deadline, reply)) => {
                     self.drain();
-                    self.flush_all(deadline);
+                    self.close_all(deadline);
                     let _ = reply.send(());
                     return;
                 }
                 Err(RecvTimeoutError::Disconnected) => {
                     self.drain();
-                    self.flush_all(Instant::now() + Duration::from_secs(1));
+                    self.close_all(Instant::now() + Duration::from_secs(1));
                     return;
                 }
             }
@@ -225,6 +229,12 @@ impl Worker {
     fn flush_all(&mut self, deadline: Instant) {
         for exporter in &mut self.exporters {
             exporter.flush(deadline);
+        }
+    }
+
+    fn close_all(&mut self, deadline: Instant) {
+        for exporter in &mut self.exporters {
+            exporter.close(deadline);
         }
     }
 }

@@ -141,4 +141,9 @@ impl<E: Encoder, T: Transport> Exporter for BatchExporter<E, T> {
         }
         diag::warn(&format!("{} events not yet delivered to {} when the flush deadline passed", self.retry.events(), self.transport.peer()));
     }
+
+    fn close(&mut self, deadline: Instant) {
+        self.flush(deadline);
+        self.stats.failed.fetch_add(self.retry.events(), Ordering::Relaxed);
+    }
 }
