@@ -171,3 +171,33 @@ def test_a_hanging_server_hangs_neither_the_application_nor_its_exit(protocol):
         assert time.monotonic() - started < 45
     finally:
         server.close()
+
+
+@pytest.mark.parametrize("protocol", ["http/protobuf", "grpc"])
+def test_the_request_timeout_applies(protocol, monkeypatch):
+    server = HangingServer()
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "200")
+    try:
+        client = _otlp_client(monkeypatch, server.url, protocol=protocol)
+        _record(client, "timed-out")
+        client.flush(2.0)
+        # With the default 10 s timeout nothing would have failed yet.
+        assert client.stats()["retries"] >= 1
+        client.close(timeout=0.5)
+    finally:
+        server.close()
+
+
+def test_close_waits_shutdown_timeout_at_most(monkeypatch):
+    server = HangingServer()
+    try:
+        monkeypatch.setenv("OTEL_TRACES_EXPORTER", "otlp")
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", server.url)
+        client = oxapm.Client(service_name="faults", shutdown_timeout="300ms")
+        _record(client, "stuck")
+        started = time.monotonic()
+        client.close()
+        # The default (5 s) would be well past this bound; 300 ms plus slack is well inside it.
+        assert time.monotonic() - started < 3.0
+    finally:
+        server.close()
