@@ -135,6 +135,25 @@ class RawServer:
         self.sock.close()
 
 
+def pipe(source, sink):
+    """Copies bytes from one socket to the other until either side closes, then closes both
+    directions (for the proxies and TLS terminators of the tests)."""
+    try:
+        while True:
+            data = source.recv(65536)
+            if not data:
+                break
+            sink.sendall(data)
+    except OSError:
+        pass
+    finally:
+        for s in (source, sink):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
 class IntakeRecorder(http.server.ThreadingHTTPServer):
     """A loopback APM Server (or OTLP/HTTP) stand-in that records each request: path, headers, the
     decompressed body and, for NDJSON, its parsed lines. ``status``, ``retry_after`` and ``delay``

@@ -9,7 +9,7 @@ import ssl
 import threading
 
 import pytest
-from conftest import RawServer
+from conftest import RawServer, pipe
 from otlp_receiver import rotel  # noqa: F401  (a fixture)
 
 import oxapm
@@ -37,25 +37,8 @@ class MutualTlsTerminator(RawServer):
             conn.close()
             return
         upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
-        threading.Thread(target=_pipe, args=(upstream, tls), daemon=True).start()
-        _pipe(tls, upstream)
-
-
-def _pipe(source, sink):
-    try:
-        while True:
-            data = source.recv(65536)
-            if not data:
-                break
-            sink.sendall(data)
-    except OSError:
-        pass
-    finally:
-        for s in (source, sink):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        threading.Thread(target=pipe, args=(upstream, tls), daemon=True).start()
+        pipe(tls, upstream)
 
 
 def _port(endpoint):

@@ -1,9 +1,10 @@
-"""Export through an HTTP proxy from HTTPS_PROXY, and around it for hosts in NO_PROXY."""
+"""Export through an HTTP proxy from HTTPS_PROXY, and around it for hosts in NO_PROXY (intake and
+OTLP/HTTP)."""
 
 import socket
 import threading
 
-from conftest import RawServer
+from conftest import RawServer, pipe, spans_of
 
 import oxapm
 
@@ -34,25 +35,7 @@ class ConnectProxy(RawServer):
         upstream = socket.create_connection((host, int(port)))
         conn.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
         for a, b in ((conn, upstream), (upstream, conn)):
-            threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pipe(source, sink):
-        try:
-            while True:
-                data = source.recv(65536)
-                if not data:
-                    break
-                sink.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (source, sink):
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-
+            threading.Thread(target=pipe, args=(a, b), daemon=True).start()
 
 
 def _send_one(url):
@@ -87,3 +70,19 @@ def test_no_proxy_hosts_go_direct(intake, monkeypatch):
         proxy.close()
     assert proxy.targets == []
     assert client.stats()["sent"] == 1
+
+
+def test_otlp_http_uses_the_proxy_too(otlp_http, monkeypatch):
+    proxy = ConnectProxy()
+    monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "otlp")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", otlp_http.url)
+    try:
+        client = oxapm.Client(service_name="proxied")
+        client.begin_transaction("job")
+        client.end_transaction("via proxy")
+        client.close()
+    finally:
+        proxy.close()
+    assert proxy.targets == [otlp_http.url.split("//")[1]]
+    assert [s.name for s in spans_of(otlp_http.requests)] == ["via proxy"]
