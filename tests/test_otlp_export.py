@@ -198,6 +198,7 @@ def test_the_queue_size_follows_otel_bsp_max_queue_size(monkeypatch):
     [
         ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4318", "OTLP traces export is off"),
         ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://host:port", "OTLP traces export is off"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "elastic:s3cret@collector:4318", "OTLP traces export is off"),
         ("OTEL_EXPORTER_OTLP_HEADERS", "authorization=Bearer%zzs3cret", "ignored entry 1"),
         ("OTEL_EXPORTER_OTLP_TIMEOUT", "ten seconds", "using 10000 ms"),
         ("OTEL_EXPORTER_OTLP_COMPRESSION", "zstd", "sending uncompressed"),

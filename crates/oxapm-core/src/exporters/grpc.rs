@@ -3,6 +3,7 @@
 //! wait in the retry queue as bytes), so the codec passes bytes through; tonic frames and
 //! compresses them.
 
+use crate::diag::redacted;
 use crate::exporters::batch::Transport;
 use crate::exporters::otlp::partial_success;
 use crate::exporters::retry::Attempt;
@@ -70,7 +71,7 @@ impl GrpcTransport {
             path: PathAndQuery::from_static(settings.path),
             headers,
             gzip: settings.gzip,
-            peer: format!("the OTLP gRPC endpoint at {}", settings.endpoint),
+            peer: redacted(format!("the OTLP gRPC endpoint at {}", settings.endpoint), settings.endpoint),
             complained: false,
         })
     }

@@ -2,6 +2,7 @@
 //! 2xx delivered; 429 (with `Retry-After`), 502, 503 and 504 retried, as are connection faults
 //! and timeouts; any other status is final. Both APM Server and OTLP/HTTP answer this way.
 
+use crate::diag::redacted;
 use crate::exporters::batch::Transport;
 use crate::exporters::retry::Attempt;
 use crate::exporters::tls::TlsMaterial;
@@ -18,20 +19,6 @@ pub struct HttpTransport {
     headers: Vec<(String, String)>,
     read_success: Option<AnswerReader>,
     complained: bool,
-}
-
-/// The credentials of a URL (`http://user:secret@host`), which must never reach a log line.
-fn url_credentials(url: &str) -> Option<&str> {
-    let authority = url.split_once("://")?.1.split('/').next()?;
-    authority.rsplit_once('@').map(|(userinfo, _)| userinfo).filter(|u| !u.is_empty())
-}
-
-/// `message` with the URL's credentials replaced.
-pub fn redacted(message: String, url: &str) -> String {
-    match url_credentials(url) {
-        Some(userinfo) => message.replace(userinfo, "<redacted>"),
-        None => message,
-    }
 }
 
 /// Seconds, as `Retry-After` gives them (an HTTP date is treated as no hint).
@@ -99,13 +86,6 @@ impl Transport for HttpTransport {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn credentials_in_the_url_are_redacted() {
-        let url = "https://elastic:s3cret@apm.example:8200";
-        assert_eq!(redacted(format!("could not reach {url}/intake/v2/events"), url), "could not reach https://<redacted>@apm.example:8200/intake/v2/events");
-        assert_eq!(redacted("unchanged".into(), "http://apm:8200"), "unchanged");
-    }
 
     #[test]
     fn retry_after_is_read_in_seconds() {

@@ -110,7 +110,8 @@ pub fn otlp_exporter(export: OtlpExport<'_>, stats: Arc<Stats>) -> Option<Box<dy
             match GrpcTransport::new(grpc, &tls) {
                 Ok(transport) => Some(Box::new(BatchExporter::new(encoder(false), transport, settings.schedule_delay, export.retry_buffer_size, stats))),
                 Err(why) => {
-                    crate::diag::warn(&format!("OTLP gRPC exporter for {} could not start ({why}); OTLP trace export is off", settings.endpoint));
+                    let message = format!("OTLP gRPC exporter for {} could not start ({why}); OTLP trace export is off", settings.endpoint);
+                    crate::diag::warn(&crate::diag::redacted(message, &settings.endpoint));
                     None
                 }
             }

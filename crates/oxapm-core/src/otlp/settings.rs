@@ -132,7 +132,8 @@ fn endpoint(env: &HashMap<String, String>, signal: &str, protocol: Protocol, ins
         _ => raw.to_owned(),
     };
     if let Err(why) = check_url(&url) {
-        warnings.push(format!("invalid value {raw:?} for {name}: {why}; OTLP {} export is off", signal.to_ascii_lowercase()));
+        let message = format!("invalid value {raw:?} for {name}: {why}; OTLP {} export is off", signal.to_ascii_lowercase());
+        warnings.push(crate::diag::redacted(message, &url));
         return None;
     }
     Some(match (protocol, as_is) {
