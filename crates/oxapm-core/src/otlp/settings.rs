@@ -43,13 +43,20 @@ struct Variables<'a> {
 }
 
 impl Variables<'_> {
+    /// The per-signal variable, else the generic one: its name and trimmed value, if not empty.
     fn get(&self, setting: &str) -> Option<(String, &str)> {
         let specific = format!("OTEL_EXPORTER_OTLP_{}_{setting}", self.signal);
         let generic = format!("OTEL_EXPORTER_OTLP_{setting}");
         [specific, generic].into_iter().find_map(|name| {
-            let value = self.env.get(&name)?.trim();
-            (!value.is_empty()).then_some((name, value))
+            let (_, value) = self.plain(&name)?;
+            Some((name, value))
         })
+    }
+
+    /// A variable that has no per-signal form (`OTEL_BSP_*`).
+    fn plain<'n>(&self, name: &'n str) -> Option<(&'n str, &str)> {
+        let value = self.env.get(name)?.trim();
+        (!value.is_empty()).then_some((name, value))
     }
 }
 
@@ -72,7 +79,7 @@ pub fn resolve(env: &HashMap<String, String>, signal: &str, warnings: &mut Vec<S
             false
         }),
     };
-    let endpoint = endpoint(env, signal, protocol, insecure, warnings)?;
+    let endpoint = endpoint(&vars, protocol, insecure, warnings)?;
     let mut headers = Vec::new();
     for name in ["OTEL_EXPORTER_OTLP_HEADERS".to_owned(), format!("OTEL_EXPORTER_OTLP_{signal}_HEADERS")] {
         let Some(raw) = env.get(&name) else { continue };
@@ -94,9 +101,8 @@ pub fn resolve(env: &HashMap<String, String>, signal: &str, warnings: &mut Vec<S
             false
         }
     };
-    let timeout = millis(vars.get("TIMEOUT"), DEFAULT_TIMEOUT, warnings);
-    let export_timeout =
-        millis(env.get("OTEL_BSP_EXPORT_TIMEOUT").map(|v| ("OTEL_BSP_EXPORT_TIMEOUT".to_owned(), v.trim())), Duration::from_secs(30), warnings);
+    let timeout = millis(vars.get("TIMEOUT").as_ref().map(|(name, v)| (name.as_str(), *v)), DEFAULT_TIMEOUT, warnings);
+    let export_timeout = millis(vars.plain("OTEL_BSP_EXPORT_TIMEOUT"), Duration::from_secs(30), warnings);
     let path = |setting: &str| vars.get(setting).map(|(name, v)| (name, v.to_owned()));
     Some(OtlpSettings {
         protocol,
@@ -107,25 +113,22 @@ pub fn resolve(env: &HashMap<String, String>, signal: &str, warnings: &mut Vec<S
         certificate: path("CERTIFICATE"),
         client_key: path("CLIENT_KEY"),
         client_certificate: path("CLIENT_CERTIFICATE"),
-        max_batch: count(env, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", 512, warnings),
-        schedule_delay: millis(env.get("OTEL_BSP_SCHEDULE_DELAY").map(|v| ("OTEL_BSP_SCHEDULE_DELAY".to_owned(), v.trim())), Duration::from_secs(5), warnings),
+        max_batch: count(vars.plain("OTEL_BSP_MAX_EXPORT_BATCH_SIZE"), 512, warnings),
+        schedule_delay: millis(vars.plain("OTEL_BSP_SCHEDULE_DELAY"), Duration::from_secs(5), warnings),
     })
 }
 
-fn endpoint(env: &HashMap<String, String>, signal: &str, protocol: Protocol, insecure: bool, warnings: &mut Vec<String>) -> Option<String> {
-    let specific = format!("OTEL_EXPORTER_OTLP_{signal}_ENDPOINT");
-    let generic = "OTEL_EXPORTER_OTLP_ENDPOINT";
+fn endpoint(vars: &Variables<'_>, protocol: Protocol, insecure: bool, warnings: &mut Vec<String>) -> Option<String> {
+    let signal = vars.signal;
     let signal_path = format!("v1/{}", signal.to_ascii_lowercase());
-    let (name, raw, as_is) = match (env.get(&specific).filter(|v| !v.trim().is_empty()), env.get(generic).filter(|v| !v.trim().is_empty())) {
-        (Some(url), _) => (specific.as_str(), url.trim(), true),
-        (None, Some(url)) => (generic, url.trim(), false),
-        (None, None) => {
-            return Some(match protocol {
-                Protocol::Grpc => "http://localhost:4317".to_owned(),
-                Protocol::HttpProtobuf => format!("http://localhost:4318/{signal_path}"),
-            })
-        }
+    let Some((name, raw)) = vars.get("ENDPOINT") else {
+        return Some(match protocol {
+            Protocol::Grpc => "http://localhost:4317".to_owned(),
+            Protocol::HttpProtobuf => format!("http://localhost:4318/{signal_path}"),
+        });
     };
+    // Only the generic endpoint is a base the signal's path is appended to.
+    let as_is = name != "OTEL_EXPORTER_OTLP_ENDPOINT";
     // gRPC endpoints may omit the scheme; OTEL_EXPORTER_OTLP_INSECURE then chooses plaintext.
     let url = match (protocol, raw.contains("://")) {
         (Protocol::Grpc, false) => format!("{}://{raw}", if insecure { "http" } else { "https" }),
@@ -167,7 +170,7 @@ fn valid_header(name: &str, value: &str) -> bool {
         && !value.bytes().any(|b| b < 0x20 && b != b'\t' || b == 0x7f)
 }
 
-fn millis(raw: Option<(String, &str)>, default: Duration, warnings: &mut Vec<String>) -> Duration {
+fn millis(raw: Option<(&str, &str)>, default: Duration, warnings: &mut Vec<String>) -> Duration {
     let Some((name, raw)) = raw else { return default };
     match raw.parse::<u64>() {
         Ok(ms) => Duration::from_millis(ms),
@@ -178,8 +181,8 @@ fn millis(raw: Option<(String, &str)>, default: Duration, warnings: &mut Vec<Str
     }
 }
 
-fn count(env: &HashMap<String, String>, name: &str, default: usize, warnings: &mut Vec<String>) -> usize {
-    let Some(raw) = env.get(name).map(|v| v.trim()) else { return default };
+fn count(raw: Option<(&str, &str)>, default: usize, warnings: &mut Vec<String>) -> usize {
+    let Some((name, raw)) = raw else { return default };
     match raw.parse::<usize>() {
         Ok(n) if n > 0 => n,
         _ => {
