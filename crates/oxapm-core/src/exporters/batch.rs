@@ -23,7 +23,8 @@ pub trait Encoder: Send {
 
 /// Delivers one request body.
 pub trait Transport: Send {
-    /// What came of it and, for anything but a delivery, why (for the log; no secrets).
+    /// What came of it and, for the log (no secrets): for anything but a delivery, why; for a
+    /// delivery, what the server said about events it dropped anyway (an OTLP partial success).
     fn attempt(&mut self, body: &[u8]) -> (Attempt, Option<String>);
     /// Who receives, as log lines name it.
     fn peer(&self) -> &str;
@@ -39,12 +40,14 @@ pub struct BatchExporter<E, T> {
     retry: RetryQueue,
     /// The fault being reported, while an episode lasts.
     fault: Option<String>,
+    /// Whether a partial success was reported (once is enough: it repeats for every batch).
+    complained: bool,
     stats: Arc<Stats>,
 }
 
 impl<E: Encoder, T: Transport> BatchExporter<E, T> {
     pub fn new(encoder: E, transport: T, max_age: Duration, retry_buffer_size: usize, stats: Arc<Stats>) -> Self {
-        BatchExporter { encoder, transport, max_age, open: None, retry: RetryQueue::new(retry_buffer_size), fault: None, stats }
+        BatchExporter { encoder, transport, max_age, open: None, retry: RetryQueue::new(retry_buffer_size), fault: None, complained: false, stats }
     }
 
     /// Moves the open batch, encoded, to the queue of batches to send.
@@ -67,14 +70,21 @@ impl<E: Encoder, T: Transport> BatchExporter<E, T> {
     /// Sends what is due now; one log line when a fault episode starts, one when it ends.
     fn send_due(&mut self) {
         let transport = &mut self.transport;
-        let mut fault = None;
+        let (mut fault, mut complaint) = (None, None);
         let mut requests = 0;
         let tally = self.retry.send_due(Instant::now(), |pending| {
             requests += 1;
-            let (attempt, why) = transport.attempt(&pending.body);
-            fault = why.or(fault.take());
+            let (attempt, remark) = transport.attempt(&pending.body);
+            match attempt {
+                Attempt::Delivered => complaint = remark.or(complaint.take()),
+                _ => fault = remark.or(fault.take()),
+            }
             attempt
         });
+        if let Some(complaint) = complaint.filter(|_| !self.complained) {
+            diag::warn(&format!("{} accepted a batch but said: {complaint} (reported once)", self.transport.peer()));
+            self.complained = true;
+        }
         self.account(requests, &tally);
         match (fault, self.fault.is_some()) {
             (Some(why), false) => {

@@ -27,7 +27,6 @@ pub struct GrpcTransport {
     headers: Vec<(MetadataKey<tonic::metadata::Ascii>, MetadataValue<tonic::metadata::Ascii>)>,
     gzip: bool,
     peer: String,
-    complained: bool,
 }
 
 pub struct GrpcSettings<'a> {
@@ -72,7 +71,6 @@ impl GrpcTransport {
             headers,
             gzip: settings.gzip,
             peer: redacted(format!("the OTLP gRPC endpoint at {}", settings.endpoint), settings.endpoint),
-            complained: false,
         })
     }
 }
@@ -98,13 +96,7 @@ impl Transport for GrpcTransport {
             grpc.unary(request, path, PassThrough).await
         });
         match answer {
-            Ok(response) => {
-                if let Some(complaint) = partial_success(&response.into_inner()).filter(|_| !self.complained) {
-                    crate::diag::warn(&format!("{} accepted a batch but said: {complaint} (reported once)", self.peer));
-                    self.complained = true;
-                }
-                (Attempt::Delivered, None)
-            }
+            Ok(response) => (Attempt::Delivered, partial_success(&response.into_inner())),
             // A status with a source error is tonic's own: the connection failed, nobody answered.
             Err(status) if status.source().is_some() => (Attempt::RetryLater(None), Some(format!("could not reach {}: {}", self.peer, causes(&status)))),
             Err(status) => {

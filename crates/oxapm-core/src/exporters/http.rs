@@ -18,7 +18,6 @@ pub struct HttpTransport {
     peer: String,
     headers: Vec<(String, String)>,
     read_success: Option<AnswerReader>,
-    complained: bool,
 }
 
 /// Seconds, as `Retry-After` gives them (an HTTP date is treated as no hint).
@@ -36,7 +35,7 @@ impl HttpTransport {
             .build()
             .into();
         let peer = redacted(format!("{peer_name} at {url}"), &url);
-        HttpTransport { agent, url, peer, headers, read_success: None, complained: false }
+        HttpTransport { agent, url, peer, headers, read_success: None }
     }
 
     pub fn reading_success(mut self, read: AnswerReader) -> Self {
@@ -53,14 +52,8 @@ impl Transport for HttpTransport {
         }
         match request.send(body) {
             Ok(mut response) if response.status().is_success() => {
-                if let Some(read) = self.read_success.filter(|_| !self.complained) {
-                    let answer = response.body_mut().with_config().limit(64 * 1024).read_to_vec().unwrap_or_default();
-                    if let Some(complaint) = read(&answer) {
-                        crate::diag::warn(&format!("{} accepted a batch but said: {complaint} (reported once)", self.peer));
-                        self.complained = true;
-                    }
-                }
-                (Attempt::Delivered, None)
+                let complaint = self.read_success.and_then(|read| read(&response.body_mut().with_config().limit(64 * 1024).read_to_vec().unwrap_or_default()));
+                (Attempt::Delivered, complaint)
             }
             Ok(mut response) => {
                 let status = response.status().as_u16();
