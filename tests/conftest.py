@@ -62,6 +62,21 @@ def attributes(kvs):
     return out
 
 
+def use_otlp(monkeypatch, endpoint, protocol="http/protobuf", **variables):
+    """Selects OTLP export to ``endpoint`` through the environment, as a user would (intake stays
+    off unless a server URL is given too); more ``OTEL_*`` variables as keyword arguments."""
+    variables.update(OTEL_TRACES_EXPORTER="otlp", OTEL_EXPORTER_OTLP_PROTOCOL=protocol, OTEL_EXPORTER_OTLP_ENDPOINT=endpoint)
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+
+
+def record(client, *names):
+    """One transaction, without spans, per name."""
+    for name in names:
+        client.begin_transaction("job")
+        client.end_transaction(name)
+
+
 class Exported:
     """The validated events a memory client exported, by kind."""
 

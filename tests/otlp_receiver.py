@@ -48,7 +48,7 @@ def rotel_agent_path() -> Optional[str]:
     return shutil.which("rotel-agent", path=path)
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -96,7 +96,7 @@ class RotelReceiver:
         )
 
     def _try_start(self, grpc_port: Optional[int]) -> bool:
-        http_port, grpc_port = _free_port(), grpc_port or _free_port()
+        http_port, grpc_port = free_port(), grpc_port or free_port()
         # The binary reads every ROTEL_* variable as a flag; keep the caller's out of our config.
         env = {k: v for k, v in os.environ.items() if not k.startswith("ROTEL_")}
         env["NO_COLOR"] = "1"  # it writes ANSI colours even into a pipe otherwise

@@ -9,7 +9,7 @@ import struct
 import time
 
 import pytest
-from conftest import RawServer, spans_of, validate_event
+from conftest import RawServer, record, spans_of, use_otlp, validate_event
 
 import oxapm
 
@@ -65,13 +65,10 @@ class FaultyServer(RawServer):
 def test_events_arrive_once_after_faults(faults, exporter, monkeypatch):
     server = FaultyServer(faults)
     if exporter == "otlp":
-        monkeypatch.setenv("OTEL_TRACES_EXPORTER", "otlp")
-        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", server.url)
+        use_otlp(monkeypatch, server.url)
     try:
         client = oxapm.Client(service_name="faults", server_url=server.url if exporter == "intake" else None, server_timeout="5s")
-        for n in range(3):
-            client.begin_transaction("job")
-            client.end_transaction("t%d" % n)
+        record(client, "t0", "t1", "t2")
         client.flush(30.0)
         client.close(timeout=5.0)
         assert server.transactions() == ["t0", "t1", "t2"]

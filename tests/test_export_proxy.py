@@ -4,7 +4,7 @@ OTLP/HTTP)."""
 import socket
 import threading
 
-from conftest import RawServer, pipe, spans_of
+from conftest import RawServer, pipe, record, spans_of, use_otlp
 
 import oxapm
 
@@ -38,10 +38,10 @@ class ConnectProxy(RawServer):
             threading.Thread(target=pipe, args=(a, b), daemon=True).start()
 
 
-def _send_one(url):
-    client = oxapm.Client(service_name="proxied", server_url=url)
-    client.begin_transaction("job")
-    client.end_transaction("via proxy")
+def _send_one(server_url=None):
+    """One transaction, to APM Server at ``server_url``, else to what the environment selects."""
+    client = oxapm.Client(service_name="proxied", server_url=server_url)
+    record(client, "via proxy")
     client.close()
     return client
 
@@ -75,13 +75,9 @@ def test_no_proxy_hosts_go_direct(intake, monkeypatch):
 def test_otlp_http_uses_the_proxy_too(otlp_http, monkeypatch):
     proxy = ConnectProxy()
     monkeypatch.setenv("HTTPS_PROXY", proxy.url)
-    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "otlp")
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", otlp_http.url)
+    use_otlp(monkeypatch, otlp_http.url)
     try:
-        client = oxapm.Client(service_name="proxied")
-        client.begin_transaction("job")
-        client.end_transaction("via proxy")
-        client.close()
+        _send_one()
     finally:
         proxy.close()
     assert proxy.targets == [otlp_http.url.split("//")[1]]

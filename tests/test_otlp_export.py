@@ -6,18 +6,11 @@ import logging
 import os
 
 import pytest
-from conftest import attributes, decoded, spans_of
+from conftest import attributes, decoded, record, spans_of, use_otlp
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 import oxapm
 from oxapm import TraceParent
-
-
-def use_otlp(monkeypatch, endpoint, **variables):
-    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "otlp")
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
-    for name, value in variables.items():
-        monkeypatch.setenv(name, value)
 
 
 def test_every_field_matches_the_intake_events_of_the_same_run(otlp_http, intake, monkeypatch):
@@ -149,9 +142,7 @@ def test_a_per_signal_endpoint_is_used_as_is(otlp_http, monkeypatch):
 def test_batches_follow_the_bsp_variables(otlp_http, monkeypatch):
     use_otlp(monkeypatch, otlp_http.url, OTEL_BSP_MAX_EXPORT_BATCH_SIZE="10", OTEL_BSP_SCHEDULE_DELAY="100")
     client = oxapm.Client(service_name="shop")
-    for n in range(35):
-        client.begin_transaction("job")
-        client.end_transaction("t%d" % n)
+    record(client, *("t%d" % n for n in range(35)))
     # No flush: full batches go at once, the last partial one after the schedule delay.
     assert otlp_http.wait_for(lambda requests: sum(len(spans_of([r])) for r in requests) == 35, timeout=10)
     assert sorted(len(spans_of([r])) for r in otlp_http.requests) == [5, 10, 10, 10]
@@ -161,9 +152,7 @@ def test_batches_follow_the_bsp_variables(otlp_http, monkeypatch):
 def test_batches_share_one_kept_alive_connection(otlp_http, monkeypatch):
     use_otlp(monkeypatch, otlp_http.url, OTEL_BSP_MAX_EXPORT_BATCH_SIZE="5")
     client = oxapm.Client(service_name="shop")
-    for n in range(20):
-        client.begin_transaction("job")
-        client.end_transaction("t%d" % n)
+    record(client, *("t%d" % n for n in range(20)))
     client.close()
     assert len(otlp_http.requests) == 4
     assert len({r["client_port"] for r in otlp_http.requests}) == 1
@@ -181,8 +170,7 @@ def test_the_export_thread_does_no_python_io(otlp_http, monkeypatch):
     monkeypatch.setattr(socket.socket, "connect", refuse)
     monkeypatch.setattr(socket, "create_connection", refuse)
     client = oxapm.Client(service_name="shop")
-    client.begin_transaction("job")
-    client.end_transaction("native")
+    record(client, "native")
     client.close()
     monkeypatch.undo()
     assert [s.name for s in spans_of(otlp_http.requests)] == ["native"]

@@ -4,31 +4,22 @@ not hang the application or its exit. (Resets, garbage and slow answers: test_ex
 
 import logging
 import os
-import socket
 import subprocess
 import sys
 import textwrap
 import time
 
 import pytest
-from conftest import RawServer, spans_of
+from conftest import RawServer, record, spans_of, use_otlp
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
-from otlp_receiver import RotelReceiver, rotel_agent_path
+from otlp_receiver import RotelReceiver, free_port, rotel_agent_path
 
 import oxapm
 
 
 def _otlp_client(monkeypatch, endpoint, protocol="http/protobuf"):
-    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "otlp")
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", protocol)
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
+    use_otlp(monkeypatch, endpoint, protocol)
     return oxapm.Client(service_name="faults")
-
-
-def _record(client, *names):
-    for name in names:
-        client.begin_transaction("job")
-        client.end_transaction(name)
 
 
 def _delivered(server):
@@ -38,11 +29,11 @@ def _delivered(server):
 def test_an_outage_is_retried_and_everything_arrives_once(otlp_http, monkeypatch):
     otlp_http.status = 503
     client = _otlp_client(monkeypatch, otlp_http.url)
-    _record(client, "during-1", "during-2")
+    record(client, "during-1", "during-2")
     client.flush(1.0)
     assert client.stats()["retries"] >= 1 and client.stats()["sent"] == 0
     otlp_http.status = 200
-    _record(client, "after")
+    record(client, "after")
     client.flush(20.0)
     assert _delivered(otlp_http) == ["after", "during-1", "during-2"]
     assert client.stats()["sent"] == 3
@@ -53,7 +44,7 @@ def test_retry_after_is_honoured(otlp_http, monkeypatch):
     otlp_http.status = 429
     otlp_http.retry_after = "2"
     client = _otlp_client(monkeypatch, otlp_http.url)
-    _record(client, "throttled")
+    record(client, "throttled")
     client.flush(0.5)
     otlp_http.status = 200
     client.flush(20.0)
@@ -69,7 +60,7 @@ def test_a_client_error_is_final_and_said_once(otlp_http, monkeypatch, caplog):
     otlp_http.status = 400
     client = _otlp_client(monkeypatch, otlp_http.url)
     for n in range(3):
-        _record(client, "bad-%d" % n)
+        record(client, "bad-%d" % n)
         client.flush(5.0)
     stats = client.stats()
     assert stats["failed"] == 3 and stats["retries"] == 0 and len(otlp_http.requests) == 3
@@ -85,7 +76,7 @@ def test_a_partial_success_is_reported_once(otlp_http, monkeypatch, caplog):
     otlp_http.answer = answer.SerializeToString()
     client = _otlp_client(monkeypatch, otlp_http.url)
     for n in range(2):
-        _record(client, "partly-%d" % n)
+        record(client, "partly-%d" % n)
         client.flush(5.0)
     complaints = [r.getMessage() for r in caplog.records if "span name too long" in r.getMessage()]
     assert len(complaints) == 1 and "1 spans rejected" in complaints[0]
@@ -94,28 +85,22 @@ def test_a_partial_success_is_reported_once(otlp_http, monkeypatch, caplog):
 
 def test_what_close_gives_up_on_is_counted_as_failed(monkeypatch):
     client = _otlp_client(monkeypatch, "http://127.0.0.1:9")  # nothing listens there
-    _record(client, "lost-1", "lost-2", "lost-3")
+    record(client, "lost-1", "lost-2", "lost-3")
     client.close(timeout=0.5)
     stats = client.stats()
     assert (stats["queued"], stats["sent"], stats["failed"]) == (3, 0, 3)
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_a_grpc_receiver_that_comes_up_late_gets_everything(monkeypatch, caplog):
     caplog.set_level(logging.INFO, logger="oxapm")
-    port = _free_port()
+    port = free_port()
     client = _otlp_client(monkeypatch, "http://127.0.0.1:%d" % port, protocol="grpc")
-    _record(client, "early-1", "early-2")
+    record(client, "early-1", "early-2")
     client.flush(1.0)
     assert client.stats()["retries"] >= 1 and client.stats()["sent"] == 0
     receiver = RotelReceiver(rotel_agent_path()).start(grpc_port=port)
     try:
-        _record(client, "on-time")
+        record(client, "on-time")
         assert client.flush(30.0)
         for name in ("early-1", "early-2", "on-time"):
             assert receiver.wait_for("Name           : %s" % name), receiver.output()
@@ -179,7 +164,7 @@ def test_the_request_timeout_applies(protocol, monkeypatch):
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "200")
     try:
         client = _otlp_client(monkeypatch, server.url, protocol=protocol)
-        _record(client, "timed-out")
+        record(client, "timed-out")
         client.flush(2.0)
         # With the default 10 s timeout nothing would have failed yet.
         assert client.stats()["retries"] >= 1
@@ -191,10 +176,9 @@ def test_the_request_timeout_applies(protocol, monkeypatch):
 def test_close_waits_shutdown_timeout_at_most(monkeypatch):
     server = HangingServer()
     try:
-        monkeypatch.setenv("OTEL_TRACES_EXPORTER", "otlp")
-        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", server.url)
+        use_otlp(monkeypatch, server.url)
         client = oxapm.Client(service_name="faults", shutdown_timeout="300ms")
-        _record(client, "stuck")
+        record(client, "stuck")
         started = time.monotonic()
         client.close()
         # The default (5 s) would be well past this bound; 300 ms plus slack is well inside it.

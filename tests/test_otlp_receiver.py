@@ -2,6 +2,7 @@
 and gRPC, with and without gzip, arrive with their ids, names, kinds and attributes."""
 
 import pytest
+from conftest import use_otlp
 from otlp_receiver import rotel  # noqa: F401  (a fixture)
 
 import oxapm
@@ -10,10 +11,8 @@ import oxapm
 @pytest.mark.parametrize("protocol", ["http/protobuf", "grpc"])
 @pytest.mark.parametrize("compression", ["none", "gzip"])
 def test_a_real_receiver_gets_every_span(rotel, protocol, compression, monkeypatch):  # noqa: F811
-    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "otlp")
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", protocol)
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_COMPRESSION", compression)
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", rotel.grpc_endpoint if protocol == "grpc" else rotel.http_endpoint)
+    endpoint = rotel.grpc_endpoint if protocol == "grpc" else rotel.http_endpoint
+    use_otlp(monkeypatch, endpoint, protocol, OTEL_EXPORTER_OTLP_COMPRESSION=compression)
     client = oxapm.Client(service_name="rotel-check")
     transaction = client.begin_transaction("request")
     with oxapm.capture_span("GET /inventory", span_type="external", span_subtype="http", labels={"attempt": 2}):

@@ -9,7 +9,7 @@ import ssl
 import threading
 
 import pytest
-from conftest import RawServer, pipe
+from conftest import RawServer, pipe, record, use_otlp
 from otlp_receiver import rotel  # noqa: F401  (a fixture)
 
 import oxapm
@@ -48,16 +48,17 @@ def _port(endpoint):
 @pytest.mark.parametrize("protocol", ["http/protobuf", "grpc"])
 def test_mutual_tls_with_a_client_certificate(rotel, certificates, protocol, monkeypatch):  # noqa: F811
     terminator = MutualTlsTerminator(certificates, _port(rotel.grpc_endpoint if protocol == "grpc" else rotel.http_endpoint))
-    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "otlp")
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", protocol)
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", terminator.url)
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_CERTIFICATE", str(certificates / "ca.pem"))
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", str(certificates / "client.pem"))
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_CLIENT_KEY", str(certificates / "client.key"))
+    use_otlp(
+        monkeypatch,
+        terminator.url,
+        protocol,
+        OTEL_EXPORTER_OTLP_CERTIFICATE=str(certificates / "ca.pem"),
+        OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE=str(certificates / "client.pem"),
+        OTEL_EXPORTER_OTLP_CLIENT_KEY=str(certificates / "client.key"),
+    )
     try:
         client = oxapm.Client(service_name="mtls")
-        client.begin_transaction("job")
-        client.end_transaction("over mutual tls via %s" % protocol)
+        record(client, "over mutual tls via %s" % protocol)
         client.close()
         assert rotel.wait_for("Name           : over mutual tls via %s" % protocol), rotel.output()
         assert client.stats()["sent"] == 1
@@ -69,14 +70,10 @@ def test_mutual_tls_with_a_client_certificate(rotel, certificates, protocol, mon
 def test_without_a_client_certificate_the_server_refuses(rotel, certificates, protocol, monkeypatch, caplog):  # noqa: F811
     caplog.set_level(logging.INFO, logger="oxapm")
     terminator = MutualTlsTerminator(certificates, _port(rotel.grpc_endpoint if protocol == "grpc" else rotel.http_endpoint))
-    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "otlp")
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", protocol)
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", terminator.url)
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_CERTIFICATE", str(certificates / "ca.pem"))
+    use_otlp(monkeypatch, terminator.url, protocol, OTEL_EXPORTER_OTLP_CERTIFICATE=str(certificates / "ca.pem"))
     try:
         client = oxapm.Client(service_name="mtls")
-        client.begin_transaction("job")
-        client.end_transaction("refused")
+        record(client, "refused")
         client.close(timeout=1.0)
         assert client.stats()["sent"] == 0 and client.stats()["retries"] >= 1
         assert terminator.handshakes_refused >= 1
@@ -89,12 +86,10 @@ def test_an_unknown_server_ca_is_refused(rotel, certificates, monkeypatch, caplo
     # The system's CAs do not include the test CA, so the server's certificate is not trusted.
     caplog.set_level(logging.INFO, logger="oxapm")
     terminator = MutualTlsTerminator(certificates, _port(rotel.http_endpoint))
-    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "otlp")
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", terminator.url)
+    use_otlp(monkeypatch, terminator.url)
     try:
         client = oxapm.Client(service_name="mtls")
-        client.begin_transaction("job")
-        client.end_transaction("untrusted")
+        record(client, "untrusted")
         client.close(timeout=1.0)
         assert client.stats()["sent"] == 0
         assert any("could not reach the OTLP endpoint" in r.getMessage() for r in caplog.records)
