@@ -1,0 +1,1 @@
+"""OpenTelemetry SDK over the oxapm engine: tracer provider and propagators."""
