@@ -5,7 +5,9 @@
 //! A value that does not parse gives one warning naming the option and its source, and the next
 //! source (in the end the default) is used. Secret values never appear in warnings.
 
+use crate::model::SpanLimits;
 use crate::otlp::settings::OtlpSettings;
+use crate::sampling::{Sampler, SAMPLER_NAMES};
 use std::collections::HashMap;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -84,6 +86,8 @@ pub const OPTIONS: &[OptionSpec] = &[
     opt("SHUTDOWN_TIMEOUT", SECONDS, Some("5s")),
     opt("METRICS_INTERVAL", MILLIS, Some("30s")),
     opt("TRANSACTION_SAMPLE_RATE", Kind::SampleRate, Some("1.0")),
+    // Whether a parent's decision wins over the rate (`OTEL_TRACES_SAMPLER`); Elastic's is parent-based.
+    opt("TRACES_SAMPLER", Kind::Enum(SAMPLER_NAMES), Some("parentbased_traceidratio")),
     opt("USE_ELASTIC_TRACEPARENT_HEADER", Kind::Bool, Some("true")),
     opt("STACK_TRACE_LIMIT", Kind::Int, Some("50")),
     opt("COLLECT_LOCAL_VARIABLES", Kind::Enum(&["off", "errors", "transactions", "all"]), Some("errors")),
@@ -135,6 +139,8 @@ pub struct Config {
     values: Vec<(&'static str, ConfigValue)>,
     /// The OTLP trace exporter's settings (`OTEL_EXPORTER_OTLP_*`); `None` if its endpoint is unusable.
     pub otlp_traces: Option<OtlpSettings>,
+    /// `OTEL_ATTRIBUTE_*` and `OTEL_SPAN_*` limits.
+    pub span_limits: SpanLimits,
     pub warnings: Vec<String>,
 }
 
@@ -170,10 +176,16 @@ impl Config {
             values.push((spec.key, value));
         }
         let otlp_traces = crate::otlp::settings::resolve(env, "TRACES", &mut warnings);
+        let span_limits = span_limits(env, &mut warnings);
         // Some variables are read twice (the OTLP headers also give APM Server credentials).
         let mut seen = std::collections::HashSet::new();
         warnings.retain(|w| seen.insert(w.clone()));
-        Config { values, otlp_traces, warnings }
+        Config { values, otlp_traces, span_limits, warnings }
+    }
+
+    pub fn sampler(&self) -> Sampler {
+        let name = self.str("TRACES_SAMPLER").unwrap_or("parentbased_traceidratio");
+        Sampler { rate: self.float("TRANSACTION_SAMPLE_RATE"), parent_based: name.starts_with("parentbased_") }
     }
 
     pub fn get(&self, key: &str) -> &ConfigValue {
@@ -412,7 +424,51 @@ fn otel_equivalents(env: &HashMap<String, String>, warnings: &mut Vec<String>) -
     if let Some(raw) = env.get("OTEL_BSP_MAX_QUEUE_SIZE") {
         out.insert("MAX_QUEUE_SIZE", ("OTEL_BSP_MAX_QUEUE_SIZE", raw.clone()));
     }
+    if let Some(raw) = env.get("OTEL_TRACES_SAMPLER") {
+        let name = raw.trim().to_ascii_lowercase();
+        // The rate each sampler implies; the ratio samplers read it from the _ARG variable.
+        let rate = match Sampler::named(&name, 1.0) {
+            Some(_) if name.ends_with("traceidratio") => {
+                Some(("OTEL_TRACES_SAMPLER_ARG", env.get("OTEL_TRACES_SAMPLER_ARG").cloned().unwrap_or_else(|| "1.0".to_owned())))
+            }
+            Some(sampler) => Some(("OTEL_TRACES_SAMPLER", sampler.rate.to_string())),
+            None => None,
+        };
+        match rate {
+            Some(rate) => {
+                out.insert("TRANSACTION_SAMPLE_RATE", rate);
+                out.insert("TRACES_SAMPLER", ("OTEL_TRACES_SAMPLER", name));
+            }
+            None => warnings.push(format!("invalid value {raw:?} for OTEL_TRACES_SAMPLER: expected one of {}; ignored", SAMPLER_NAMES.join(", "))),
+        }
+    }
     out
+}
+
+/// The span limits: each `OTEL_SPAN_*`/`OTEL_EVENT_*`/`OTEL_LINK_*` variable, else the general
+/// `OTEL_ATTRIBUTE_*` one, else the OpenTelemetry default.
+fn span_limits(env: &HashMap<String, String>, warnings: &mut Vec<String>) -> SpanLimits {
+    let mut read = |variables: &[&str]| -> Option<usize> {
+        variables.iter().find_map(|variable| {
+            let raw = env.get(*variable).filter(|raw| !raw.trim().is_empty())?;
+            match raw.trim().parse::<usize>() {
+                Ok(limit) => Some(limit),
+                Err(_) => {
+                    warnings.push(format!("invalid value {raw:?} for {variable}: expected a non-negative integer; ignored"));
+                    None
+                }
+            }
+        })
+    };
+    let defaults = SpanLimits::default();
+    SpanLimits {
+        attribute_count: read(&["OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", "OTEL_ATTRIBUTE_COUNT_LIMIT"]).unwrap_or(defaults.attribute_count),
+        attribute_value_length: read(&["OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT", "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT"]),
+        event_count: read(&["OTEL_SPAN_EVENT_COUNT_LIMIT"]).unwrap_or(defaults.event_count),
+        link_count: read(&["OTEL_SPAN_LINK_COUNT_LIMIT"]).unwrap_or(defaults.link_count),
+        event_attribute_count: read(&["OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT", "OTEL_ATTRIBUTE_COUNT_LIMIT"]).unwrap_or(defaults.event_attribute_count),
+        link_attribute_count: read(&["OTEL_LINK_ATTRIBUTE_COUNT_LIMIT", "OTEL_ATTRIBUTE_COUNT_LIMIT"]).unwrap_or(defaults.link_attribute_count),
+    }
 }
 
 #[cfg(test)]

@@ -41,7 +41,7 @@ pub fn random_u64() -> u64 {
     })
 }
 
-/// A uniform float in [0, 1), used for sampling decisions.
+/// A uniform float in [0, 1), used for retry jitter.
 pub fn random_unit() -> f64 {
     (random_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
 }

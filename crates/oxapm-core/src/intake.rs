@@ -2,7 +2,7 @@
 //! Field names and shapes follow the schemas in specs/intake-v2.
 
 use crate::ids::{SpanId, TraceId};
-use crate::model::{ErrorRecord, Event, JsonMap, LabelValue, Labels, Link, SpanRecord, TransactionRecord};
+use crate::model::{AttributeValue, Attributes, ErrorRecord, Event, JsonMap, LabelValue, Labels, Link, OtelData, SpanRecord, TransactionRecord};
 use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
 use serde_json::Value;
@@ -49,6 +49,46 @@ impl Serialize for Labels {
         }
         map.end()
     }
+}
+
+impl Serialize for AttributeValue {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let float = |v: &f64| if v.is_finite() { Value::from(*v) } else { Value::String(v.to_string()) };
+        match self {
+            AttributeValue::Str(v) => s.serialize_str(v),
+            AttributeValue::Bool(v) => s.serialize_bool(*v),
+            AttributeValue::Int(v) => s.serialize_i64(*v),
+            AttributeValue::Float(v) => float(v).serialize(s),
+            AttributeValue::StrArray(v) => v.serialize(s),
+            AttributeValue::BoolArray(v) => v.serialize(s),
+            AttributeValue::IntArray(v) => v.serialize(s),
+            AttributeValue::FloatArray(v) => s.collect_seq(v.iter().map(float)),
+        }
+    }
+}
+
+impl Serialize for Attributes {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(self.entries.len()))?;
+        for (k, v) in &self.entries {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
+}
+
+/// `otel`: the OpenTelemetry attributes as they were given, and the kind of OTel-started spans.
+#[derive(Serialize)]
+struct OtelView<'a> {
+    #[serde(skip_serializing_if = "Attributes::is_empty")]
+    attributes: &'a Attributes,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    span_kind: Option<&'static str>,
+}
+
+fn otel_view(otel: &Option<Box<OtelData>>) -> Option<OtelView<'_>> {
+    let otel = otel.as_deref().filter(|o| o.kind.is_some() || !o.attributes.is_empty())?;
+    Some(OtelView { attributes: &otel.attributes, span_kind: otel.kind.map(|k| k.as_str()) })
 }
 
 /// A record's context with its labels as `tags`.
@@ -115,6 +155,8 @@ struct SpanView<'a> {
     context: ContextView<'a>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     links: Vec<LinkView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    otel: Option<OtelView<'a>>,
 }
 
 impl<'a> From<&'a SpanRecord> for SpanView<'a> {
@@ -134,6 +176,7 @@ impl<'a> From<&'a SpanRecord> for SpanView<'a> {
             sample_rate: s.sample_rate,
             context: ContextView { context: &s.context, labels: &s.labels },
             links: links(&s.links),
+            otel: otel_view(&s.otel),
         }
     }
 }
@@ -171,6 +214,8 @@ struct TransactionView<'a> {
     context: ContextView<'a>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     links: Vec<LinkView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    otel: Option<OtelView<'a>>,
 }
 
 impl<'a> From<&'a TransactionRecord> for TransactionView<'a> {
@@ -190,6 +235,7 @@ impl<'a> From<&'a TransactionRecord> for TransactionView<'a> {
             span_count: SpanCount { started: t.spans_started, dropped: t.spans_dropped },
             context: ContextView { context: &t.context, labels: &t.labels },
             links: links(&t.links),
+            otel: otel_view(&t.otel),
         }
     }
 }

@@ -2,8 +2,11 @@
 //!
 //! `trace` runs transactions and spans and produces `model` records; `engine` owns the `pipeline`
 //! that carries them to the `exporters`, which encode them (`intake`, `otlp`, console). `config`
-//! resolves options; `traceparent` and `ids` implement W3C trace context.
+//! resolves options; `traceparent` and `ids` implement W3C trace context; `sampling` decides which
+//! traces are recorded. `bridge` gives spans started through the OpenTelemetry API their Elastic
+//! shape on the way out.
 
+pub mod bridge;
 pub mod config;
 pub mod diag;
 pub mod engine;
@@ -13,5 +16,6 @@ pub mod intake;
 pub mod model;
 pub mod otlp;
 pub mod pipeline;
+pub mod sampling;
 pub mod trace;
 pub mod traceparent;

@@ -1,8 +1,9 @@
-//! The records the engine exports. Both the Elastic API and (later) the OpenTelemetry API produce
-//! these; every encoder serializes them.
+//! The records the engine exports. Both the Elastic API and the OpenTelemetry API produce these;
+//! every encoder serializes them.
 
 use crate::ids::{SpanId, TraceId};
 use serde_json::{Map, Value};
+use std::sync::Arc;
 
 pub type JsonMap = Map<String, Value>;
 
@@ -76,10 +77,207 @@ impl Outcome {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Link {
     pub trace_id: TraceId,
     pub span_id: SpanId,
+    /// OpenTelemetry link attributes; the Elastic API gives none.
+    pub attributes: Attributes,
+}
+
+/// An OpenTelemetry attribute value: a primitive or a homogeneous array of one.
+#[derive(Clone, Debug, PartialEq)]
+pub enum AttributeValue {
+    Str(String),
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    StrArray(Vec<String>),
+    BoolArray(Vec<bool>),
+    IntArray(Vec<i64>),
+    FloatArray(Vec<f64>),
+}
+
+impl AttributeValue {
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            AttributeValue::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+    pub fn as_int(&self) -> Option<i64> {
+        match self {
+            AttributeValue::Int(i) => Some(*i),
+            AttributeValue::Str(s) => s.parse().ok(),
+            _ => None,
+        }
+    }
+}
+
+/// How many attributes, events and links a span keeps, and how long a string value may be
+/// (`OTEL_ATTRIBUTE_*` and `OTEL_SPAN_*` limits). What goes over is counted as dropped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SpanLimits {
+    pub attribute_count: usize,
+    pub attribute_value_length: Option<usize>,
+    pub event_count: usize,
+    pub link_count: usize,
+    pub event_attribute_count: usize,
+    pub link_attribute_count: usize,
+}
+
+impl Default for SpanLimits {
+    fn default() -> Self {
+        SpanLimits {
+            attribute_count: 128,
+            attribute_value_length: None,
+            event_count: 128,
+            link_count: 128,
+            event_attribute_count: 128,
+            link_attribute_count: 128,
+        }
+    }
+}
+
+/// Attributes in insertion order; setting an existing key replaces its value. New keys past the
+/// limit are dropped and counted.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Attributes {
+    pub entries: Vec<(String, AttributeValue)>,
+    pub dropped: u32,
+}
+
+impl Attributes {
+    pub fn set(&mut self, key: &str, value: AttributeValue, max_count: usize, max_length: Option<usize>) {
+        let value = match max_length {
+            Some(max) => truncate_attribute(value, max),
+            None => value,
+        };
+        if let Some(slot) = self.entries.iter_mut().find(|(k, _)| k == key) {
+            slot.1 = value;
+        } else if self.entries.len() < max_count {
+            self.entries.push((key.to_owned(), value));
+        } else {
+            self.dropped += 1;
+        }
+    }
+    pub fn get(&self, key: &str) -> Option<&AttributeValue> {
+        self.entries.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+    /// The first of `keys` present: old and stable semantic-convention names of one thing.
+    pub fn first(&self, keys: &[&str]) -> Option<&AttributeValue> {
+        keys.iter().find_map(|key| self.get(key))
+    }
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+fn truncate_attribute(value: AttributeValue, max: usize) -> AttributeValue {
+    let cut = |s: String| match s.char_indices().nth(max) {
+        Some((at, _)) => s[..at].to_owned(),
+        None => s,
+    };
+    match value {
+        AttributeValue::Str(s) => AttributeValue::Str(cut(s)),
+        AttributeValue::StrArray(items) => AttributeValue::StrArray(items.into_iter().map(cut).collect()),
+        other => other,
+    }
+}
+
+/// OpenTelemetry span kinds, numbered as the OTel API numbers them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SpanKind {
+    #[default]
+    Internal = 0,
+    Server = 1,
+    Client = 2,
+    Producer = 3,
+    Consumer = 4,
+}
+
+impl SpanKind {
+    pub fn from_api(value: i64) -> Option<SpanKind> {
+        Some(match value {
+            0 => SpanKind::Internal,
+            1 => SpanKind::Server,
+            2 => SpanKind::Client,
+            3 => SpanKind::Producer,
+            4 => SpanKind::Consumer,
+            _ => return None,
+        })
+    }
+    /// As Elastic writes it in `otel.span_kind`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SpanKind::Internal => "INTERNAL",
+            SpanKind::Server => "SERVER",
+            SpanKind::Client => "CLIENT",
+            SpanKind::Producer => "PRODUCER",
+            SpanKind::Consumer => "CONSUMER",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum StatusCode {
+    #[default]
+    Unset,
+    Ok,
+    Error,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct SpanEvent {
+    pub name: String,
+    pub timestamp_us: u64,
+    pub attributes: Attributes,
+}
+
+/// The instrumentation scope (library) a tracer was obtained for.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Scope {
+    pub name: String,
+    pub version: Option<String>,
+    pub schema_url: Option<String>,
+    pub attributes: Attributes,
+}
+
+/// What the OpenTelemetry API adds to a transaction or span. Boxed in the records and absent
+/// until used, so the Elastic API pays nothing for it.
+#[derive(Clone, Debug, Default)]
+pub struct OtelData {
+    /// Set when the OTel API started the span: its Elastic type, result and outcome are then
+    /// inferred from kind, attributes and status (see `bridge`). Elastic-started spans can still
+    /// get attributes, from instrumentations that annotate the current span.
+    pub kind: Option<SpanKind>,
+    pub scope: Option<Arc<Scope>>,
+    pub attributes: Attributes,
+    pub events: Vec<SpanEvent>,
+    pub dropped_events: u32,
+    pub dropped_links: u32,
+    pub status: StatusCode,
+    pub status_description: Option<String>,
+}
+
+impl OtelData {
+    /// As the OTel specification says: OK is final, UNSET is ignored, a description goes with
+    /// ERROR only.
+    pub fn set_status(&mut self, code: StatusCode, description: Option<String>) {
+        if self.status == StatusCode::Ok || code == StatusCode::Unset {
+            return;
+        }
+        self.status = code;
+        self.status_description = description.filter(|_| code == StatusCode::Error);
+    }
+
+    pub fn add_event(&mut self, event: SpanEvent, limits: &SpanLimits) {
+        if self.events.len() < limits.event_count {
+            self.events.push(event);
+        } else {
+            self.dropped_events += 1;
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default)]
@@ -101,6 +299,7 @@ pub struct SpanRecord {
     /// Elastic span context (`db`, `http`, `destination`, `service`, `message`), tags excluded.
     pub context: JsonMap,
     pub links: Vec<Link>,
+    pub otel: Option<Box<OtelData>>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -122,6 +321,7 @@ pub struct TransactionRecord {
     /// Elastic transaction context (`custom`, `user`, `request`, `response`, ...), tags excluded.
     pub context: JsonMap,
     pub links: Vec<Link>,
+    pub otel: Option<Box<OtelData>>,
 }
 
 /// What an error records of the transaction it happened in.
@@ -171,6 +371,30 @@ mod tests {
         labels.set("x", LabelValue::Bool(true));
         labels.set("a_b_c_d", LabelValue::Str("two".into()));
         assert_eq!(labels.0, vec![("a_b_c_d".into(), LabelValue::Str("two".into())), ("x".into(), LabelValue::Bool(true))]);
+    }
+
+    #[test]
+    fn attributes_keep_the_limits() {
+        let mut attributes = Attributes::default();
+        attributes.set("a", AttributeValue::Str("abcdef".into()), 2, Some(3));
+        attributes.set("b", AttributeValue::StrArray(vec!["wxyz".into()]), 2, Some(3));
+        attributes.set("c", AttributeValue::Int(1), 2, Some(3));
+        attributes.set("a", AttributeValue::Bool(true), 2, Some(3));
+        assert_eq!(attributes.entries, vec![("a".into(), AttributeValue::Bool(true)), ("b".into(), AttributeValue::StrArray(vec!["wxy".into()]))]);
+        assert_eq!(attributes.dropped, 1);
+    }
+
+    #[test]
+    fn status_rules() {
+        let mut otel = OtelData::default();
+        otel.set_status(StatusCode::Error, Some("boom".into()));
+        assert_eq!((otel.status, otel.status_description.as_deref()), (StatusCode::Error, Some("boom")));
+        otel.set_status(StatusCode::Unset, None);
+        assert_eq!(otel.status, StatusCode::Error);
+        otel.set_status(StatusCode::Ok, Some("ignored".into()));
+        assert_eq!((otel.status, otel.status_description.as_deref()), (StatusCode::Ok, None));
+        otel.set_status(StatusCode::Error, None);
+        assert_eq!(otel.status, StatusCode::Ok);
     }
 
     #[test]

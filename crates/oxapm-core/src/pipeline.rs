@@ -207,7 +207,8 @@ impl Worker {
     }
 
     fn drain(&mut self) {
-        while let Ok(event) = self.events.try_recv() {
+        while let Ok(mut event) = self.events.try_recv() {
+            crate::bridge::apply(&mut event);
             self.batch.push(event);
             if self.batch.len() == EXPORT_CHUNK {
                 self.export_batch();

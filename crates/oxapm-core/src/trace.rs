@@ -1,9 +1,10 @@
 //! Transactions and spans while they run: ids, timing, sampling and span accounting. Finishing one
 //! yields the record that goes to the exporters.
 
-use crate::ids::{random_unit, SpanId, TraceId};
+use crate::ids::{SpanId, TraceId};
 use crate::model::{now_epoch_us, Link, Outcome, SpanRecord, TransactionRecord};
-use crate::traceparent::{TraceParent, TraceState, FLAG_SAMPLED};
+use crate::sampling::Sampler;
+use crate::traceparent::{TraceParent, TraceState, FLAG_RANDOM, FLAG_SAMPLED};
 use std::time::Instant;
 
 /// A point in time on both clocks: wall time for timestamps, monotonic time for durations.
@@ -38,6 +39,8 @@ impl Clock {
 pub struct ActiveTransaction {
     pub record: TransactionRecord,
     pub tracestate: TraceState,
+    /// The W3C trace flags sent downstream: sampled, and (Level 2) whether the trace id is random.
+    pub trace_flags: u8,
     clock: Clock,
     ended: bool,
 }
@@ -45,7 +48,7 @@ pub struct ActiveTransaction {
 pub struct TransactionStart<'a> {
     pub transaction_type: &'a str,
     pub parent: Option<(TraceParent, TraceState)>,
-    pub sample_rate: f64,
+    pub sampler: Sampler,
     pub start_epoch_us: Option<u64>,
     pub links: Vec<Link>,
 }
@@ -53,19 +56,24 @@ pub struct TransactionStart<'a> {
 impl ActiveTransaction {
     pub fn start(start: TransactionStart<'_>) -> Self {
         let clock = start.start_epoch_us.map(Clock::at).unwrap_or_else(Clock::now);
-        let (trace_id, parent_id, sampled, sample_rate, tracestate) = match start.parent {
-            // Continue the caller's trace and honour its sampling decision.
-            Some((parent, tracestate)) => {
-                let rate = tracestate.elastic_sample_rate();
-                (parent.trace_id, Some(parent.parent_id), parent.sampled(), rate, tracestate)
+        let sampler = start.sampler;
+        let (trace_id, parent_id, sampled, sample_rate, tracestate, random_flag) = match start.parent {
+            // Continue the caller's trace: a parent-based sampler keeps its decision and its rate.
+            Some((parent, mut tracestate)) => {
+                let sampled = sampler.sample(&parent.trace_id, Some(parent.sampled()));
+                let rate = if sampler.parent_based { tracestate.elastic_sample_rate() } else { Some(recorded_rate(sampler, sampled)) };
+                if !sampler.parent_based {
+                    tracestate.set_elastic_sample_rate(recorded_rate(sampler, sampled));
+                }
+                (parent.trace_id, Some(parent.parent_id), sampled, rate, tracestate, parent.flags & FLAG_RANDOM)
             }
             None => {
-                let rate = start.sample_rate;
-                let sampled = rate >= 1.0 || (rate > 0.0 && random_unit() < rate);
-                let recorded_rate = if sampled { rate } else { 0.0 };
+                let trace_id = TraceId::random();
+                let sampled = sampler.sample(&trace_id, None);
+                let rate = recorded_rate(sampler, sampled);
                 let mut tracestate = TraceState::default();
-                tracestate.set_elastic_sample_rate(recorded_rate);
-                (TraceId::random(), None, sampled, Some(recorded_rate), tracestate)
+                tracestate.set_elastic_sample_rate(rate);
+                (trace_id, None, sampled, Some(rate), tracestate, FLAG_RANDOM)
             }
         };
         let record = TransactionRecord {
@@ -79,7 +87,8 @@ impl ActiveTransaction {
             links: start.links,
             ..Default::default()
         };
-        ActiveTransaction { record, tracestate, clock, ended: false }
+        let trace_flags = random_flag | if sampled { FLAG_SAMPLED } else { 0 };
+        ActiveTransaction { record, tracestate, trace_flags, clock, ended: false }
     }
 
     pub fn is_sampled(&self) -> bool {
@@ -91,22 +100,23 @@ impl ActiveTransaction {
 
     /// The traceparent to send downstream from this transaction or from one of its spans.
     pub fn traceparent(&self, current: Option<SpanId>) -> TraceParent {
-        TraceParent {
-            version: 0,
-            trace_id: self.record.trace_id,
-            parent_id: current.unwrap_or(self.record.id),
-            flags: if self.record.sampled { FLAG_SAMPLED } else { 0 },
-        }
+        TraceParent { version: 0, trace_id: self.record.trace_id, parent_id: current.unwrap_or(self.record.id), flags: self.trace_flags }
     }
 
     /// Starts a span below `parent_id` (the transaction or one of its spans), or `None` when this
-    /// transaction records no spans.
-    pub fn start_span(&mut self, parent_id: Option<SpanId>, name: &str, span_type: &str) -> Option<ActiveSpan> {
+    /// transaction records no spans. `start_epoch_us` is an explicit start time.
+    pub fn start_span(&mut self, parent_id: Option<SpanId>, name: &str, span_type: &str, start_epoch_us: Option<u64>) -> Option<ActiveSpan> {
         if !self.record.sampled || self.ended {
             return None;
         }
         self.record.spans_started += 1;
-        let start = Instant::now();
+        let (timestamp_us, start) = match start_epoch_us {
+            Some(epoch_us) => (epoch_us, Clock::at(epoch_us).instant),
+            None => {
+                let now = Instant::now();
+                (self.clock.epoch_at(now), now)
+            }
+        };
         let record = SpanRecord {
             id: SpanId::random(),
             trace_id: self.record.trace_id,
@@ -114,7 +124,7 @@ impl ActiveTransaction {
             parent_id: parent_id.unwrap_or(self.record.id),
             name: name.to_owned(),
             span_type: span_type.to_owned(),
-            timestamp_us: self.clock.epoch_at(start),
+            timestamp_us,
             sample_rate: self.record.sample_rate,
             ..Default::default()
         };
@@ -124,11 +134,19 @@ impl ActiveTransaction {
     /// Ends the transaction; `duration_us` overrides the measured duration. Ending twice yields
     /// `None` the second time.
     pub fn finish(&mut self, duration_us: Option<u64>) -> Option<TransactionRecord> {
+        self.finish_at(duration_us.map(|d| self.record.timestamp_us + d))
+    }
+
+    /// Ends the transaction at `end_epoch_us` (an explicit end time), else now.
+    pub fn finish_at(&mut self, end_epoch_us: Option<u64>) -> Option<TransactionRecord> {
         if std::mem::replace(&mut self.ended, true) {
             return None;
         }
         let mut record = std::mem::take(&mut self.record);
-        record.duration_us = duration_us.unwrap_or_else(|| self.clock.elapsed_us());
+        record.duration_us = match end_epoch_us {
+            Some(end) => end.saturating_sub(record.timestamp_us),
+            None => self.clock.elapsed_us(),
+        };
         // Keep what later calls (get_trace_id, traceparent headers) still read.
         self.record.id = record.id;
         self.record.trace_id = record.trace_id;
@@ -152,8 +170,9 @@ impl ActiveSpan {
         self.ended
     }
 
-    /// Ends the span; an unset outcome becomes success, or failure when it ended by an exception.
-    pub fn finish(&mut self, failed: bool) -> Option<SpanRecord> {
+    /// Ends the span, now or at `end_epoch_us`; an unset outcome becomes success, or failure when
+    /// it ended by an exception.
+    pub fn finish(&mut self, failed: bool, end_epoch_us: Option<u64>) -> Option<SpanRecord> {
         if std::mem::replace(&mut self.ended, true) {
             return None;
         }
@@ -166,11 +185,23 @@ impl ActiveSpan {
             ..Default::default()
         };
         let mut record = std::mem::replace(&mut self.record, ids);
-        record.duration_us = self.start.elapsed().as_micros() as u64;
+        record.duration_us = match end_epoch_us {
+            Some(end) => end.saturating_sub(record.timestamp_us),
+            None => self.start.elapsed().as_micros() as u64,
+        };
         if record.outcome == Outcome::Unknown {
             record.outcome = if failed { Outcome::Failure } else { Outcome::Success };
         }
         Some(record)
+    }
+}
+
+/// The rate recorded in `es=s:` for a decision the sampler's ratio made.
+fn recorded_rate(sampler: Sampler, sampled: bool) -> f64 {
+    if sampled {
+        sampler.rate
+    } else {
+        0.0
     }
 }
 
@@ -189,7 +220,13 @@ mod tests {
     use super::*;
 
     fn root(rate: f64) -> ActiveTransaction {
-        ActiveTransaction::start(TransactionStart { transaction_type: "request", parent: None, sample_rate: rate, start_epoch_us: None, links: vec![] })
+        ActiveTransaction::start(TransactionStart {
+            transaction_type: "request",
+            parent: None,
+            sampler: Sampler { rate, parent_based: true },
+            start_epoch_us: None,
+            links: vec![],
+        })
     }
 
     #[test]
@@ -211,7 +248,7 @@ mod tests {
         let mut t = ActiveTransaction::start(TransactionStart {
             transaction_type: "request",
             parent: Some((parent, TraceState::parse("es=s:0.5,x=y"))),
-            sample_rate: 1.0,
+            sampler: Sampler::default(),
             start_epoch_us: None,
             links: vec![],
         });
@@ -219,21 +256,21 @@ mod tests {
         assert_eq!(t.record.trace_id, parent.trace_id);
         assert_eq!(t.record.parent_id, Some(parent.parent_id));
         assert_eq!(t.record.sample_rate, Some(0.5));
-        assert!(t.start_span(None, "s", "custom").is_none(), "unsampled transactions record no spans");
+        assert!(t.start_span(None, "s", "custom", None).is_none(), "unsampled transactions record no spans");
         assert_eq!(t.traceparent(None).flags, 0);
     }
 
     #[test]
     fn spans_count_and_nest() {
         let mut t = root(1.0);
-        let mut outer = t.start_span(None, "outer", "custom").unwrap();
-        let mut inner = t.start_span(Some(outer.record.id), "inner", "db").unwrap();
+        let mut outer = t.start_span(None, "outer", "custom", None).unwrap();
+        let mut inner = t.start_span(Some(outer.record.id), "inner", "db", None).unwrap();
         assert_eq!(inner.record.parent_id, outer.record.id);
         assert_eq!(outer.record.parent_id, t.record.id);
-        let inner = inner.finish(true).unwrap();
+        let inner = inner.finish(true, None).unwrap();
         assert_eq!(inner.outcome, Outcome::Failure);
-        assert_eq!(outer.finish(false).unwrap().outcome, Outcome::Success);
-        assert!(outer.finish(false).is_none());
+        assert_eq!(outer.finish(false, None).unwrap().outcome, Outcome::Success);
+        assert!(outer.finish(false, None).is_none());
         let record = t.finish(Some(1500)).unwrap();
         assert_eq!(record.spans_started, 2);
         assert_eq!(record.duration_us, 1500);
@@ -244,8 +281,13 @@ mod tests {
     #[test]
     fn explicit_start_time() {
         let epoch = now_epoch_us() - 2_000_000;
-        let mut t =
-            ActiveTransaction::start(TransactionStart { transaction_type: "job", parent: None, sample_rate: 1.0, start_epoch_us: Some(epoch), links: vec![] });
+        let mut t = ActiveTransaction::start(TransactionStart {
+            transaction_type: "job",
+            parent: None,
+            sampler: Sampler::default(),
+            start_epoch_us: Some(epoch),
+            links: vec![],
+        });
         let record = t.finish(None).unwrap();
         assert_eq!(record.timestamp_us, epoch);
         assert!(record.duration_us >= 2_000_000);

@@ -6,6 +6,8 @@
 use crate::ids::{SpanId, TraceId};
 
 pub const FLAG_SAMPLED: u8 = 0x01;
+/// Trace Context Level 2: the trace id's right 7 bytes are random (ours always are).
+pub const FLAG_RANDOM: u8 = 0x02;
 const MAX_TRACESTATE_MEMBERS: usize = 32;
 const MAX_TRACESTATE_VALUE_LEN: usize = 256;
 

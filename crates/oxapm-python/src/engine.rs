@@ -5,6 +5,7 @@ use crate::trace::Transaction;
 use oxapm_core::config::{self, ConfigValue};
 use oxapm_core::engine;
 use oxapm_core::model::{now_epoch_us, ErrorRecord, ErrorTransaction, Event};
+use oxapm_core::sampling::Sampler;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 use std::collections::HashMap;
@@ -70,7 +71,7 @@ impl Config {
 #[pyclass(module = "oxapm._core", frozen)]
 pub struct Engine {
     pub(crate) inner: Arc<engine::Engine>,
-    pub(crate) sample_rate: f64,
+    pub(crate) sampler: Sampler,
 }
 
 #[pymethods]
@@ -78,9 +79,9 @@ impl Engine {
     #[new]
     fn new(config: &Bound<'_, Config>, metadata: &Bound<'_, PyDict>, agent_version: &str) -> Self {
         let config = config.get().inner.clone();
-        let sample_rate = config.float("TRANSACTION_SAMPLE_RATE");
+        let sampler = config.sampler();
         let metadata = to_json(metadata.as_any());
-        Engine { inner: Arc::new(engine::Engine::start(config, &metadata, agent_version)), sample_rate }
+        Engine { inner: Arc::new(engine::Engine::start(config, &metadata, agent_version)), sampler }
     }
 
     /// Queues an error. `exception` and `log` are intake objects built by the Python side; the

@@ -16,7 +16,9 @@ pub fn links_from(links: Option<Vec<(String, String)>>) -> Vec<Link> {
     links
         .unwrap_or_default()
         .iter()
-        .filter_map(|(trace_id, span_id)| Some(Link { trace_id: TraceId::from_hex(trace_id)?, span_id: SpanId::from_hex(span_id)? }))
+        .filter_map(|(trace_id, span_id)| {
+            Some(Link { trace_id: TraceId::from_hex(trace_id)?, span_id: SpanId::from_hex(span_id)?, attributes: Default::default() })
+        })
         .collect()
 }
 
@@ -24,7 +26,7 @@ pub fn links_from(links: Option<Vec<(String, String)>>) -> Vec<Link> {
 fn link_of(trace_parent: &Bound<'_, PyAny>) -> Option<Link> {
     let trace_id: String = trace_parent.getattr("trace_id").ok()?.extract().ok()?;
     let span_id: String = trace_parent.getattr("span_id").ok()?.extract().ok()?;
-    Some(Link { trace_id: TraceId::from_hex(&trace_id)?, span_id: SpanId::from_hex(&span_id)? })
+    Some(Link { trace_id: TraceId::from_hex(&trace_id)?, span_id: SpanId::from_hex(&span_id)?, attributes: Default::default() })
 }
 
 /// `None` until an outcome is set, as the Elastic agent's attribute reads.
@@ -67,7 +69,7 @@ pub struct SpanArgs<'a, 'py> {
 fn begin_child(transaction: &Bound<'_, Transaction>, parent: &Bound<'_, PyAny>, parent_id: Option<SpanId>, args: &SpanArgs<'_, '_>) -> Option<Span> {
     let mut txn = transaction.borrow_mut();
     let (main_type, subtype, action) = split_span_type(args.span_type, args.subtype, args.action);
-    let mut active = txn.active.start_span(parent_id, &truncate_keyword(args.name), &truncate_keyword(main_type))?;
+    let mut active = txn.active.start_span(parent_id, &truncate_keyword(args.name), &truncate_keyword(main_type), None)?;
     active.record.subtype = subtype.map(|s| truncate_keyword(s).into_owned());
     active.record.action = action.map(|s| truncate_keyword(s).into_owned());
     if let Some(labels) = args.labels {
@@ -162,7 +164,7 @@ impl Transaction {
         let active = ActiveTransaction::start(TransactionStart {
             transaction_type: &truncate_keyword(transaction_type),
             parent,
-            sample_rate: engine.sample_rate,
+            sampler: engine.sampler,
             start_epoch_us: epoch_micros(start),
             links: links_from(links),
         });
@@ -367,7 +369,7 @@ impl Span {
     /// it had already ended.
     #[pyo3(signature = (failed=false))]
     fn end(&mut self, failed: bool) -> bool {
-        match self.active.finish(failed) {
+        match self.active.finish(failed, None) {
             Some(record) => {
                 self.engine.push(Event::Span(Box::new(record)));
                 true

@@ -6,9 +6,9 @@ use crate::exporters::grpc::{GrpcSettings, GrpcTransport};
 use crate::exporters::http::HttpTransport;
 use crate::exporters::tls::{self, TlsMaterial};
 use crate::model::Event;
-use crate::otlp::proto::{ExportTraceServiceResponse, InstrumentationScope, Resource, Span};
+use crate::otlp::proto::{ExportTraceServiceResponse, InstrumentationScope, Resource};
 use crate::otlp::settings::{OtlpSettings, Protocol};
-use crate::otlp::traces;
+use crate::otlp::traces::{self, ScopedSpans};
 use crate::pipeline::{Exporter, Stats};
 use flate2::write::GzEncoder;
 use flate2::Compression;
@@ -21,7 +21,7 @@ const TRACE_EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceSe
 pub struct OtlpEncoder {
     resource: Resource,
     scope: InstrumentationScope,
-    spans: Vec<Span>,
+    spans: ScopedSpans,
     max_batch: usize,
     /// Compress here (http/protobuf); gRPC compresses in its own framing.
     gzip: bool,
@@ -30,14 +30,14 @@ pub struct OtlpEncoder {
 impl OtlpEncoder {
     /// Batches of at most `max_batch` spans; `gzip` compresses each request body.
     pub fn new(resource: Resource, scope: InstrumentationScope, max_batch: usize, gzip: bool) -> Self {
-        OtlpEncoder { resource, scope, spans: Vec::with_capacity(max_batch), max_batch, gzip }
+        OtlpEncoder { resource, scope, spans: ScopedSpans::default(), max_batch, gzip }
     }
 }
 
 impl Encoder for OtlpEncoder {
     fn add(&mut self, event: &Event) -> bool {
-        let Some(span) = traces::span(event) else { return false };
-        self.spans.push(span);
+        let Some((span, scope)) = traces::span(event) else { return false };
+        self.spans.push(span, scope);
         true
     }
 
@@ -46,7 +46,7 @@ impl Encoder for OtlpEncoder {
     }
 
     fn finish(&mut self) -> Result<Vec<u8>, String> {
-        let spans = std::mem::replace(&mut self.spans, Vec::with_capacity(self.max_batch));
+        let spans = std::mem::take(&mut self.spans);
         let body = traces::request(&self.resource, &self.scope, spans).encode_to_vec();
         if !self.gzip {
             return Ok(body);

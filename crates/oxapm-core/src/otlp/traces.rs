@@ -1,16 +1,19 @@
 //! Records as OTLP spans. Transactions and spans both become OTLP spans; Elastic's context maps
 //! to the OpenTelemetry semantic conventions where one exists, and the Elastic-only fields (type,
 //! subtype, action, result) travel as `elastic.*` attributes so nothing is lost on the way.
+//! Spans the OpenTelemetry API started go out as they were given: kind, attributes, events, link
+//! attributes, status, and their instrumentation scope.
 //! Unsampled transactions are not exported: OTLP carries recorded spans only.
 
 use super::proto::{
-    any_value, AnyValue, ExportTraceServiceRequest, InstrumentationScope, KeyValue, Resource, ResourceSpans, ScopeSpans, Span, SpanKind, SpanLink, Status,
-    StatusCode,
+    any_value, AnyValue, ArrayValue, ExportTraceServiceRequest, InstrumentationScope, KeyValue, Resource, ResourceSpans, ScopeSpans, Span, SpanEvent, SpanKind,
+    SpanLink, Status, StatusCode,
 };
 use super::proto::{SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE, SPAN_FLAGS_CONTEXT_IS_REMOTE};
-use crate::model::{Event, JsonMap, LabelValue, Labels, Link, Outcome, SpanRecord, TransactionRecord};
+use crate::model::{self, AttributeValue, Attributes, Event, JsonMap, LabelValue, Labels, Link, OtelData, Outcome, Scope, SpanRecord, TransactionRecord};
 use crate::traceparent::format_sample_rate;
 use serde_json::Value;
+use std::sync::Arc;
 
 const SAMPLED: u32 = 0x01;
 
@@ -22,25 +25,125 @@ pub fn attribute(key: &str, value: any_value::Value) -> KeyValue {
     KeyValue { key: key.to_owned(), value: Some(AnyValue { value: Some(value) }) }
 }
 
-/// The OTLP span for a record, if the record is one OTLP carries.
-pub fn span(event: &Event) -> Option<Span> {
+/// The OTLP span for a record, if the record is one OTLP carries, with the scope of the tracer
+/// that started it (`None`: the Elastic API, reported under oxapm's own scope).
+pub fn span(event: &Event) -> Option<(Span, Option<&Arc<Scope>>)> {
     match event {
-        Event::Span(span) => Some(from_span(span)),
-        Event::Transaction(transaction) if transaction.sampled => Some(from_transaction(transaction)),
+        Event::Span(span) => Some((from_span(span), scope_of(&span.otel))),
+        Event::Transaction(transaction) if transaction.sampled => Some((from_transaction(transaction), scope_of(&transaction.otel))),
         // Errors belong to the logs signal (issue 7); unsampled transactions are not recorded.
         _ => None,
     }
 }
 
-/// One export request: every span of the batch under the process's resource and oxapm's scope.
-pub fn request(resource: &Resource, scope: &InstrumentationScope, spans: Vec<Span>) -> ExportTraceServiceRequest {
-    ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: Some(resource.clone()),
-            scope_spans: vec![ScopeSpans { scope: Some(scope.clone()), spans, schema_url: String::new() }],
-            schema_url: String::new(),
-        }],
+fn scope_of(otel: &Option<Box<OtelData>>) -> Option<&Arc<Scope>> {
+    otel.as_deref().and_then(|o| o.scope.as_ref())
+}
+
+/// The spans of a batch grouped by instrumentation scope, in order of first appearance.
+#[derive(Default)]
+pub struct ScopedSpans {
+    groups: Vec<(Option<Arc<Scope>>, Vec<Span>)>,
+    len: usize,
+}
+
+impl ScopedSpans {
+    pub fn push(&mut self, span: Span, scope: Option<&Arc<Scope>>) {
+        let same = |group: &Option<Arc<Scope>>| match (group, scope) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b) || a == b,
+            (None, None) => true,
+            _ => false,
+        };
+        match self.groups.iter_mut().find(|(group, _)| same(group)) {
+            Some((_, spans)) => spans.push(span),
+            None => self.groups.push((scope.cloned(), vec![span])),
+        }
+        self.len += 1;
     }
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// One export request: the spans of the batch under the process's resource, each group under its
+/// scope (oxapm's own for the Elastic API's spans).
+pub fn request(resource: &Resource, oxapm_scope: &InstrumentationScope, spans: ScopedSpans) -> ExportTraceServiceRequest {
+    let scope_spans = spans
+        .groups
+        .into_iter()
+        .map(|(scope, spans)| match scope {
+            Some(scope) => ScopeSpans {
+                scope: Some(InstrumentationScope {
+                    name: scope.name.clone(),
+                    version: scope.version.clone().unwrap_or_default(),
+                    attributes: key_values(&scope.attributes),
+                    dropped_attributes_count: scope.attributes.dropped,
+                }),
+                spans,
+                schema_url: scope.schema_url.clone().unwrap_or_default(),
+            },
+            None => ScopeSpans { scope: Some(oxapm_scope.clone()), spans, schema_url: String::new() },
+        })
+        .collect();
+    ExportTraceServiceRequest { resource_spans: vec![ResourceSpans { resource: Some(resource.clone()), scope_spans, schema_url: String::new() }] }
+}
+
+/// Attributes, kind, status and events of a span the OTel API started, in place of the ones the
+/// Elastic fields would give.
+fn apply_otel(span: &mut Span, otel: &OtelData, labels: &Labels) {
+    let Some(kind) = otel.kind else {
+        // An Elastic span that instrumentations annotated: their attributes join the mapped ones.
+        for (key, value) in &otel.attributes.entries {
+            if !span.attributes.iter().any(|kv| &kv.key == key) {
+                span.attributes.push(attribute(key, any(value)));
+            }
+        }
+        span.dropped_attributes_count = otel.attributes.dropped;
+        return;
+    };
+    span.kind = kind as i32 + 1;
+    span.attributes = key_values(&otel.attributes);
+    label_attributes(labels, &mut span.attributes);
+    span.dropped_attributes_count = otel.attributes.dropped;
+    span.status = match otel.status {
+        model::StatusCode::Unset => None,
+        model::StatusCode::Ok => Some(Status { message: String::new(), code: StatusCode::Ok as i32 }),
+        model::StatusCode::Error => Some(Status { message: otel.status_description.clone().unwrap_or_default(), code: StatusCode::Error as i32 }),
+    };
+    span.events = otel
+        .events
+        .iter()
+        .map(|e| SpanEvent {
+            time_unix_nano: e.timestamp_us * 1000,
+            name: e.name.clone(),
+            attributes: key_values(&e.attributes),
+            dropped_attributes_count: e.attributes.dropped,
+        })
+        .collect();
+    span.dropped_events_count = otel.dropped_events;
+    span.dropped_links_count = otel.dropped_links;
+}
+
+fn any(value: &AttributeValue) -> any_value::Value {
+    let array =
+        |values: Vec<any_value::Value>| any_value::Value::ArrayValue(ArrayValue { values: values.into_iter().map(|v| AnyValue { value: Some(v) }).collect() });
+    match value {
+        AttributeValue::Str(s) => any_value::Value::StringValue(s.clone()),
+        AttributeValue::Bool(b) => any_value::Value::BoolValue(*b),
+        AttributeValue::Int(i) => any_value::Value::IntValue(*i),
+        AttributeValue::Float(f) => any_value::Value::DoubleValue(*f),
+        AttributeValue::StrArray(v) => array(v.iter().map(|s| any_value::Value::StringValue(s.clone())).collect()),
+        AttributeValue::BoolArray(v) => array(v.iter().map(|b| any_value::Value::BoolValue(*b)).collect()),
+        AttributeValue::IntArray(v) => array(v.iter().map(|i| any_value::Value::IntValue(*i)).collect()),
+        AttributeValue::FloatArray(v) => array(v.iter().map(|f| any_value::Value::DoubleValue(*f)).collect()),
+    }
+}
+
+fn key_values(attributes: &Attributes) -> Vec<KeyValue> {
+    attributes.entries.iter().map(|(key, value)| attribute(key, any(value))).collect()
 }
 
 fn from_span(s: &SpanRecord) -> Span {
@@ -54,7 +157,7 @@ fn from_span(s: &SpanRecord) -> Span {
     }
     context_attributes(&s.context, s.subtype.as_deref().filter(|_| s.span_type == "db"), &mut attributes);
     label_attributes(&s.labels, &mut attributes);
-    Span {
+    let mut span = Span {
         trace_id: s.trace_id.0.to_vec(),
         span_id: s.id.0.to_vec(),
         trace_state: trace_state(s.sample_rate),
@@ -68,7 +171,11 @@ fn from_span(s: &SpanRecord) -> Span {
         links: links(&s.links),
         status: status(s.outcome),
         ..Default::default()
+    };
+    if let Some(otel) = &s.otel {
+        apply_otel(&mut span, otel, &s.labels);
     }
+    span
 }
 
 fn from_transaction(t: &TransactionRecord) -> Span {
@@ -80,7 +187,7 @@ fn from_transaction(t: &TransactionRecord) -> Span {
     context_attributes(&t.context, None, &mut attributes);
     label_attributes(&t.labels, &mut attributes);
     let remote = if t.parent_id.is_some() { SPAN_FLAGS_CONTEXT_IS_REMOTE } else { 0 };
-    Span {
+    let mut span = Span {
         trace_id: t.trace_id.0.to_vec(),
         span_id: t.id.0.to_vec(),
         trace_state: trace_state(t.sample_rate),
@@ -94,7 +201,11 @@ fn from_transaction(t: &TransactionRecord) -> Span {
         links: links(&t.links),
         status: status(t.outcome),
         ..Default::default()
+    };
+    if let Some(otel) = &t.otel {
+        apply_otel(&mut span, otel, &t.labels);
     }
+    span
 }
 
 /// Elastic's `es=s:<rate>` tracestate entry, which Elastic backends read for span counts.
@@ -138,7 +249,16 @@ fn status(outcome: Outcome) -> Option<Status> {
 }
 
 fn links(links: &[Link]) -> Vec<SpanLink> {
-    links.iter().map(|l| SpanLink { trace_id: l.trace_id.0.to_vec(), span_id: l.span_id.0.to_vec(), ..Default::default() }).collect()
+    links
+        .iter()
+        .map(|l| SpanLink {
+            trace_id: l.trace_id.0.to_vec(),
+            span_id: l.span_id.0.to_vec(),
+            attributes: key_values(&l.attributes),
+            dropped_attributes_count: l.attributes.dropped,
+            ..Default::default()
+        })
+        .collect()
 }
 
 fn label_attributes(labels: &Labels, out: &mut Vec<KeyValue>) {
@@ -228,7 +348,7 @@ mod tests {
         record.context.insert("db".into(), json!({"statement": "SELECT 1", "instance": "shop"}));
         record.context.insert("destination".into(), json!({"address": "db.local", "port": 5432}));
         record.labels.set("tenant", LabelValue::Int(7));
-        let span = span(&Event::Span(Box::new(record))).unwrap();
+        let (span, _) = span(&Event::Span(Box::new(record))).unwrap();
         assert_eq!(span.kind, SpanKind::Client as i32);
         assert_eq!(span.end_time_unix_nano - span.start_time_unix_nano, 1_500_000);
         assert_eq!(span.status.as_ref().unwrap().code, StatusCode::Error as i32);
@@ -245,7 +365,7 @@ mod tests {
         assert!(span(&Event::Transaction(Box::new(unsampled))).is_none());
         assert!(span(&Event::Error(Box::default())).is_none());
         let continued = TransactionRecord { sampled: true, parent_id: Some(SpanId([9; 8])), transaction_type: "request".into(), ..Default::default() };
-        let span = span(&Event::Transaction(Box::new(continued))).unwrap();
+        let (span, _) = span(&Event::Transaction(Box::new(continued))).unwrap();
         assert_eq!(span.flags, 0x301);
         assert_eq!(span.kind, SpanKind::Server as i32);
     }
