@@ -2,7 +2,8 @@
 //!
 //! `trace` runs transactions and spans and produces `model` records; `engine` owns the `pipeline`
 //! that carries them to the `exporters`, which encode them (`intake`, `otlp`, console). `config`
-//! resolves options; `traceparent` and `ids` implement W3C trace context; `sampling` decides which
+//! resolves options; `traceparent` and `ids` implement W3C trace context, and `propagation` reads
+//! and writes it, with baggage, in every `OTEL_PROPAGATORS` format; `sampling` decides which
 //! traces are recorded. `bridge` gives spans started through the OpenTelemetry API their Elastic
 //! shape on the way out.
 
@@ -16,6 +17,7 @@ pub mod intake;
 pub mod model;
 pub mod otlp;
 pub mod pipeline;
+pub mod propagation;
 pub mod sampling;
 pub mod trace;
 pub mod traceparent;

@@ -1,15 +1,92 @@
-//! Property tests (proptest) for every parser that reads outside input: trace context headers and
-//! configuration values (the OTLP exporter's variables included). Whatever the input, they return a value or a rejection, never panic, and
-//! what they accept round-trips.
+//! Property tests (proptest) for every parser that reads outside input: trace context headers, the
+//! propagation formats, and configuration values (the OTLP exporter's variables included). Whatever
+//! the input, they return a value or a rejection, never panic, and what they accept round-trips.
 
 use oxapm_core::config::{self, Kind};
+use oxapm_core::ids::{SpanId, TraceId};
 use oxapm_core::otlp;
+use oxapm_core::propagation::{self, Format, Propagated, SpanContext};
 use oxapm_core::traceparent::{TraceParent, TraceState};
 use proptest::prelude::*;
 use std::collections::HashMap;
 
+/// Any header a format reads, a baggage-prefixed one, or another, in any case.
+fn header_name() -> impl Strategy<Value = String> {
+    let mut names: Vec<String> = Format::ALL.iter().flat_map(|f| f.extracted_headers().iter().map(|n| (*n).to_owned())).collect();
+    names.extend(["uberctx-k".to_owned(), "ot-baggage-k".to_owned(), "x-other".to_owned()]);
+    (proptest::sample::select(names), any::<bool>()).prop_map(|(name, upper)| if upper { name.to_uppercase() } else { name })
+}
+
+/// Arbitrary text, or text made of the pieces the formats are built from.
+fn header_value() -> impl Strategy<Value = String> {
+    prop_oneof![".{0,120}", "[0-9a-fA-F]{0,33}([-:;=,% ]{1,2}(Root|Parent|Sampled|1|d|[0-9a-fA-F]{0,33})){0,5}"]
+}
+
+fn span_context() -> impl Strategy<Value = SpanContext> {
+    let members = proptest::collection::vec("[a-z][a-z0-9_*/-]{0,8}=[!-+--<>-~]{1,10}", 0..5);
+    (any::<[u8; 16]>(), any::<[u8; 8]>(), any::<u8>(), members)
+        .prop_filter("ids are not all zero", |(trace, span, _, _)| *trace != [0; 16] && *span != [0; 8])
+        .prop_map(|(trace, span, flags, members)| SpanContext {
+            trace_id: TraceId(trace),
+            span_id: SpanId(span),
+            flags,
+            tracestate: TraceState::parse(&members.join(",")),
+        })
+}
+
+/// Baggage with distinct token keys; `value` says what the values are made of.
+fn baggage(value: &'static str) -> impl Strategy<Value = Vec<(String, String)>> {
+    proptest::collection::btree_map("[A-Za-z0-9!#$%&'*+.^_`|~-]{1,12}", value, 0..8).prop_map(|entries| entries.into_iter().collect())
+}
+
+/// What `format` carries of `sent`; the rest it loses by design: formats other than trace context
+/// know only the sampled flag and no tracestate, OT writes the low 64 bits of the trace id (unless
+/// they are zero), and only three formats carry baggage.
+fn carried(format: Format, sent: &Propagated) -> Propagated {
+    let span = sent.span.clone().filter(|_| format.carries_span()).map(|mut span| {
+        if !matches!(format, Format::TraceContext | Format::Elastic) {
+            span.flags &= 0x01;
+            span.tracestate = TraceState::default();
+        }
+        if format == Format::OtTrace && span.trace_id.0[8..] != [0; 8] {
+            span.trace_id.0[..8].fill(0);
+        }
+        span
+    });
+    let baggage = if format.carries_baggage() { sent.baggage.clone() } else { Vec::new() };
+    Propagated { span, baggage }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 4096, ..ProptestConfig::default() })]
+
+    #[test]
+    fn propagation_never_panics(headers in proptest::collection::vec((header_name(), header_value()), 0..6)) {
+        for format in Format::ALL {
+            let extracted = propagation::extract(format, &headers);
+            if let Some(span) = &extracted.span {
+                prop_assert!(span.trace_id.is_valid() && span.span_id.is_valid());
+            }
+            propagation::inject(format, &extracted);
+        }
+    }
+
+    #[test]
+    fn propagation_round_trips(span in proptest::option::of(span_context()), baggage in baggage("[!-~]([ -~]{0,20}[!-~])?")) {
+        let sent = Propagated { span, baggage };
+        for format in Format::ALL {
+            let headers = propagation::inject(format, &sent);
+            prop_assert_eq!(propagation::extract(format, &headers), carried(format, &sent), "{:?}: {:?}", format, headers);
+        }
+    }
+
+    #[test]
+    fn encoded_baggage_round_trips_any_text(baggage in baggage("\\PC{0,30}")) {
+        let sent = Propagated { span: None, baggage };
+        for format in [Format::Baggage, Format::Jaeger] {
+            prop_assert_eq!(propagation::extract(format, &propagation::inject(format, &sent)), sent.clone());
+        }
+    }
 
     #[test]
     fn traceparent_never_panics(header in ".{0,80}") {
