@@ -3,6 +3,7 @@
 
 mod convert;
 mod engine;
+mod propagation;
 mod trace;
 
 use oxapm_core::diag;
@@ -60,6 +61,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<engine::Engine>()?;
     m.add_class::<trace::Transaction>()?;
     m.add_class::<trace::Span>()?;
+    m.add_class::<propagation::PropagationFormat>()?;
     m.add_function(wrap_pyfunction!(trace::begin_span, m)?)?;
     m.add_function(wrap_pyfunction!(parse_traceparent, m)?)?;
     m.add_function(wrap_pyfunction!(normalize_tracestate, m)?)?;
