@@ -356,7 +356,8 @@ def test_sample_rate_is_omitted_without_an_es_entry(client):
 def test_get_trace_parent_header_in_a_transaction(client):
     transaction = client.begin_transaction("request")
     header = oxapm.get_trace_parent_header()
-    assert header == "00-%s-%s-01" % (transaction.trace_id, transaction.id)
+    # Sampled, and (Trace Context Level 2) a random trace id.
+    assert header == "00-%s-%s-03" % (transaction.trace_id, transaction.id)
     tp = oxapm.trace_parent_from_string(header)
     assert tp.trace_options.recorded
     assert transaction.trace_parent.to_string() == header
@@ -367,11 +368,11 @@ def test_get_trace_parent_header_in_a_transaction(client):
 def test_get_trace_parent_header_in_a_span(client):
     transaction = client.begin_transaction("request")
     with oxapm.capture_span("outgoing") as span:
-        assert oxapm.get_trace_parent_header() == "00-%s-%s-01" % (transaction.trace_id, span.id)
+        assert oxapm.get_trace_parent_header() == "00-%s-%s-03" % (transaction.trace_id, span.id)
         with oxapm.capture_span("inner") as inner:
-            assert oxapm.get_trace_parent_header() == "00-%s-%s-01" % (transaction.trace_id, inner.id)
-        assert oxapm.get_trace_parent_header() == "00-%s-%s-01" % (transaction.trace_id, span.id)
-    assert oxapm.get_trace_parent_header() == "00-%s-%s-01" % (transaction.trace_id, transaction.id)
+            assert oxapm.get_trace_parent_header() == "00-%s-%s-03" % (transaction.trace_id, inner.id)
+        assert oxapm.get_trace_parent_header() == "00-%s-%s-03" % (transaction.trace_id, span.id)
+    assert oxapm.get_trace_parent_header() == "00-%s-%s-03" % (transaction.trace_id, transaction.id)
     client.end_transaction("t")
     exported(client)
 
@@ -388,12 +389,12 @@ def test_get_trace_parent_header_outside_a_transaction():
     assert oxapm.get_trace_parent_header() is None
 
 
-def test_unsampled_root_transaction_header_has_flag_00():
+def test_unsampled_root_transaction_header_has_only_the_random_flag():
     client = oxapm.Client(service_name="test-service", traces_exporter="memory", transaction_sample_rate=0)
     try:
         transaction = client.begin_transaction("request")
         assert transaction.is_sampled is False
-        assert oxapm.get_trace_parent_header() == "00-%s-%s-00" % (transaction.trace_id, transaction.id)
+        assert oxapm.get_trace_parent_header() == "00-%s-%s-02" % (transaction.trace_id, transaction.id)
         assert transaction.tracestate == "es=s:0"
         client.end_transaction("t")
         events = exported(client)

@@ -81,6 +81,7 @@ class Client:
             traces._link_ids(links) if isinstance(links, (list, tuple)) else None,
             _seconds(start),
         )
+        transaction._started()
         if auto_activate:
             traces.set_transaction(transaction)
         return transaction
@@ -96,7 +97,7 @@ class Client:
             transaction.name = str(name)
         if transaction.result is None and result:
             transaction.result = str(result)
-        transaction.end(None, None, _seconds(duration))
+        transaction._end(_seconds(duration))
         return transaction
 
     def capture_exception(

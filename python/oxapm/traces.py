@@ -1,7 +1,9 @@
 """The current transaction and span of each execution context, and the span API.
 
 One ``ContextVar`` holds the innermost active object: a ``Transaction`` or a ``Span`` (whose
-``transaction`` is known). Threads start empty; asyncio tasks inherit a copy when created, so
+``transaction`` is known), or, when the OpenTelemetry API attached one, another span object (a
+remote parent, a non-recording span). Both APIs read and write it, so either one's spans are the
+parents of the other's. Threads start empty; asyncio tasks inherit a copy when created, so
 concurrent requests never see each other's spans.
 """
 
@@ -84,7 +86,7 @@ class Transaction(_core.Transaction):
             return None
         if outcome in (OUTCOME.SUCCESS, OUTCOME.FAILURE):
             span.outcome = outcome
-        span.end()
+        span._end()
         _current.set(span.parent)
         return span
 
@@ -122,9 +124,9 @@ def _begin_span_coerced(parent, args: tuple) -> Optional[Span]:
 
 def get_transaction() -> Optional[Transaction]:
     current = _current.get()
-    if current is None or isinstance(current, Transaction):
-        return current
-    return current.transaction
+    if isinstance(current, Span):
+        return current.transaction
+    return current if isinstance(current, Transaction) else None
 
 
 def get_span() -> Optional[Span]:
@@ -194,7 +196,7 @@ class capture_span:
                 _reset_current(token)
             except (ValueError, RuntimeError):
                 _restore(token)
-            self._span.end(exc_type is not None)
+            self._span._end(exc_type is not None)
         return False
 
     def _copy(self) -> "capture_span":
@@ -294,11 +296,9 @@ def get_span_id() -> Optional[str]:
 def get_trace_parent_header() -> Optional[str]:
     """The ``traceparent`` header for an outgoing call from the current span (or transaction)."""
     current = _current.get()
-    if current is None:
-        return None
     if isinstance(current, Span):
         return current.transaction.traceparent(current.id)
-    return current.traceparent()
+    return current.traceparent() if isinstance(current, Transaction) else None
 
 
 def set_context(data: Union[Dict[str, Any], Callable[[], Dict[str, Any]]], key: str = "custom") -> None:

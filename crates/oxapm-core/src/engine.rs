@@ -8,6 +8,7 @@ use crate::exporters::memory::MemoryExporter;
 use crate::exporters::otlp::{otlp_exporter, OtlpExport};
 use crate::intake;
 use crate::model::Event;
+use crate::otlp::proto::Resource;
 use crate::otlp::resource;
 use crate::pipeline::{Exporter, Pipeline, Stats, StatsSnapshot};
 use serde_json::Value;
@@ -19,6 +20,8 @@ pub const DEFAULT_SERVER_URL: &str = "http://127.0.0.1:8200";
 
 pub struct Engine {
     pub config: Config,
+    /// The OpenTelemetry resource of this process, as OTLP sends it.
+    pub resource: Resource,
     pipeline: Pipeline,
     memory: Option<MemoryExporter>,
     stats: Arc<Stats>,
@@ -31,6 +34,7 @@ impl Engine {
         let stats = Arc::new(Stats::default());
         let mut exporters: Vec<Box<dyn Exporter>> = Vec::new();
         let mut memory = None;
+        let resource = resource::resource(metadata, &global_labels(&config), agent_version);
         let selected = config.list("TRACES_EXPORTER");
         let server_url = config.str("SERVER_URL");
         let wants_intake = server_url.is_some() || selected.is_empty();
@@ -47,7 +51,7 @@ impl Engine {
                     if let Some(settings) = &config.otlp_traces {
                         let export = OtlpExport {
                             settings,
-                            resource: resource::resource(metadata, &global_labels(&config), agent_version),
+                            resource: resource.clone(),
                             scope: resource::scope(agent_version),
                             user_agent: &format!("oxapm/{agent_version}"),
                             retry_buffer_size: config.int("RETRY_BUFFER_SIZE").max(0) as usize,
@@ -77,7 +81,7 @@ impl Engine {
         }
         let capacity = config.int("MAX_QUEUE_SIZE").clamp(1, 10_000_000) as usize;
         let pipeline = Pipeline::start(capacity, exporters, stats.clone());
-        Engine { config, pipeline, memory, stats }
+        Engine { config, resource, pipeline, memory, stats }
     }
 
     pub fn push(&self, event: Event) {

@@ -158,6 +158,15 @@ pub fn random_error_id() -> String {
     TraceId::random().to_string()
 }
 
+/// A random (version 4) UUID, for `service.instance.id`.
+pub fn random_uuid() -> String {
+    let mut bytes = TraceId::random().0;
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,9 +5,10 @@ use crate::trace::Transaction;
 use oxapm_core::config::{self, ConfigValue};
 use oxapm_core::engine;
 use oxapm_core::model::{now_epoch_us, ErrorRecord, ErrorTransaction, Event};
+use oxapm_core::otlp::proto::any_value;
 use oxapm_core::sampling::Sampler;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList};
+use pyo3::types::{PyDict, PyList, PyTuple};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -160,10 +161,34 @@ impl Engine {
         Ok(out)
     }
 
+    /// The OpenTelemetry resource attributes of this process (what OTLP sends).
+    fn resource_attributes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let out = PyDict::new(py);
+        for kv in &self.inner.resource.attributes {
+            let value = kv.value.as_ref().and_then(|v| v.value.as_ref());
+            out.set_item(&kv.key, value.map(|v| any_value(py, v)).transpose()?)?;
+        }
+        Ok(out)
+    }
+
     /// Intake v2 lines held by the in-memory exporter, taken (tests).
     fn take_memory(&self) -> Vec<String> {
         self.inner.take_memory()
     }
+}
+
+fn any_value<'py>(py: Python<'py>, value: &any_value::Value) -> PyResult<Bound<'py, PyAny>> {
+    Ok(match value {
+        any_value::Value::StringValue(s) => s.into_pyobject(py)?.into_any(),
+        any_value::Value::BoolValue(b) => b.into_pyobject(py)?.to_owned().into_any(),
+        any_value::Value::IntValue(i) => i.into_pyobject(py)?.into_any(),
+        any_value::Value::DoubleValue(f) => f.into_pyobject(py)?.into_any(),
+        any_value::Value::ArrayValue(array) => {
+            let items = array.values.iter().filter_map(|v| v.value.as_ref()).map(|v| any_value(py, v)).collect::<PyResult<Vec<_>>>()?;
+            PyTuple::new(py, items)?.into_any()
+        }
+        _ => py.None().into_bound(py),
+    })
 }
 
 fn seconds(s: f64) -> Duration {

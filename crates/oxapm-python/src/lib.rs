@@ -61,6 +61,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<engine::Engine>()?;
     m.add_class::<trace::Transaction>()?;
     m.add_class::<trace::Span>()?;
+    m.add_class::<tracer::Tracer>()?;
+    m.add_function(wrap_pyfunction!(hooks::set_span_hooks, m)?)?;
     m.add_class::<propagation::PropagationFormat>()?;
     m.add_function(wrap_pyfunction!(trace::begin_span, m)?)?;
     m.add_function(wrap_pyfunction!(parse_traceparent, m)?)?;

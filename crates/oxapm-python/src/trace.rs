@@ -2,9 +2,11 @@
 //! engine's queue; the hot path is one call to start a span and one to end it.
 
 use crate::convert::{dict_to_map, epoch_micros, merge_context, update_labels};
+use crate::hooks;
+use crate::otel;
 use oxapm_core::engine::Engine;
 use oxapm_core::ids::{SpanId, TraceId};
-use oxapm_core::model::{truncate_keyword, Event, JsonMap, Labels, Link, Outcome};
+use oxapm_core::model::{truncate_keyword, Event, JsonMap, Labels, Link, OtelData, Outcome, SpanLimits};
 use oxapm_core::trace::{split_span_type, ActiveSpan, ActiveTransaction, TransactionStart};
 use oxapm_core::traceparent::{TraceParent, TraceState};
 use pyo3::prelude::*;
@@ -22,13 +24,6 @@ pub fn links_from(links: Option<Vec<(String, String)>>) -> Vec<Link> {
         .collect()
 }
 
-/// The link a `TraceParent`-like object (`trace_id` and `span_id` attributes) points to.
-fn link_of(trace_parent: &Bound<'_, PyAny>) -> Option<Link> {
-    let trace_id: String = trace_parent.getattr("trace_id").ok()?.extract().ok()?;
-    let span_id: String = trace_parent.getattr("span_id").ok()?.extract().ok()?;
-    Some(Link { trace_id: TraceId::from_hex(&trace_id)?, span_id: SpanId::from_hex(&span_id)?, attributes: Default::default() })
-}
-
 /// `None` until an outcome is set, as the Elastic agent's attribute reads.
 fn outcome_name(outcome: Outcome) -> Option<&'static str> {
     Some(outcome).filter(|o| *o != Outcome::Unknown).map(Outcome::as_str)
@@ -39,13 +34,25 @@ fn parse_outcome(outcome: &str) -> PyResult<Outcome> {
 }
 
 /// Subclassed in Python (`oxapm.traces.Transaction`) for the methods that need the shared context.
+/// Also an OpenTelemetry span: the root span of its trace in this process.
 #[pyclass(module = "oxapm._core", subclass)]
 pub struct Transaction {
     pub(crate) active: ActiveTransaction,
-    engine: Arc<Engine>,
+    pub(crate) engine: Arc<Engine>,
+    /// The OTel API's `TraceState` of this trace, made when a span context is first asked for.
+    trace_state: Option<Py<PyAny>>,
 }
 
 impl Transaction {
+    fn otel_trace_state(&mut self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        if let Some(state) = &self.trace_state {
+            return Ok(state.clone_ref(py));
+        }
+        let state = otel::trace_state(py, &self.active.tracestate.to_header())?;
+        self.trace_state = Some(state.clone_ref(py));
+        Ok(state)
+    }
+
     pub fn context_snapshot(&self) -> JsonMap {
         self.active.record.context.clone()
     }
@@ -64,12 +71,13 @@ pub struct SpanArgs<'a, 'py> {
     pub leaf: bool,
     pub extra: Option<&'a Bound<'py, PyDict>>,
     pub links: &'a [Link],
+    pub start_epoch_us: Option<u64>,
 }
 
 fn begin_child(transaction: &Bound<'_, Transaction>, parent: &Bound<'_, PyAny>, parent_id: Option<SpanId>, args: &SpanArgs<'_, '_>) -> Option<Span> {
     let mut txn = transaction.borrow_mut();
     let (main_type, subtype, action) = split_span_type(args.span_type, args.subtype, args.action);
-    let mut active = txn.active.start_span(parent_id, &truncate_keyword(args.name), &truncate_keyword(main_type), None)?;
+    let mut active = txn.active.start_span(parent_id, &truncate_keyword(args.name), &truncate_keyword(main_type), args.start_epoch_us)?;
     active.record.subtype = subtype.map(|s| truncate_keyword(s).into_owned());
     active.record.action = action.map(|s| truncate_keyword(s).into_owned());
     if let Some(labels) = args.labels {
@@ -128,10 +136,10 @@ type PackedSpanArgs<'py> = (
 /// Starts a span under `parent` (the current transaction or span), see `begin_under`: the hot path
 /// of `capture_span`. Arguments of the wrong type raise `TypeError` for the caller to coerce.
 #[pyfunction]
-pub fn begin_span(parent: &Bound<'_, PyAny>, args: &Bound<'_, PyTuple>) -> PyResult<Option<Span>> {
+pub fn begin_span(parent: &Bound<'_, PyAny>, args: &Bound<'_, PyTuple>) -> PyResult<Option<Py<Span>>> {
     let (name, span_type, subtype, action, labels, leaf, extra, links): PackedSpanArgs<'_> = args.extract()?;
     let links = links_from(links);
-    Ok(begin_under(
+    let span = begin_under(
         parent,
         &SpanArgs {
             name: &name,
@@ -142,8 +150,23 @@ pub fn begin_span(parent: &Bound<'_, PyAny>, args: &Bound<'_, PyTuple>) -> PyRes
             leaf,
             extra: extra.as_ref(),
             links: &links,
+            start_epoch_us: None,
         },
-    ))
+    );
+    span.map(|span| hooks::started(Py::new(parent.py(), span)?)).transpose()
+}
+
+/// Makes the OTel data of a record, for the OTel span methods.
+fn otel_of(otel: &mut Option<Box<OtelData>>) -> &mut OtelData {
+    otel::otel_data(otel)
+}
+
+/// Ends a record for the engine: span processors see it first, when there are any.
+fn finish_into(py: Python<'_>, engine: &Engine, event: Event) {
+    if hooks::active() {
+        hooks::ended(py, &event);
+    }
+    engine.push(event);
 }
 
 #[pymethods]
@@ -168,7 +191,7 @@ impl Transaction {
             start_epoch_us: epoch_micros(start),
             links: links_from(links),
         });
-        Transaction { active, engine: engine.inner.clone() }
+        Transaction { active, engine: engine.inner.clone(), trace_state: None }
     }
 
     #[getter]
@@ -245,25 +268,88 @@ impl Transaction {
         merge_context(&mut self.active.record.context, key, data, true);
     }
 
-    /// Links to a span of another trace, given as a `TraceParent`.
-    fn add_link(&mut self, trace_parent: &Bound<'_, PyAny>) {
-        self.active.record.links.extend(link_of(trace_parent));
+    /// Links to a span of another trace: a `TraceParent` or an OTel `SpanContext`.
+    #[pyo3(signature = (context, attributes=None))]
+    fn add_link(&mut self, context: &Bound<'_, PyAny>, attributes: Option<&Bound<'_, PyAny>>) {
+        let limits = self.engine.config.span_limits;
+        add_link_within(&mut self.active.record.links, &mut self.active.record.otel, context, attributes, &limits);
+    }
+
+    /// Reports the start to span processors, when there are any (`Client.begin_transaction`).
+    fn _started(slf: Bound<'_, Self>) -> PyResult<()> {
+        if hooks::active() {
+            hooks::started(slf.unbind())?;
+        }
+        Ok(())
     }
 
     /// Ends the transaction and queues it; `duration` in seconds overrides the measured one.
     /// Returns false when it had already ended.
-    #[pyo3(signature = (name=None, result=None, duration=None))]
-    fn end(&mut self, name: Option<&str>, result: Option<&str>, duration: Option<f64>) -> bool {
-        if let Some(name) = name {
-            self.set_name(name);
-        }
-        if let Some(result) = result {
-            self.set_result(Some(result));
-        }
+    #[pyo3(signature = (duration=None))]
+    fn _end(&mut self, py: Python<'_>, duration: Option<f64>) -> bool {
         let duration_us = duration.filter(|d| d.is_finite() && *d >= 0.0).map(|d| (d * 1e6) as u64);
-        match self.active.finish(duration_us) {
+        let end_us = duration_us.map(|d| self.active.record.timestamp_us + d);
+        self.finish(py, end_us)
+    }
+
+    // The OpenTelemetry span interface.
+
+    /// Ends the transaction, now or at `end_time` (nanoseconds since the epoch).
+    #[pyo3(signature = (end_time=None))]
+    fn end(&mut self, py: Python<'_>, end_time: Option<u64>) {
+        self.finish(py, otel::ns_to_us(end_time));
+    }
+
+    fn is_recording(&self) -> bool {
+        self.active.is_sampled() && !self.active.is_ended()
+    }
+
+    fn get_span_context(&mut self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        let state = self.otel_trace_state(py)?;
+        otel::span_context(py, self.active.record.trace_id, self.active.record.id, self.active.trace_flags, &state)
+    }
+
+    fn update_name(&mut self, name: &str) {
+        self.set_name(name);
+    }
+
+    fn set_attribute(&mut self, key: &str, value: &Bound<'_, PyAny>) {
+        let limits = self.engine.config.span_limits;
+        otel::set_attribute(&mut otel_of(&mut self.active.record.otel).attributes, key, value, limits.attribute_count, &limits);
+    }
+
+    fn set_attributes(&mut self, attributes: &Bound<'_, PyAny>) {
+        let limits = self.engine.config.span_limits;
+        set_attributes_within(&mut self.active.record.otel, attributes, &limits);
+    }
+
+    #[pyo3(signature = (name, attributes=None, timestamp=None))]
+    fn add_event(&mut self, name: &str, attributes: Option<&Bound<'_, PyAny>>, timestamp: Option<u64>) {
+        let limits = self.engine.config.span_limits;
+        otel::add_event(&mut self.active.record.otel, &limits, name, attributes, timestamp);
+    }
+
+    #[pyo3(signature = (status, description=None))]
+    fn set_status(&mut self, status: &Bound<'_, PyAny>, description: Option<String>) {
+        if let Some((code, description)) = otel::status_of(status, description) {
+            otel_of(&mut self.active.record.otel).set_status(code, description);
+        }
+    }
+
+    #[pyo3(signature = (exception, attributes=None, timestamp=None, escaped=false))]
+    fn record_exception(&mut self, exception: &Bound<'_, PyAny>, attributes: Option<&Bound<'_, PyAny>>, timestamp: Option<u64>, escaped: bool) -> PyResult<()> {
+        let limits = self.engine.config.span_limits;
+        let event = otel::exception_event(exception, attributes, timestamp, escaped, &limits)?;
+        otel_of(&mut self.active.record.otel).add_event(event, &limits);
+        Ok(())
+    }
+}
+
+impl Transaction {
+    fn finish(&mut self, py: Python<'_>, end_us: Option<u64>) -> bool {
+        match self.active.finish_at(end_us) {
             Some(record) => {
-                self.engine.push(Event::Transaction(Box::new(record)));
+                finish_into(py, &self.engine, Event::Transaction(Box::new(record)));
                 true
             }
             None => false,
@@ -271,9 +357,33 @@ impl Transaction {
     }
 }
 
+fn add_link_within(
+    links: &mut Vec<Link>,
+    otel: &mut Option<Box<OtelData>>,
+    context: &Bound<'_, PyAny>,
+    attributes: Option<&Bound<'_, PyAny>>,
+    limits: &SpanLimits,
+) {
+    let Some(link) = otel::link_to(context, attributes, limits) else { return };
+    if links.len() < limits.link_count {
+        links.push(link);
+    } else {
+        otel_of(otel).dropped_links += 1;
+    }
+}
+
+fn set_attributes_within(otel: &mut Option<Box<OtelData>>, attributes: &Bound<'_, PyAny>, limits: &SpanLimits) {
+    let given = otel::attributes_from(Some(attributes), usize::MAX, limits);
+    let target = &mut otel_of(otel).attributes;
+    for (key, value) in given.entries {
+        target.set(&key, value, limits.attribute_count, None);
+    }
+}
+
+/// A span, for both APIs.
 #[pyclass(module = "oxapm._core")]
 pub struct Span {
-    active: ActiveSpan,
+    pub(crate) active: ActiveSpan,
     transaction: Py<Transaction>,
     /// The transaction or span this one was started under.
     parent: Py<PyAny>,
@@ -360,18 +470,89 @@ impl Span {
         merge_context(&mut self.active.record.context, key, data, false);
     }
 
-    /// Links to a span of another trace, given as a `TraceParent`.
-    fn add_link(&mut self, trace_parent: &Bound<'_, PyAny>) {
-        self.active.record.links.extend(link_of(trace_parent));
+    /// Links to a span of another trace: a `TraceParent` or an OTel `SpanContext`.
+    #[pyo3(signature = (context, attributes=None))]
+    fn add_link(&mut self, context: &Bound<'_, PyAny>, attributes: Option<&Bound<'_, PyAny>>) {
+        let limits = self.engine.config.span_limits;
+        add_link_within(&mut self.active.record.links, &mut self.active.record.otel, context, attributes, &limits);
     }
 
     /// Ends the span and queues it; `failed` marks an unset outcome as failure. Returns false when
     /// it had already ended.
     #[pyo3(signature = (failed=false))]
-    fn end(&mut self, failed: bool) -> bool {
-        match self.active.finish(failed, None) {
+    fn _end(&mut self, py: Python<'_>, failed: bool) -> bool {
+        self.finish(py, failed, None)
+    }
+
+    // The OpenTelemetry span interface.
+
+    /// Ends the span, now or at `end_time` (nanoseconds since the epoch).
+    #[pyo3(signature = (end_time=None))]
+    fn end(&mut self, py: Python<'_>, end_time: Option<u64>) {
+        self.finish(py, false, otel::ns_to_us(end_time));
+    }
+
+    fn is_recording(&self) -> bool {
+        !self.active.is_ended()
+    }
+
+    fn get_span_context(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        let mut transaction = self.transaction.bind(py).borrow_mut();
+        let state = transaction.otel_trace_state(py)?;
+        otel::span_context(py, self.active.record.trace_id, self.active.record.id, transaction.active.trace_flags, &state)
+    }
+
+    fn update_name(&mut self, name: &str) {
+        self.set_name(name);
+    }
+
+    fn set_attribute(&mut self, key: &str, value: &Bound<'_, PyAny>) {
+        let limits = self.engine.config.span_limits;
+        otel::set_attribute(&mut otel_of(&mut self.active.record.otel).attributes, key, value, limits.attribute_count, &limits);
+    }
+
+    fn set_attributes(&mut self, attributes: &Bound<'_, PyAny>) {
+        let limits = self.engine.config.span_limits;
+        set_attributes_within(&mut self.active.record.otel, attributes, &limits);
+    }
+
+    #[pyo3(signature = (name, attributes=None, timestamp=None))]
+    fn add_event(&mut self, name: &str, attributes: Option<&Bound<'_, PyAny>>, timestamp: Option<u64>) {
+        let limits = self.engine.config.span_limits;
+        otel::add_event(&mut self.active.record.otel, &limits, name, attributes, timestamp);
+    }
+
+    #[pyo3(signature = (status, description=None))]
+    fn set_status(&mut self, status: &Bound<'_, PyAny>, description: Option<String>) {
+        if let Some((code, description)) = otel::status_of(status, description) {
+            otel_of(&mut self.active.record.otel).set_status(code, description);
+        }
+    }
+
+    #[pyo3(signature = (exception, attributes=None, timestamp=None, escaped=false))]
+    fn record_exception(&mut self, exception: &Bound<'_, PyAny>, attributes: Option<&Bound<'_, PyAny>>, timestamp: Option<u64>, escaped: bool) -> PyResult<()> {
+        let limits = self.engine.config.span_limits;
+        let event = otel::exception_event(exception, attributes, timestamp, escaped, &limits)?;
+        otel_of(&mut self.active.record.otel).add_event(event, &limits);
+        Ok(())
+    }
+
+    fn __enter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    /// `with span:` ends it, as the OTel API's spans do.
+    fn __exit__(&mut self, py: Python<'_>, _exc_type: &Bound<'_, PyAny>, _exc: &Bound<'_, PyAny>, _tb: &Bound<'_, PyAny>) -> bool {
+        self.finish(py, false, None);
+        false
+    }
+}
+
+impl Span {
+    fn finish(&mut self, py: Python<'_>, failed: bool, end_us: Option<u64>) -> bool {
+        match self.active.finish(failed, end_us) {
             Some(record) => {
-                self.engine.push(Event::Span(Box::new(record)));
+                finish_into(py, &self.engine, Event::Span(Box::new(record)));
                 true
             }
             None => false,

@@ -1,1 +1,58 @@
-"""OpenTelemetry SDK over the oxapm engine: tracer provider and propagators."""
+"""The OpenTelemetry SDK over the oxapm engine.
+
+``install()`` makes oxapm the global tracer provider; ``TracerProvider`` can also be set by hand
+(``trace.set_tracer_provider(oxapm.otel.TracerProvider())``) or chosen with
+``OTEL_PYTHON_TRACER_PROVIDER=oxapm``. Nothing here imports ``opentelemetry`` until used.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from typing import TYPE_CHECKING, Any, Optional
+
+if TYPE_CHECKING:
+    from oxapm.otel.trace import Tracer, TracerProvider
+
+logger = logging.getLogger("oxapm")
+
+_installed: Optional["TracerProvider"] = None
+_install_lock = threading.Lock()
+
+
+def install(client: Optional[Any] = None) -> "TracerProvider":
+    """Makes oxapm the global OpenTelemetry tracer provider (with ``client``, else the current
+    ``oxapm.Client``, else one configured from the environment) and the propagators of
+    ``OTEL_PROPAGATORS`` the global ones. Calling it again returns the same provider."""
+    global _installed
+    with _install_lock:
+        if _installed is not None and (client is None or _installed.client is client):
+            return _installed
+        from opentelemetry import propagate
+        from opentelemetry import trace as trace_api
+
+        from oxapm.otel.propagators import propagator_from_names
+        from oxapm.otel.trace import TracerProvider
+
+        provider = TracerProvider(client)
+        trace_api.set_tracer_provider(provider)
+        if trace_api.get_tracer_provider() is not provider:
+            logger.warning(
+                "another OpenTelemetry tracer provider (%s) was set before oxapm's; its tracers keep it",
+                type(trace_api.get_tracer_provider()).__name__,
+            )
+        propagate.set_global_textmap(propagator_from_names(os.environ.get("OTEL_PROPAGATORS", "tracecontext,baggage")))
+        _installed = provider
+        return provider
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("Tracer", "TracerProvider"):
+        from oxapm.otel import trace
+
+        return getattr(trace, name)
+    raise AttributeError(name)
+
+
+__all__ = ["Tracer", "TracerProvider", "install"]

@@ -1,7 +1,8 @@
 //! The OTLP resource and instrumentation scope of this process, from the same intake `metadata`
-//! object the Elastic exporter sends, so both formats describe the service the same way.
+//! object the Elastic exporter sends, so both formats describe the service the same way, plus
+//! what the OpenTelemetry resource detectors add (process, host, os, instance id, SDK, distro).
 
-use super::proto::{any_value, InstrumentationScope, KeyValue, Resource};
+use super::proto::{any_value, AnyValue, ArrayValue, InstrumentationScope, KeyValue, Resource};
 use super::traces::{attribute, string};
 use serde_json::Value;
 
@@ -18,7 +19,6 @@ const METADATA_ATTRIBUTES: &[(&[&str], &str)] = &[
     (&["system", "detected_hostname"], "host.name"),
     (&["system", "configured_hostname"], "host.name"),
     (&["system", "architecture"], "host.arch"),
-    (&["system", "platform"], "os.type"),
 ];
 
 /// `global_labels` are given with their original keys: OTel attribute names keep their dots.
@@ -28,6 +28,9 @@ pub fn resource(metadata: &Value, global_labels: &[(String, String)], agent_vers
         Some(slot) => *slot = kv,
         None => attributes.push(kv),
     };
+    for kv in detected(metadata) {
+        set(kv);
+    }
     for (path, key) in METADATA_ATTRIBUTES {
         let value = path.iter().try_fold(metadata, |v, step| v.get(step));
         match value {
@@ -43,10 +46,49 @@ pub fn resource(metadata: &Value, global_labels: &[(String, String)], agent_vers
     set(string("telemetry.sdk.name", "oxapm"));
     set(string("telemetry.sdk.language", "python"));
     set(string("telemetry.sdk.version", agent_version));
+    set(string("telemetry.distro.name", "oxapm"));
+    set(string("telemetry.distro.version", agent_version));
     for (key, value) in global_labels {
         set(string(key, value.as_str()));
     }
     Resource { attributes, dropped_attributes_count: 0 }
+}
+
+/// What the process, os and host detectors report that the intake metadata does not carry.
+fn detected(metadata: &Value) -> Vec<KeyValue> {
+    let mut out = vec![string("os.type", os_type()), string("host.arch", host_arch())];
+    if let Ok(release) = std::fs::read_to_string("/proc/sys/kernel/osrelease") {
+        out.push(string("os.description", format!("{} {}", std::env::consts::OS, release.trim())));
+    }
+    if let Some(path) = std::env::current_exe().ok().and_then(|p| p.to_str().map(str::to_owned)) {
+        out.push(string("process.executable.name", path.rsplit('/').next().unwrap_or(&path).to_owned()));
+        out.push(string("process.executable.path", path));
+    }
+    if let Some(Value::Array(argv)) = metadata.get("process").and_then(|p| p.get("argv")) {
+        let args = argv.iter().filter_map(|a| a.as_str()).map(|a| AnyValue { value: Some(any_value::Value::StringValue(a.to_owned())) }).collect();
+        out.push(attribute("process.command_args", any_value::Value::ArrayValue(ArrayValue { values: args })));
+    }
+    // A configured node name (read from the metadata) replaces this one.
+    out.push(string("service.instance.id", crate::ids::random_uuid()));
+    out
+}
+
+/// OpenTelemetry's `os.type` values.
+fn os_type() -> &'static str {
+    match std::env::consts::OS {
+        "macos" => "darwin",
+        other => other,
+    }
+}
+
+/// OpenTelemetry's `host.arch` values.
+fn host_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "x86",
+        other => other,
+    }
 }
 
 pub fn scope(agent_version: &str) -> InstrumentationScope {

@@ -1,0 +1,62 @@
+"""One context for both APIs: an OpenTelemetry runtime context over oxapm's current span.
+
+The current span lives in ``oxapm.traces._current``, the variable ``capture_span`` sets; the rest
+of an OpenTelemetry ``Context`` (baggage, suppression flags, anything instrumentations store)
+lives in a second variable. ``attach`` sets both, ``get_current`` joins them, so a span started by
+either API is the current span of the other.
+
+Selected by ``OTEL_PYTHON_CONTEXT=oxapm`` (an ``opentelemetry_context`` entry point), or put in
+place by ``oxapm.otel.install()``.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from typing import Any, NamedTuple
+
+from opentelemetry.context.context import Context, _RuntimeContext
+from opentelemetry.trace.propagation import _SPAN_KEY
+
+from oxapm import traces
+
+_EMPTY = Context()
+_values: "contextvars.ContextVar[Context]" = contextvars.ContextVar("oxapm_otel_context", default=_EMPTY)
+
+
+class _Tokens(NamedTuple):
+    values: contextvars.Token
+    span: contextvars.Token
+
+
+def _reset(variable: contextvars.ContextVar, token: contextvars.Token, default: Any) -> None:
+    """Resets ``variable``; a token made in another context (a generator resumed elsewhere, a
+    context copied into a thread) cannot be reset, so the value it replaced is set again."""
+    try:
+        variable.reset(token)
+    except (ValueError, RuntimeError):
+        previous = token.old_value
+        variable.set(default if previous is contextvars.Token.MISSING else previous)
+
+
+class OxapmRuntimeContext(_RuntimeContext):
+    def attach(self, context: Context) -> Any:
+        span_token = traces._current.set(context.get(_SPAN_KEY))
+        return _Tokens(_values.set(context), span_token)
+
+    def get_current(self) -> Context:
+        context = _values.get()
+        current = traces._current.get()
+        if context.get(_SPAN_KEY) is current:
+            return context
+        # The span changed since the last attach (capture_span, start_as_current_span).
+        values = dict(context)
+        if current is None:
+            values.pop(_SPAN_KEY, None)
+        else:
+            values[_SPAN_KEY] = current
+        return Context(values)
+
+    def detach(self, token: Any) -> None:
+        if isinstance(token, _Tokens):
+            _reset(traces._current, token.span, None)
+            _reset(_values, token.values, _EMPTY)
