@@ -3,8 +3,11 @@
 
 mod convert;
 mod engine;
+mod hooks;
+mod otel;
 mod propagation;
 mod trace;
+mod tracer;
 
 use oxapm_core::diag;
 use oxapm_core::traceparent::{TraceParent, TraceState};
