@@ -13,6 +13,7 @@ from opentelemetry.trace.propagation import _SPAN_KEY
 from opentelemetry.trace.status import Status, StatusCode
 
 from oxapm import _core, traces
+from oxapm.base import _weakly
 from oxapm.otel.readable import ReadableSpan, Resource
 
 logger = logging.getLogger("oxapm")
@@ -155,7 +156,7 @@ class TracerProvider(trace_api.TracerProvider):
         self._processors: List[Any] = []
         self._lock = threading.Lock()
         self._resource: Optional[Resource] = None
-        os.register_at_fork(after_in_child=self._after_fork)
+        os.register_at_fork(after_in_child=_weakly(self, "_after_fork"))
 
     @property
     def client(self) -> Any:
