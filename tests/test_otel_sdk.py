@@ -425,3 +425,21 @@ def test_start_as_current_span_as_a_decorator_records_exceptions(tracer, client)
         work()
     (transaction,) = exported(client).transactions
     assert transaction["name"] == "decorated" and transaction["outcome"] == "failure"
+
+
+def test_otel_python_context_selects_the_shared_context_by_entry_point(tmp_path):
+    import subprocess
+    import sys
+
+    script = (
+        "import oxapm, opentelemetry.context as c, opentelemetry.trace as t\n"
+        "from oxapm.otel.context import OxapmRuntimeContext\n"
+        "assert isinstance(c._RUNTIME_CONTEXT, OxapmRuntimeContext), c._RUNTIME_CONTEXT\n"
+        "client = oxapm.Client(service_name='ctx', traces_exporter='none')\n"
+        "client.begin_transaction('job')\n"
+        "with oxapm.capture_span('s') as span:\n"
+        "    assert t.get_current_span() is span\n"
+    )
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith(("OTEL_", "ELASTIC_APM_"))}
+    env["OTEL_PYTHON_CONTEXT"] = "oxapm"
+    subprocess.run([sys.executable, "-c", script], env=env, check=True, cwd=tmp_path)

@@ -19,7 +19,13 @@ use std::sync::Arc;
 use std::time::Instant;
 
 fn transaction() -> ActiveTransaction {
-    ActiveTransaction::start(TransactionStart { transaction_type: "request", parent: None, sample_rate: 1.0, start_epoch_us: None, links: vec![] })
+    ActiveTransaction::start(TransactionStart {
+        transaction_type: "request",
+        parent: None,
+        sampler: oxapm_core::sampling::Sampler::default(),
+        start_epoch_us: None,
+        links: vec![],
+    })
 }
 
 fn sample_span() -> SpanRecord {
@@ -61,15 +67,15 @@ fn span_lifecycle(c: &mut Criterion) {
     let mut txn = transaction();
     c.bench_function("span start+finish", |b| {
         b.iter(|| {
-            let mut span = txn.start_span(None, "span", "custom").unwrap();
-            black_box(span.finish(false))
+            let mut span = txn.start_span(None, "span", "custom", None).unwrap();
+            black_box(span.finish(false, None))
         })
     });
     let pipeline = Pipeline::start(1 << 16, vec![Box::new(Discard)], Arc::new(Stats::default()));
     c.bench_function("span start+finish+queue", |b| {
         b.iter(|| {
-            let mut span = txn.start_span(None, "span", "custom").unwrap();
-            pipeline.push(Event::Span(Box::new(span.finish(false).unwrap())));
+            let mut span = txn.start_span(None, "span", "custom", None).unwrap();
+            pipeline.push(Event::Span(Box::new(span.finish(false, None).unwrap())));
         })
     });
 }

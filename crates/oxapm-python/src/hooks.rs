@@ -7,16 +7,21 @@ use pyo3::types::{PyDict, PyTuple};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
+/// `on_start(span)` gets the live span, `on_end(fields)` a dict of the finished one (see
+/// `finished_fields`).
+struct Hooks {
+    on_start: Py<PyAny>,
+    on_end: Py<PyAny>,
+}
+
 static ACTIVE: AtomicBool = AtomicBool::new(false);
-/// `(on_start, on_end)`: `on_start(span)` gets the live span, `on_end(fields)` a dict of the
-/// finished one (see `finished_fields`).
-static HOOKS: Mutex<Option<(Py<PyAny>, Py<PyAny>)>> = Mutex::new(None);
+static HOOKS: Mutex<Option<Hooks>> = Mutex::new(None);
 
 pub fn active() -> bool {
     ACTIVE.load(Ordering::Relaxed)
 }
 
-fn hook(py: Python<'_>, which: fn(&(Py<PyAny>, Py<PyAny>)) -> &Py<PyAny>) -> Option<Py<PyAny>> {
+fn hook(py: Python<'_>, which: fn(&Hooks) -> &Py<PyAny>) -> Option<Py<PyAny>> {
     HOOKS.lock().ok()?.as_ref().map(|hooks| which(hooks).clone_ref(py))
 }
 
@@ -24,7 +29,7 @@ fn hook(py: Python<'_>, which: fn(&(Py<PyAny>, Py<PyAny>)) -> &Py<PyAny>) -> Opt
 #[pyfunction]
 #[pyo3(signature = (on_start=None, on_end=None))]
 pub fn set_span_hooks(on_start: Option<Py<PyAny>>, on_end: Option<Py<PyAny>>) {
-    let hooks = on_start.zip(on_end);
+    let hooks = on_start.zip(on_end).map(|(on_start, on_end)| Hooks { on_start, on_end });
     ACTIVE.store(hooks.is_some(), Ordering::Relaxed);
     if let Ok(mut slot) = HOOKS.lock() {
         *slot = hooks;
@@ -36,7 +41,7 @@ pub fn set_span_hooks(on_start: Option<Py<PyAny>>, on_end: Option<Py<PyAny>>) {
 pub fn started<T: pyo3::PyTypeInfo>(span: Py<T>) -> PyResult<Py<T>> {
     if active() {
         Python::attach(|py| {
-            if let Some(on_start) = hook(py, |h| &h.0) {
+            if let Some(on_start) = hook(py, |h| &h.on_start) {
                 if let Err(error) = on_start.call1(py, (span.clone_ref(py),)) {
                     error.write_unraisable(py, None);
                 }
@@ -47,7 +52,7 @@ pub fn started<T: pyo3::PyTypeInfo>(span: Py<T>) -> PyResult<Py<T>> {
 }
 
 pub fn ended(py: Python<'_>, event: &Event) {
-    let Some(on_end) = hook(py, |h| &h.1) else { return };
+    let Some(on_end) = hook(py, |h| &h.on_end) else { return };
     let result = finished_fields(py, event).and_then(|fields| on_end.call1(py, (fields,)));
     if let Err(error) = result {
         error.write_unraisable(py, None);

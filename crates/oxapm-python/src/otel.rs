@@ -198,6 +198,13 @@ fn otel_trace_attr<'py>(py: Python<'py>, cell: &'static PyOnceLock<Py<PyAny>>, n
 }
 
 static SPAN_CONTEXT: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static SPAN_KIND: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+/// The API's `SpanKind` of a span: its OTel kind, else INTERNAL (an Elastic-started one).
+pub fn span_kind<'py>(py: Python<'py>, otel: &Option<Box<OtelData>>) -> PyResult<Bound<'py, PyAny>> {
+    let kind = otel.as_deref().and_then(|o| o.kind).unwrap_or_default();
+    otel_trace_attr(py, &SPAN_KIND, "SpanKind")?.call1((kind as i64,))
+}
 static TRACE_FLAGS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static TRACE_STATE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 

@@ -304,6 +304,11 @@ impl Transaction {
         self.active.is_sampled() && !self.active.is_ended()
     }
 
+    #[getter]
+    fn kind<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        otel::span_kind(py, &self.active.record.otel)
+    }
+
     fn get_span_context(&mut self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         let state = self.otel_trace_state(py)?;
         otel::span_context(py, self.active.record.trace_id, self.active.record.id, self.active.trace_flags, &state)
@@ -494,6 +499,11 @@ impl Span {
 
     fn is_recording(&self) -> bool {
         !self.active.is_ended()
+    }
+
+    #[getter]
+    fn kind<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        otel::span_kind(py, &self.active.record.otel)
     }
 
     fn get_span_context(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {

@@ -15,12 +15,20 @@ import contextvars
 from typing import Any, NamedTuple
 
 from opentelemetry.context.context import Context, _RuntimeContext
-from opentelemetry.trace.propagation import _SPAN_KEY
 
 from oxapm import traces
 
 _EMPTY = Context()
 _values: "contextvars.ContextVar[Context]" = contextvars.ContextVar("oxapm_otel_context", default=_EMPTY)
+
+
+def register_span_types() -> None:
+    """The engine's transactions and spans are OpenTelemetry spans: ``get_current_span()`` and
+    ``use_span()`` accept them."""
+    from opentelemetry.trace import Span
+
+    Span.register(traces.Span)
+    Span.register(traces.Transaction)
 
 
 class _Tokens(NamedTuple):
@@ -39,21 +47,35 @@ def _reset(variable: contextvars.ContextVar, token: contextvars.Token, default: 
 
 
 class OxapmRuntimeContext(_RuntimeContext):
+    # The API's key of the current span. Read when first needed: this class can be loaded while
+    # opentelemetry.context itself is being imported (OTEL_PYTHON_CONTEXT), before that key exists.
+    _span_key = ""
+
+    @classmethod
+    def _key(cls) -> str:
+        if not cls._span_key:
+            from opentelemetry.trace.propagation import _SPAN_KEY
+
+            register_span_types()
+            cls._span_key = _SPAN_KEY
+        return cls._span_key
+
     def attach(self, context: Context) -> Any:
-        span_token = traces._current.set(context.get(_SPAN_KEY))
+        span_token = traces._current.set(context.get(self._key()))
         return _Tokens(_values.set(context), span_token)
 
     def get_current(self) -> Context:
         context = _values.get()
         current = traces._current.get()
-        if context.get(_SPAN_KEY) is current:
+        span_key = self._key()
+        if context.get(span_key) is current:
             return context
         # The span changed since the last attach (capture_span, start_as_current_span).
         values = dict(context)
         if current is None:
-            values.pop(_SPAN_KEY, None)
+            values.pop(span_key, None)
         else:
-            values[_SPAN_KEY] = current
+            values[span_key] = current
         return Context(values)
 
     def detach(self, token: Any) -> None:

@@ -14,6 +14,7 @@ from opentelemetry.trace.status import Status, StatusCode
 
 from oxapm import _core, traces
 from oxapm.base import _weakly
+from oxapm.otel.context import register_span_types
 from oxapm.otel.readable import ReadableSpan, Resource
 
 logger = logging.getLogger("oxapm")
@@ -24,9 +25,7 @@ _get_current = traces._current.get
 _set_current = traces._current.set
 _reset_current = traces._current.reset
 
-# The engine's spans are OpenTelemetry spans: get_current_span() and use_span() accept them.
-trace_api.Span.register(_core.Span)
-trace_api.Span.register(traces.Transaction)
+register_span_types()
 
 
 def _use_one_context() -> None:
