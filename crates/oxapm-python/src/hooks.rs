@@ -38,17 +38,16 @@ pub fn set_span_hooks(on_start: Option<Py<PyAny>>, on_end: Option<Py<PyAny>>) {
 
 /// Passes a new span to `on_start` and gives it back. A processor's exception is reported, not
 /// raised: it must not break the traced code.
-pub fn started<T: pyo3::PyTypeInfo>(span: Py<T>) -> PyResult<Py<T>> {
-    if active() {
-        Python::attach(|py| {
-            if let Some(on_start) = hook(py, |h| &h.on_start) {
-                if let Err(error) = on_start.call1(py, (span.clone_ref(py),)) {
-                    error.write_unraisable(py, None);
-                }
-            }
-        });
+pub fn started<T: pyo3::PyTypeInfo>(py: Python<'_>, span: Py<T>) -> Py<T> {
+    if !active() {
+        return span;
     }
-    Ok(span)
+    if let Some(on_start) = hook(py, |h| &h.on_start) {
+        if let Err(error) = on_start.call1(py, (span.clone_ref(py),)) {
+            error.write_unraisable(py, None);
+        }
+    }
+    span
 }
 
 pub fn ended(py: Python<'_>, event: &Event) {

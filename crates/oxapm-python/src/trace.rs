@@ -153,7 +153,8 @@ pub fn begin_span(parent: &Bound<'_, PyAny>, args: &Bound<'_, PyTuple>) -> PyRes
             start_epoch_us: None,
         },
     );
-    span.map(|span| hooks::started(Py::new(parent.py(), span)?)).transpose()
+    let py = parent.py();
+    span.map(|span| Ok(hooks::started(py, Py::new(py, span)?))).transpose()
 }
 
 /// Makes the OTel data of a record, for the OTel span methods.
@@ -276,11 +277,8 @@ impl Transaction {
     }
 
     /// Reports the start to span processors, when there are any (`Client.begin_transaction`).
-    fn _started(slf: Bound<'_, Self>) -> PyResult<()> {
-        if hooks::active() {
-            hooks::started(slf.unbind())?;
-        }
-        Ok(())
+    fn _started(slf: Bound<'_, Self>) {
+        hooks::started(slf.py(), slf.unbind());
     }
 
     /// Ends the transaction and queues it; `duration` in seconds overrides the measured one.

@@ -92,7 +92,7 @@ impl Tracer {
             let Some(mut span) = begin_under(parent, &args) else { return Ok(None) };
             span.active.record.otel = Some(otel);
             span.active.record.links = links;
-            return Ok(Some(hooks::started(Py::new(py, span)?)?.into_any()));
+            return Ok(Some(hooks::started(py, Py::new(py, span)?).into_any()));
         }
         let (traceparent, tracestate) = parent.and_then(remote_parent).unzip();
         let start_seconds = start_us.map(|us| us as f64 / 1e6);
@@ -103,7 +103,7 @@ impl Tracer {
             txn.active.record.otel = Some(otel);
             txn.active.record.links = links;
         }
-        Ok(Some(hooks::started(transaction)?))
+        Ok(Some(hooks::started(py, transaction)))
     }
 
     #[getter]
