@@ -65,7 +65,7 @@ fn homogeneous_array(items: Vec<AttributeValue>) -> Option<AttributeValue> {
 }
 
 /// Sets one attribute; an invalid value is dropped (and reported once).
-pub fn set_attribute(attributes: &mut Attributes, key: &str, value: &Bound<'_, PyAny>, max_count: usize, limits: &SpanLimits) {
+fn set_attribute(attributes: &mut Attributes, key: &str, value: &Bound<'_, PyAny>, max_count: usize, limits: &SpanLimits) {
     match attribute_value(value) {
         Some(value) => attributes.set(key, value, max_count, limits.attribute_value_length),
         None => warn_invalid(key, value),
@@ -97,12 +97,60 @@ pub fn otel_data(otel: &mut Option<Box<OtelData>>) -> &mut OtelData {
     otel.get_or_insert_with(Default::default)
 }
 
+/// What the OTel span methods change in a record (a transaction's or a span's), within limits.
+pub struct OtelTarget<'a> {
+    pub otel: &'a mut Option<Box<OtelData>>,
+    pub links: &'a mut Vec<Link>,
+    pub limits: SpanLimits,
+}
+
+impl OtelTarget<'_> {
+    pub fn set_attribute(self, key: &str, value: &Bound<'_, PyAny>) {
+        let limits = self.limits;
+        set_attribute(&mut otel_data(self.otel).attributes, key, value, limits.attribute_count, &limits);
+    }
+
+    pub fn set_attributes(self, attributes: &Bound<'_, PyAny>) {
+        let given = attributes_from(Some(attributes), usize::MAX, &self.limits);
+        let target = &mut otel_data(self.otel).attributes;
+        for (key, value) in given.entries {
+            target.set(&key, value, self.limits.attribute_count, None);
+        }
+    }
+
+    pub fn add_event(self, name: &str, attributes: Option<&Bound<'_, PyAny>>, timestamp: Option<u64>) {
+        add_event(self.otel, &self.limits, name, attributes, timestamp);
+    }
+
+    pub fn set_status(self, status: &Bound<'_, PyAny>, description: Option<String>) {
+        if let Some((code, description)) = status_of(status, description) {
+            otel_data(self.otel).set_status(code, description);
+        }
+    }
+
+    pub fn record_exception(self, exception: &Bound<'_, PyAny>, attributes: Option<&Bound<'_, PyAny>>, timestamp: Option<u64>, escaped: bool) -> PyResult<()> {
+        let event = exception_event(exception, attributes, timestamp, escaped, &self.limits)?;
+        otel_data(self.otel).add_event(event, &self.limits);
+        Ok(())
+    }
+
+    /// A link to a `TraceParent` or an OTel `SpanContext`; past the limit it is counted as dropped.
+    pub fn add_link(self, context: &Bound<'_, PyAny>, attributes: Option<&Bound<'_, PyAny>>) {
+        let Some(link) = link_to(context, attributes, &self.limits) else { return };
+        if self.links.len() < self.limits.link_count {
+            self.links.push(link);
+        } else {
+            otel_data(self.otel).dropped_links += 1;
+        }
+    }
+}
+
 /// Nanoseconds since the epoch, as the OTel API gives times, in microseconds.
 pub fn ns_to_us(ns: Option<u64>) -> Option<u64> {
     ns.filter(|ns| *ns > 0).map(|ns| ns / 1000)
 }
 
-pub fn add_event(otel: &mut Option<Box<OtelData>>, limits: &SpanLimits, name: &str, attributes: Option<&Bound<'_, PyAny>>, timestamp: Option<u64>) {
+fn add_event(otel: &mut Option<Box<OtelData>>, limits: &SpanLimits, name: &str, attributes: Option<&Bound<'_, PyAny>>, timestamp: Option<u64>) {
     let event = SpanEvent {
         name: name.to_owned(),
         timestamp_us: ns_to_us(timestamp).unwrap_or_else(oxapm_core::model::now_epoch_us),
@@ -113,7 +161,7 @@ pub fn add_event(otel: &mut Option<Box<OtelData>>, limits: &SpanLimits, name: &s
 
 /// The code of a `Status` or a `StatusCode` (their `.value`: 0 unset, 1 ok, 2 error) and the
 /// description that goes with it.
-pub fn status_of(status: &Bound<'_, PyAny>, description: Option<String>) -> Option<(StatusCode, Option<String>)> {
+fn status_of(status: &Bound<'_, PyAny>, description: Option<String>) -> Option<(StatusCode, Option<String>)> {
     let (code, description) = match status.getattr("status_code") {
         Ok(code) => (code, status.getattr("description").ok().and_then(|d| d.extract::<Option<String>>().ok()).flatten()),
         Err(_) => (status.clone(), description),
@@ -128,7 +176,7 @@ pub fn status_of(status: &Bound<'_, PyAny>, description: Option<String>) -> Opti
 }
 
 /// The `exception` event of `record_exception`, with the attributes the OTel conventions name.
-pub fn exception_event(
+fn exception_event(
     exception: &Bound<'_, PyAny>,
     attributes: Option<&Bound<'_, PyAny>>,
     timestamp: Option<u64>,
@@ -160,7 +208,7 @@ pub fn exception_event(
 }
 
 /// A link to `context`: an OTel `SpanContext` (integer ids) or a `TraceParent` (hex ids).
-pub fn link_to(context: &Bound<'_, PyAny>, attributes: Option<&Bound<'_, PyAny>>, limits: &SpanLimits) -> Option<Link> {
+fn link_to(context: &Bound<'_, PyAny>, attributes: Option<&Bound<'_, PyAny>>, limits: &SpanLimits) -> Option<Link> {
     let trace_id = context.getattr("trace_id").ok()?;
     let span_id = context.getattr("span_id").ok()?;
     let (trace_id, span_id) = match (trace_id.extract::<u128>(), span_id.extract::<u64>()) {

@@ -3,10 +3,10 @@
 
 use crate::convert::{dict_to_map, epoch_micros, merge_context, update_labels};
 use crate::hooks;
-use crate::otel;
+use crate::otel::{self, OtelTarget};
 use oxapm_core::engine::Engine;
 use oxapm_core::ids::{SpanId, TraceId};
-use oxapm_core::model::{truncate_keyword, Event, JsonMap, Labels, Link, OtelData, Outcome, SpanLimits};
+use oxapm_core::model::{truncate_keyword, Event, JsonMap, Labels, Link, Outcome};
 use oxapm_core::trace::{split_span_type, ActiveSpan, ActiveTransaction, TransactionStart};
 use oxapm_core::traceparent::{TraceParent, TraceState};
 use pyo3::prelude::*;
@@ -157,11 +157,6 @@ pub fn begin_span(parent: &Bound<'_, PyAny>, args: &Bound<'_, PyTuple>) -> PyRes
     span.map(|span| Ok(hooks::started(py, Py::new(py, span)?))).transpose()
 }
 
-/// Makes the OTel data of a record, for the OTel span methods.
-fn otel_of(otel: &mut Option<Box<OtelData>>) -> &mut OtelData {
-    otel::otel_data(otel)
-}
-
 /// Ends a record for the engine: span processors see it first, when there are any.
 fn finish_into(py: Python<'_>, engine: &Engine, event: Event) {
     if hooks::active() {
@@ -272,8 +267,7 @@ impl Transaction {
     /// Links to a span of another trace: a `TraceParent` or an OTel `SpanContext`.
     #[pyo3(signature = (context, attributes=None))]
     fn add_link(&mut self, context: &Bound<'_, PyAny>, attributes: Option<&Bound<'_, PyAny>>) {
-        let limits = self.engine.config.span_limits;
-        add_link_within(&mut self.active.record.links, &mut self.active.record.otel, context, attributes, &limits);
+        self.otel().add_link(context, attributes);
     }
 
     /// Reports the start to span processors, when there are any (`Client.begin_transaction`).
@@ -317,38 +311,30 @@ impl Transaction {
     }
 
     fn set_attribute(&mut self, key: &str, value: &Bound<'_, PyAny>) {
-        let limits = self.engine.config.span_limits;
-        otel::set_attribute(&mut otel_of(&mut self.active.record.otel).attributes, key, value, limits.attribute_count, &limits);
+        self.otel().set_attribute(key, value);
     }
-
     fn set_attributes(&mut self, attributes: &Bound<'_, PyAny>) {
-        let limits = self.engine.config.span_limits;
-        set_attributes_within(&mut self.active.record.otel, attributes, &limits);
+        self.otel().set_attributes(attributes);
     }
-
     #[pyo3(signature = (name, attributes=None, timestamp=None))]
     fn add_event(&mut self, name: &str, attributes: Option<&Bound<'_, PyAny>>, timestamp: Option<u64>) {
-        let limits = self.engine.config.span_limits;
-        otel::add_event(&mut self.active.record.otel, &limits, name, attributes, timestamp);
+        self.otel().add_event(name, attributes, timestamp);
     }
-
     #[pyo3(signature = (status, description=None))]
     fn set_status(&mut self, status: &Bound<'_, PyAny>, description: Option<String>) {
-        if let Some((code, description)) = otel::status_of(status, description) {
-            otel_of(&mut self.active.record.otel).set_status(code, description);
-        }
+        self.otel().set_status(status, description);
     }
-
     #[pyo3(signature = (exception, attributes=None, timestamp=None, escaped=false))]
     fn record_exception(&mut self, exception: &Bound<'_, PyAny>, attributes: Option<&Bound<'_, PyAny>>, timestamp: Option<u64>, escaped: bool) -> PyResult<()> {
-        let limits = self.engine.config.span_limits;
-        let event = otel::exception_event(exception, attributes, timestamp, escaped, &limits)?;
-        otel_of(&mut self.active.record.otel).add_event(event, &limits);
-        Ok(())
+        self.otel().record_exception(exception, attributes, timestamp, escaped)
     }
 }
 
 impl Transaction {
+    fn otel(&mut self) -> OtelTarget<'_> {
+        OtelTarget { otel: &mut self.active.record.otel, links: &mut self.active.record.links, limits: self.engine.config.span_limits }
+    }
+
     fn finish(&mut self, py: Python<'_>, end_us: Option<u64>) -> bool {
         match self.active.finish_at(end_us) {
             Some(record) => {
@@ -357,29 +343,6 @@ impl Transaction {
             }
             None => false,
         }
-    }
-}
-
-fn add_link_within(
-    links: &mut Vec<Link>,
-    otel: &mut Option<Box<OtelData>>,
-    context: &Bound<'_, PyAny>,
-    attributes: Option<&Bound<'_, PyAny>>,
-    limits: &SpanLimits,
-) {
-    let Some(link) = otel::link_to(context, attributes, limits) else { return };
-    if links.len() < limits.link_count {
-        links.push(link);
-    } else {
-        otel_of(otel).dropped_links += 1;
-    }
-}
-
-fn set_attributes_within(otel: &mut Option<Box<OtelData>>, attributes: &Bound<'_, PyAny>, limits: &SpanLimits) {
-    let given = otel::attributes_from(Some(attributes), usize::MAX, limits);
-    let target = &mut otel_of(otel).attributes;
-    for (key, value) in given.entries {
-        target.set(&key, value, limits.attribute_count, None);
     }
 }
 
@@ -476,8 +439,7 @@ impl Span {
     /// Links to a span of another trace: a `TraceParent` or an OTel `SpanContext`.
     #[pyo3(signature = (context, attributes=None))]
     fn add_link(&mut self, context: &Bound<'_, PyAny>, attributes: Option<&Bound<'_, PyAny>>) {
-        let limits = self.engine.config.span_limits;
-        add_link_within(&mut self.active.record.links, &mut self.active.record.otel, context, attributes, &limits);
+        self.otel().add_link(context, attributes);
     }
 
     /// Ends the span and queues it; `failed` marks an unset outcome as failure. Returns false when
@@ -515,34 +477,22 @@ impl Span {
     }
 
     fn set_attribute(&mut self, key: &str, value: &Bound<'_, PyAny>) {
-        let limits = self.engine.config.span_limits;
-        otel::set_attribute(&mut otel_of(&mut self.active.record.otel).attributes, key, value, limits.attribute_count, &limits);
+        self.otel().set_attribute(key, value);
     }
-
     fn set_attributes(&mut self, attributes: &Bound<'_, PyAny>) {
-        let limits = self.engine.config.span_limits;
-        set_attributes_within(&mut self.active.record.otel, attributes, &limits);
+        self.otel().set_attributes(attributes);
     }
-
     #[pyo3(signature = (name, attributes=None, timestamp=None))]
     fn add_event(&mut self, name: &str, attributes: Option<&Bound<'_, PyAny>>, timestamp: Option<u64>) {
-        let limits = self.engine.config.span_limits;
-        otel::add_event(&mut self.active.record.otel, &limits, name, attributes, timestamp);
+        self.otel().add_event(name, attributes, timestamp);
     }
-
     #[pyo3(signature = (status, description=None))]
     fn set_status(&mut self, status: &Bound<'_, PyAny>, description: Option<String>) {
-        if let Some((code, description)) = otel::status_of(status, description) {
-            otel_of(&mut self.active.record.otel).set_status(code, description);
-        }
+        self.otel().set_status(status, description);
     }
-
     #[pyo3(signature = (exception, attributes=None, timestamp=None, escaped=false))]
     fn record_exception(&mut self, exception: &Bound<'_, PyAny>, attributes: Option<&Bound<'_, PyAny>>, timestamp: Option<u64>, escaped: bool) -> PyResult<()> {
-        let limits = self.engine.config.span_limits;
-        let event = otel::exception_event(exception, attributes, timestamp, escaped, &limits)?;
-        otel_of(&mut self.active.record.otel).add_event(event, &limits);
-        Ok(())
+        self.otel().record_exception(exception, attributes, timestamp, escaped)
     }
 
     fn __enter__(slf: Py<Self>) -> Py<Self> {
@@ -557,6 +507,10 @@ impl Span {
 }
 
 impl Span {
+    fn otel(&mut self) -> OtelTarget<'_> {
+        OtelTarget { otel: &mut self.active.record.otel, links: &mut self.active.record.links, limits: self.engine.config.span_limits }
+    }
+
     fn finish(&mut self, py: Python<'_>, failed: bool, end_us: Option<u64>) -> bool {
         match self.active.finish(failed, end_us) {
             Some(record) => {
