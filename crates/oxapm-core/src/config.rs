@@ -111,6 +111,36 @@ pub const OPTIONS: &[OptionSpec] = &[
     opt("FRAMEWORK_VERSION", Kind::Str, None),
 ];
 
+/// The OpenTelemetry variables read in this file (the OTLP exporter's are listed by
+/// `otlp::settings`). A test checks that none is missing.
+const OTEL_VARIABLES: &[&str] = &[
+    "OTEL_SERVICE_NAME",
+    "OTEL_RESOURCE_ATTRIBUTES",
+    "OTEL_SDK_DISABLED",
+    "OTEL_TRACES_EXPORTER",
+    "OTEL_TRACES_SAMPLER",
+    "OTEL_TRACES_SAMPLER_ARG",
+    "OTEL_METRIC_EXPORT_INTERVAL",
+    "OTEL_BSP_MAX_QUEUE_SIZE",
+    "OTEL_ATTRIBUTE_COUNT_LIMIT",
+    "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT",
+    "OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT",
+    "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT",
+    "OTEL_SPAN_EVENT_COUNT_LIMIT",
+    "OTEL_SPAN_LINK_COUNT_LIMIT",
+    "OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT",
+    "OTEL_LINK_ATTRIBUTE_COUNT_LIMIT",
+];
+
+/// Every environment variable the engine reads, once each: `ELASTIC_APM_<OPTION>`, then the
+/// OpenTelemetry ones (`oxapm run` offers a flag for each).
+pub fn environment_variables() -> Vec<String> {
+    let elastic = OPTIONS.iter().map(|spec| format!("ELASTIC_APM_{}", spec.key));
+    let otel = OTEL_VARIABLES.iter().map(|name| name.to_string()).chain(crate::otlp::settings::variables("TRACES"));
+    let mut seen = std::collections::HashSet::new();
+    elastic.chain(otel).filter(|name| seen.insert(name.clone())).collect()
+}
+
 /// Where a raw value came from, for warnings.
 #[derive(Clone, Copy, Debug)]
 enum Source {
@@ -474,6 +504,20 @@ fn span_limits(env: &HashMap<String, String>, warnings: &mut Vec<String>) -> Spa
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_otel_variable_read_is_listed() {
+        let listed = environment_variables();
+        for source in [include_str!("config.rs"), include_str!("otlp/settings.rs")] {
+            let code = &source[..source.find("#[cfg(test)]").unwrap()];
+            for literal in code.split('"').skip(1).step_by(2) {
+                let is_name = literal.starts_with("OTEL_") && literal.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
+                assert!(!is_name || listed.iter().any(|v| v == literal), "{literal} is read but not listed in OTEL_VARIABLES");
+            }
+        }
+        assert_eq!(listed.len(), listed.iter().collect::<std::collections::HashSet<_>>().len());
+        assert!(listed.iter().any(|v| v == "ELASTIC_APM_SERVER_URL") && listed.iter().any(|v| v == "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"));
+    }
 
     fn map(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()

@@ -28,6 +28,12 @@ fn normalize_tracestate(header: &str) -> String {
     TraceState::parse(header).to_header()
 }
 
+/// Every environment variable the engine reads (`oxapm run` offers a flag for each).
+#[pyfunction]
+fn environment_variables() -> Vec<String> {
+    oxapm_core::config::environment_variables()
+}
+
 /// Gives this thread's id generator a new seed: called in a forked child, which would otherwise
 /// repeat its parent's ids.
 #[pyfunction]
@@ -71,5 +77,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(parse_traceparent, m)?)?;
     m.add_function(wrap_pyfunction!(normalize_tracestate, m)?)?;
     m.add_function(wrap_pyfunction!(reseed_ids, m)?)?;
+    m.add_function(wrap_pyfunction!(environment_variables, m)?)?;
     Ok(())
 }

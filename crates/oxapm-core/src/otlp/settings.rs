@@ -36,6 +36,17 @@ pub struct OtlpSettings {
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The settings read from `OTEL_EXPORTER_OTLP_<SETTING>` and `OTEL_EXPORTER_OTLP_<SIGNAL>_<SETTING>`.
+pub const SETTINGS: &[&str] = &["PROTOCOL", "INSECURE", "ENDPOINT", "HEADERS", "COMPRESSION", "TIMEOUT", "CERTIFICATE", "CLIENT_KEY", "CLIENT_CERTIFICATE"];
+/// The batching variables, which have no per-signal form.
+pub const BSP_VARIABLES: &[&str] = &["OTEL_BSP_EXPORT_TIMEOUT", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "OTEL_BSP_SCHEDULE_DELAY"];
+
+/// Every variable `resolve` reads for `signal`.
+pub fn variables(signal: &str) -> Vec<String> {
+    let otlp = SETTINGS.iter().flat_map(|setting| [format!("OTEL_EXPORTER_OTLP_{setting}"), format!("OTEL_EXPORTER_OTLP_{signal}_{setting}")]);
+    otlp.chain(BSP_VARIABLES.iter().map(|name| name.to_string())).collect()
+}
+
 /// Reads one signal's variables with the per-signal one first, remembering which was used.
 struct Variables<'a> {
     env: &'a HashMap<String, String>,
@@ -195,6 +206,21 @@ fn count(raw: Option<(&str, &str)>, default: usize, warnings: &mut Vec<String>) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_setting_read_is_listed() {
+        let source = include_str!("settings.rs");
+        let code = &source[..source.find("#[cfg(test)]").unwrap()];
+        for (call, _) in code.match_indices("vars.get(\"").chain(code.match_indices("path(\"")) {
+            let rest = &code[call..];
+            let name = rest.split('"').nth(1).unwrap();
+            assert!(SETTINGS.contains(&name), "OTLP setting {name} is read but not in SETTINGS");
+        }
+        for (at, _) in code.match_indices("vars.plain(\"") {
+            let name = code[at..].split('"').nth(1).unwrap();
+            assert!(BSP_VARIABLES.contains(&name), "{name} is read but not in BSP_VARIABLES");
+        }
+    }
 
     fn resolve_with(pairs: &[(&str, &str)]) -> (Option<OtlpSettings>, Vec<String>) {
         let env = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
