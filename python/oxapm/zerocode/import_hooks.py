@@ -1,0 +1,100 @@
+"""Post-import hooks: callbacks run once a package has been imported, so that an instrumentation
+(and OpenTelemetry with it) is loaded only by programs that import the library it instruments.
+
+A finder first on ``sys.meta_path`` wraps the loader of every module of a watched package. When the
+outermost of them has run (the package and what it imported; for a namespace package such as
+``opentelemetry``, its first module), the package's callbacks run, once, in the importing thread.
+A failing callback is logged: it never breaks the import.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+from importlib.machinery import ModuleSpec
+from types import ModuleType
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+logger = logging.getLogger("oxapm.zerocode")
+
+
+def when_imported(package: str, callback: Callable[[], None]) -> None:
+    """Runs ``callback`` after the top-level ``package`` is next imported (not if it already is)."""
+    if _finder not in sys.meta_path:
+        sys.meta_path.insert(0, _finder)
+    _finder.callbacks.setdefault(package, []).append(callback)
+
+
+class _Finder:
+    def __init__(self) -> None:
+        self.callbacks: Dict[str, List[Callable[[], None]]] = {}
+        # (thread, package) -> how many of the package's modules are being executed
+        self.depth: Dict[Tuple[int, str], int] = {}
+
+    def find_spec(self, fullname: str, path: Optional[Sequence[str]] = None, target: Optional[ModuleType] = None) -> Optional[ModuleSpec]:
+        package = fullname.partition(".")[0]
+        if package not in self.callbacks:
+            return None
+        spec = self._spec_from_the_other_finders(fullname, path, target)
+        if spec is not None and hasattr(spec.loader, "exec_module"):
+            spec.loader = _NotifyingLoader(spec.loader, package)
+        return spec
+
+    def _spec_from_the_other_finders(self, fullname: str, path: Any, target: Any) -> Optional[ModuleSpec]:
+        for finder in sys.meta_path:
+            find_spec = getattr(finder, "find_spec", None)
+            if finder is not self and find_spec is not None:
+                spec = find_spec(fullname, path, target)
+                if spec is not None:
+                    return spec
+        return None
+
+    def executed(self, package: str, delta: int) -> int:
+        key = (threading.get_ident(), package)
+        depth = self.depth.get(key, 0) + delta
+        if depth:
+            self.depth[key] = depth
+        else:
+            self.depth.pop(key, None)
+        return depth
+
+    def notify(self, package: str) -> None:
+        for callback in self.callbacks.pop(package, ()):
+            try:
+                callback()
+            except Exception:
+                logger.warning("oxapm: a hook on the import of %s failed", package, exc_info=True)
+        if not self.callbacks and self in sys.meta_path:
+            sys.meta_path.remove(self)
+
+
+class _NotifyingLoader:
+    """The module's own loader, which it keeps seeing as its ``__loader__``; after the outermost
+    module of the package has run, the package's callbacks run."""
+
+    def __init__(self, loader: Any, package: str) -> None:
+        self.loader = loader
+        self.package = package
+
+    def create_module(self, spec: ModuleSpec) -> Optional[ModuleType]:
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module: ModuleType) -> None:
+        # importlib.resources, pkgutil and pkg_resources look at the loader's type.
+        module.__loader__ = self.loader
+        if getattr(module.__spec__, "loader", None) is self:
+            module.__spec__.loader = self.loader  # type: ignore[union-attr]
+        _finder.executed(self.package, +1)
+        try:
+            self.loader.exec_module(module)
+        finally:
+            outermost = _finder.executed(self.package, -1) == 0
+        if outermost:
+            _finder.notify(self.package)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.loader, name)
+
+
+_finder = _Finder()

@@ -1,0 +1,153 @@
+"""The installed OpenTelemetry contrib instrumentors (entry point group ``opentelemetry_instrumentor``)
+and the modules whose import should apply each one.
+
+Scanning every distribution's metadata costs tens of milliseconds, on every start. The result is
+kept in a file under the user's cache directory, keyed on what installing or removing a package
+changes: the modification times of the ``sys.path`` directories (and the interpreter's version).
+"""
+
+from __future__ import annotations
+
+import marshal
+import os
+import re
+import sys
+from typing import Any, Dict, List, NamedTuple, Optional, Tuple
+
+GROUP = "opentelemetry_instrumentor"
+_FORMAT = 1  # of the cached entries
+# Programs of one environment may start with different paths (PYTHONPATH): a few are remembered.
+_KEYS_KEPT = 8
+
+
+class Instrumentor(NamedTuple):
+    name: str  # the entry point's name, which OTEL_PYTHON_DISABLED_INSTRUMENTATIONS uses
+    value: str  # "module:Class"
+    # Top-level modules whose import applies it; None when it names no library (applied at start).
+    modules: Optional[Tuple[str, ...]]
+
+
+def installed() -> List[Instrumentor]:
+    """The instrumentors whose library is installed, from the cache when it is current."""
+    key = _cache_key()
+    path = _cache_path()
+    cache: Dict[Tuple[Any, ...], List[Tuple[Any, ...]]] = {}
+    try:
+        with open(path, "rb") as f:
+            loaded = marshal.load(f)
+        cache = loaded if isinstance(loaded, dict) else {}
+    except (OSError, EOFError, ValueError, TypeError):
+        pass
+    if key in cache:
+        return [Instrumentor(*entry) for entry in cache[key]]
+    instrumentors = scan()
+    # Dicts keep their order: the oldest key goes first.
+    kept = dict(list(cache.items())[-(_KEYS_KEPT - 1):])
+    kept[key] = [tuple(i) for i in instrumentors]
+    _store(path, kept)
+    return instrumentors
+
+
+def scan() -> List[Instrumentor]:
+    from importlib import metadata
+
+    found: List[Instrumentor] = []
+    seen = set()
+    for dist in metadata.distributions():
+        entry_points = [ep for ep in dist.entry_points if ep.group == GROUP]
+        # A distribution found twice on sys.path counts once, the first (as importlib does).
+        if not entry_points or _canonical(dist.metadata["Name"] or "") in seen:
+            continue
+        seen.add(_canonical(dist.metadata["Name"] or ""))
+        libraries = _instrumented_libraries(dist.requires or [])
+        for ep in entry_points:
+            modules = _modules_of(libraries) if libraries else _module_named(ep.name)
+            if modules != ():  # () : none of its libraries is installed
+                found.append(Instrumentor(ep.name, ep.value, modules))
+    return found
+
+
+def _instrumented_libraries(requirements: List[str]) -> List[str]:
+    """The libraries declared in the "instruments" extra (or "instruments-any": any of them)."""
+    libraries = []
+    for requirement in requirements:
+        match = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)[^;]*;(.*)", requirement)
+        if match and re.search(r"""extra\s*==\s*["']instruments(-any)?["']""", match.group(2)):
+            libraries.append(match.group(1))
+    return libraries
+
+
+def _modules_of(libraries: List[str]) -> Tuple[str, ...]:
+    """The top-level modules of those of ``libraries`` that are installed."""
+    from importlib import metadata
+
+    modules: List[str] = []
+    for library in libraries:
+        try:
+            dist = metadata.distribution(library)
+        except metadata.PackageNotFoundError:
+            continue
+        modules += _top_level_modules(dist) or [_canonical(library).replace("-", "_")]
+    return tuple(dict.fromkeys(modules))
+
+
+def _top_level_modules(dist: Any) -> List[str]:
+    listed = dist.read_text("top_level.txt")
+    if listed:
+        return [line.strip() for line in listed.splitlines() if line.strip()]
+    modules = []
+    for file in dist.files or ():
+        top = file.parts[0]
+        if ".." in file.parts or top == "__pycache__" or top.endswith((".dist-info", ".egg-info", ".data")):
+            continue
+        if len(file.parts) > 1:
+            modules.append(top)
+        elif file.suffix in (".py", ".so", ".pyd"):
+            modules.append(top.partition(".")[0])
+    return list(dict.fromkeys(modules))
+
+
+def _module_named(name: str) -> Optional[Tuple[str, ...]]:
+    """Instrumentations of the standard library (sqlite3, logging, ...) declare no library: their
+    entry point is named after the module."""
+    import importlib.util
+
+    try:
+        return (name,) if importlib.util.find_spec(name) is not None else None
+    except (ImportError, ValueError):
+        return None
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _cache_key() -> Tuple[Any, ...]:
+    stamps = []
+    for entry in sys.path:
+        try:
+            stamps.append((entry, os.stat(entry or ".").st_mtime_ns))
+        except OSError:
+            stamps.append((entry, None))
+    return (_FORMAT, sys.version, tuple(stamps))
+
+
+def _cache_path() -> str:
+    import zlib
+
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    # One file per interpreter environment.
+    return os.path.join(base, "oxapm", "instrumentors-%08x.marshal" % zlib.crc32(sys.prefix.encode()))
+
+
+def _store(path: str, cache: Dict[Tuple[Any, ...], List[Tuple[Any, ...]]]) -> None:
+    """Best effort (a read-only home only costs the scan on every start); written whole, then
+    renamed, so that concurrent starts never read half a file."""
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        partial = "%s.%d" % (path, os.getpid())
+        with open(partial, "wb") as f:
+            marshal.dump(cache, f)
+        os.replace(partial, path)
+    except OSError:
+        pass

@@ -1,0 +1,91 @@
+"""What ``oxapm run`` does in each interpreter it starts: the agent's client from the environment,
+oxapm's own instrumentations, and the installed OpenTelemetry contrib instrumentors, each applied
+when the library it instruments is imported. OpenTelemetry is imported, and oxapm installed as its
+SDK, only when the program or an instrumentor first needs it.
+
+Nothing here raises into the program: a failure is one warning, and what failed is left out.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import List, Set
+
+import oxapm
+from oxapm.zerocode import import_hooks, instrumentor_index
+from oxapm.zerocode.instrumentor_index import Instrumentor
+
+logger = logging.getLogger("oxapm.zerocode")
+
+
+def start() -> None:
+    try:
+        client = oxapm.Client()
+        if not (client.config.enabled and client.config.instrument):
+            return
+        oxapm.instrument()
+        _Instrumenting(client).watch(_enabled_instrumentors())
+    except Exception as exc:
+        logger.warning("oxapm could not start (%s: %s); the program runs uninstrumented", type(exc).__name__, exc)
+
+
+def _enabled_instrumentors() -> List[Instrumentor]:
+    disabled = {name.strip() for name in os.environ.get("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", "").split(",")}
+    return [i for i in instrumentor_index.installed() if i.name not in disabled]
+
+
+class _Instrumenting:
+    def __init__(self, client: oxapm.Client) -> None:
+        self.client = client
+        self.otel_installed = False
+        self.applied: Set[str] = set()
+        # Instrumentors whose library was imported before the program started (logging and
+        # threading, by the agent itself): applied with OpenTelemetry, not before it is needed.
+        self.waiting_for_otel: List[Instrumentor] = []
+
+    def watch(self, instrumentors: List[Instrumentor]) -> None:
+        at_start = []
+        for instrumentor in instrumentors:
+            if instrumentor.modules is None:
+                at_start.append(instrumentor)
+            elif any(module in sys.modules for module in instrumentor.modules):
+                self.waiting_for_otel.append(instrumentor)
+            else:
+                for module in instrumentor.modules:
+                    import_hooks.when_imported(module, lambda i=instrumentor: self.apply(i))
+        if "opentelemetry" in sys.modules or at_start:
+            self.install_otel()
+        else:
+            import_hooks.when_imported("opentelemetry", self.install_otel)
+        for instrumentor in at_start:
+            self.apply(instrumentor)
+
+    def install_otel(self) -> None:
+        """oxapm becomes OpenTelemetry's SDK, then the waiting instrumentors are applied."""
+        if self.otel_installed:
+            return
+        self.otel_installed = True
+        try:
+            import oxapm.otel
+
+            oxapm.otel.install(self.client)
+        except Exception as exc:
+            logger.warning("oxapm could not install itself as the OpenTelemetry SDK (%s: %s); "
+                           "OpenTelemetry spans are not recorded", type(exc).__name__, exc)
+        for instrumentor in self.waiting_for_otel:
+            self.apply(instrumentor)
+
+    def apply(self, instrumentor: Instrumentor) -> None:
+        if instrumentor.name in self.applied:
+            return
+        self.applied.add(instrumentor.name)
+        self.install_otel()
+        from importlib.metadata import EntryPoint
+
+        try:
+            EntryPoint(instrumentor.name, instrumentor.value, instrumentor_index.GROUP).load()().instrument()
+        except Exception as exc:
+            logger.warning("oxapm could not apply the OpenTelemetry instrumentor %s (%s: %s); it is left out",
+                           instrumentor.name, type(exc).__name__, exc)
