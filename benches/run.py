@@ -2,18 +2,20 @@
 
 Starts one loopback sink (benches/sink.py), then runs every contender in its
 own process (benches/contenders/<name>_bench.py) against it, N times,
-interleaved.  Three sections:
+interleaved.  Four sections:
 
 * main: per contender the median/min cost per span, as fast as it goes, and
   how many of the events it produced actually reached the sink;
 * sustained: the same workload paced at a steady rate (50 000 units/s): the
   rate achieved and what was delivered / dropped;
 * faults: the cost per span with the backend healthy, down (closed port) or
-  hanging (accepts and reads, never answers), and how long close() takes.
+  hanging (accepts and reads, never answers), and how long close() takes;
+* startup: the wall time of `python -c pass`, bare and under `oxapm run`,
+  `opentelemetry-instrument` and `elasticapm-run` (no sink involved).
 
 Writes the sections that were run to docs/benchmarks.md.
 
-    .venv/bin/python benches/run.py [--section main,sustained,faults] [--repeat 3] [--only oxapm,elastic-apm]
+    .venv/bin/python benches/run.py [--section main,sustained,faults,startup] [--repeat 3] [--only oxapm,elastic-apm]
 """
 
 from __future__ import annotations
@@ -53,7 +55,8 @@ CONTENDERS = {
 NO_DELIVERY = {"bare"}
 
 # Packages whose versions go in the report (besides the contenders).
-EXTRA_DISTS = ["opentelemetry-exporter-otlp-proto-http", "opentelemetry-proto", "protobuf", "msgpack"]
+EXTRA_DISTS = ["opentelemetry-exporter-otlp-proto-http", "opentelemetry-proto", "protobuf", "msgpack",
+               "opentelemetry-instrumentation", "opentelemetry-distro"]
 
 # Agent configuration leaking in from the caller's shell would silently change
 # what is measured; every contender sets what it needs explicitly.
@@ -62,7 +65,7 @@ SCRUB_ENV_PREFIXES = ("ELASTIC_APM_", "OXAPM_", "OTEL_", "DD_")
 STRAGGLER_WAIT_S = 5.0  # max wait for late events after the contender exited
 STABLE_S = 1.0  # ...but stop early once the count has not moved for this long
 
-SECTIONS = ("main", "sustained", "faults")
+SECTIONS = ("main", "sustained", "faults", "startup")
 # ddtrace is left out of the sustained and fault sections: the issue's
 # requirements are about oxapm; elastic-apm and the OTel SDK are its reference points.
 SUSTAINED_CONTENDERS = ("oxapm", "oxapm-otlp", "elastic-apm", "opentelemetry-sdk")
@@ -70,6 +73,27 @@ FAULT_CONTENDERS = SUSTAINED_CONTENDERS
 FAULT_SCENARIOS = ("healthy", "down", "hanging")
 # oxapm reads it; without it close() would try to deliver to a dead backend for the default 5 s.
 FAULT_ENV = {"ELASTIC_APM_SHUTDOWN_TIMEOUT": "1s"}
+
+BIN = Path(sys.executable).parent
+# The startup section: name -> (command, distribution reported, environment). The agents send to a
+# closed port (they have nothing to send: the program does nothing). oxapm is installed as an
+# OpenTelemetry distro too, so opentelemetry-instrument is told to use OpenTelemetry's own.
+PYTHON_PASS = [sys.executable, "-c", "pass"]
+STARTUP_COMMANDS = {
+    "bare python": (PYTHON_PASS, None, {}),
+    # A reference: nearly every program imports logging, which the agents import too.
+    "bare python, importing logging": ([sys.executable, "-c", "import logging"], None, {}),
+    "oxapm run": ([str(BIN / "oxapm"), "run", "--", *PYTHON_PASS], "oxapm",
+                  {"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": "CLOSED_PORT"}),
+    "opentelemetry-instrument": ([str(BIN / "opentelemetry-instrument"), *PYTHON_PASS], "opentelemetry-distro",
+                                 {"OTEL_PYTHON_DISTRO": "distro", "OTEL_PYTHON_CONFIGURATOR": "configurator",
+                                  "OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+                                  "OTEL_METRICS_EXPORTER": "none", "OTEL_LOGS_EXPORTER": "none",
+                                  "OTEL_EXPORTER_OTLP_ENDPOINT": "CLOSED_PORT"}),
+    "elasticapm-run": ([str(BIN / "elasticapm-run"), *PYTHON_PASS], "elastic-apm",
+                       {"ELASTIC_APM_SERVER_URL": "CLOSED_PORT", "ELASTIC_APM_CENTRAL_CONFIG": "false",
+                        "ELASTIC_APM_CLOUD_PROVIDER": "none", "ELASTIC_APM_METRICS_INTERVAL": "0ms"}),
+}
 
 
 def script_for(name: str) -> Path:
@@ -243,6 +267,9 @@ def log_run(tag: str, r: dict) -> None:
     if not r.get("ok"):
         print("%s %-26s FAILED: %s" % (tag, name, r.get("error")), file=sys.stderr)
         return
+    if "ms" in r:  # the startup section
+        print("%s %-26s %8.1f ms" % (tag, name, r["ms"]), file=sys.stderr)
+        return
     extra = ""
     if r.get("rate"):
         extra += ", %.0f units/s" % (r["units"] / r["loop_s"])
@@ -297,6 +324,30 @@ def run_faults(sink: Sink, args: argparse.Namespace, names: list[str]) -> list[t
         return run_rounds("faults", items, args.faults_repeat, run)
     finally:
         hanging.close()
+
+
+def run_startup(sink: Sink, args: argparse.Namespace, names: list[str]) -> list[tuple[int, dict]]:
+    """The wall time of each command, from start to exit, in its own process. Each is run once
+    untimed first: its modules' bytecode is then cached, as on any machine after the first start."""
+    closed = closed_port_url()
+
+    def run(name: str) -> dict:
+        command, _, env = STARTUP_COMMANDS[name]
+        env = contender_env({k: closed if v == "CLOSED_PORT" else v for k, v in env.items()})
+        # Without bytecode written, every run would compile every module again.
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        started = time.perf_counter()
+        proc = subprocess.run(command, env=env, cwd=str(REPO), capture_output=True, text=True, timeout=args.timeout)
+        ms = (time.perf_counter() - started) * 1000.0
+        if proc.returncode != 0:
+            lines = [ln for ln in (proc.stderr or "").splitlines() if ln.strip()]
+            return {"contender": name, "ok": False,
+                    "error": "exit %d: %s" % (proc.returncode, lines[-1].strip() if lines else "")}
+        return {"contender": name, "ok": True, "ms": ms, "exit": proc.returncode}
+
+    for name in names:
+        run(name)
+    return run_rounds("startup", names, args.startup_repeat, run)
 
 
 # --------------------------------------------------------------------------- summaries
@@ -528,11 +579,34 @@ def fault_table(args: argparse.Namespace, runs: list[tuple[int, dict]]) -> list[
     return fault_rows([row for n in names_in(runs) for row in summarize_faults(n, of(runs, n))], args.close_timeout)
 
 
+STARTUP_HEADERS = ["Command", "Version", "ms (median)", "ms (min)", "over bare python, ms (median)", "Notes"]
+
+
+def startup_table(args: argparse.Namespace, runs: list[tuple[int, dict]]) -> list[list[str]]:
+    rows = []
+    bare = None
+    for name in STARTUP_COMMANDS:
+        row, ok = base_row(name, [r for _, r in runs if r["contender"] == name])
+        if not row["runs"]:
+            continue
+        if not ok:
+            rows.append(failed_row(row, STARTUP_HEADERS, [name, "-"]))
+            continue
+        median = statistics.median(r["ms"] for r in ok)
+        bare = median if bare is None and name == "bare python" else bare
+        dist = STARTUP_COMMANDS[name][1]
+        rows.append([name, dist_version(dist) if dist else platform.python_version(), "%.1f" % median,
+                     "%.1f" % min(r["ms"] for r in ok), "-" if bare is None else "%+.1f" % (median - bare),
+                     failure_note(row)])
+    return rows
+
+
 # section -> (runner, table maker, headers)
 SECTION_RUNS = {
     "main": (run_main, main_table, HEADERS),
     "sustained": (run_sustained, sustained_table, SUSTAINED_HEADERS),
     "faults": (run_faults, fault_table, FAULT_HEADERS),
+    "startup": (run_startup, startup_table, STARTUP_HEADERS),
 }
 
 
@@ -569,6 +643,11 @@ RAW_COLUMNS = {
         ("loop s", lambda r: "%.3f" % r["loop_s"]),
         ("close s", lambda r: "%.3f%s" % (r["close_s"], " (hung)" if r.get("close_hung") else "")),
         ("oxapm drops", lambda r: fmt_drops(r.get("agent_stats"))),
+    ]),
+    "startup": (1, [
+        ("Command", lambda r: r["contender"]),
+        ("ms", lambda r: "%.1f" % r["ms"]),
+        ("Exit code", lambda r: str(r["exit"])),
     ]),
 }
 
@@ -689,11 +768,50 @@ stays within 1.2× of its cost with a healthy backend.
 """
 
 
+def md_startup(args: argparse.Namespace, table: list[list[str]]) -> str:
+    program = " ".join(["python"] + PYTHON_PASS[1:])
+    return f"""## Startup: `{program}` bare and under each agent's launcher
+
+The issue's target: `oxapm run` costs at most 30 ms over bare `python -c pass`.
+
+* Each command runs `{program}` (the venv's interpreter) in its own process; the
+  figure is the wall time from starting the command to its exit, measured by
+  `run.py`. The launchers are Python programs themselves, which then run the
+  program with their agent loaded by a `sitecustomize` module: two interpreter
+  starts, plus the agent's own imports and set-up (and its exit handlers).
+* **oxapm run**: `oxapm run -- {program}`, exporting OTLP (`OTEL_TRACES_EXPORTER=otlp`).
+  The contrib instrumentors installed in the venv (requests, flask, sqlite3, from
+  the `test` extra) are looked up from oxapm's cache and hooked, not imported:
+  the program imports none of their libraries.
+* **opentelemetry-instrument**: `opentelemetry-instrument {program}` with
+  OpenTelemetry's own distro and SDK (`OTEL_PYTHON_DISTRO=distro`,
+  `OTEL_PYTHON_CONFIGURATOR=configurator`, `OTEL_TRACES_EXPORTER=otlp` over
+  `http/protobuf`, metrics and logs exporters `none`); it imports every
+  installed instrumentor, and with it its library, at start.
+* **elasticapm-run**: `elasticapm-run {program}` with central config, cloud
+  metadata and metrics off.
+* Every agent is pointed at a closed loopback port; the program sends nothing.
+* **bare python, importing logging** is a reference, not an agent: nearly every
+  program imports `logging`, and all three agents do (oxapm's client logs
+  through it).
+* `PYTHONDONTWRITEBYTECODE` is removed from the commands' environment (it is
+  set in some shells and containers): without cached bytecode every module
+  would be compiled on every start, which measures the compiler, not the
+  agents. Each command runs once untimed first, so the bytecode is written.
+* {args.startup_repeat} repetitions, interleaved and rotated; the median and
+  the minimum are shown. "Over bare python" is the difference of medians.
+
+{md_table(STARTUP_HEADERS, table)}
+
+"""
+
+
 def write_markdown(path: Path, args: argparse.Namespace, info: dict, runs: dict, tables: dict) -> None:
     versions = [(d, dist_version(d)) for d in dict.fromkeys([d for d in CONTENDERS.values() if d] + EXTRA_DISTS)]
     measured, results = md_main(args, tables["main"]) if "main" in tables else ("", "")
     sustained = md_sustained(args, tables["sustained"]) if "sustained" in tables else ""
     faults = md_faults(args, tables["faults"]) if "faults" in tables else ""
+    startup = md_startup(args, tables["startup"]) if "startup" in tables else ""
     raw = "\n\n".join("### %s\n\n%s" % (section.capitalize(), raw_table(section, section_runs))
                       for section, section_runs in runs.items())
 
@@ -725,13 +843,13 @@ Versions:
 ```
 
 (`make bench` installs `benches/requirements.txt` into `.venv`, then runs
-`.venv/bin/python benches/run.py`; flags: `--section main,sustained,faults`,
+`.venv/bin/python benches/run.py`; flags: `--section main,sustained,faults,startup`,
 `--transactions`, `--spans`, `--warmup`, `--repeat`, `--only NAME[,NAME]`,
 `--sustained-rate`, `--sustained-seconds`, `--sustained-repeat`,
-`--faults-repeat`, `--close-timeout`, `--out PATH`. The report holds only the
-sections that were run.)
+`--faults-repeat`, `--close-timeout`, `--startup-repeat`, `--out PATH`. The
+report holds only the sections that were run.)
 
-{results}{sustained}{faults}## Configuration of each contender
+{results}{sustained}{faults}{startup}## Configuration of each contender
 
 * **oxapm** and **elastic-apm** run literally the same code
   (`benches/contenders/_elastic_style.py`), only the imported module differs:
@@ -806,15 +924,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--faults-repeat", type=int, default=3, help="faults section: repetitions (default 3)")
     p.add_argument("--close-timeout", type=float, default=12.0,
                    help="faults section: seconds after which close() is reported hung (default 12)")
+    p.add_argument("--startup-repeat", type=int, default=21, help="startup section: runs per command (default 21)")
     p.add_argument("--out", default=str(REPO / "docs" / "benchmarks.md"), help="markdown report path")
     p.add_argument("--timeout", type=int, default=600, help="seconds before a contender run is killed")
     args = p.parse_args(argv)
     if args.transactions < 1 or args.spans < 0 or args.warmup < 0 or args.repeat < 1:
         p.error("--transactions and --repeat must be >= 1, --spans and --warmup >= 0")
     if args.sustained_rate <= 0 or args.sustained_seconds <= 0 or args.sustained_repeat < 1 \
-            or args.faults_repeat < 1 or args.close_timeout <= 0:
+            or args.faults_repeat < 1 or args.close_timeout <= 0 or args.startup_repeat < 1:
         p.error("--sustained-rate, --sustained-seconds and --close-timeout must be > 0, "
-                "--sustained-repeat and --faults-repeat >= 1")
+                "--sustained-repeat, --faults-repeat and --startup-repeat >= 1")
     for flag, value, choices in (("--section", args.section, SECTIONS), ("--only", args.only, CONTENDERS)):
         unknown = [n for n in value.split(",") if value and n.strip() not in choices]
         if unknown:
@@ -832,7 +951,8 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     names = chosen(args.only, CONTENDERS)
     section_names = {"main": names, "sustained": [n for n in names if n in SUSTAINED_CONTENDERS],
-                     "faults": [n for n in names if n in FAULT_CONTENDERS]}
+                     "faults": [n for n in names if n in FAULT_CONTENDERS],
+                     "startup": list(STARTUP_COMMANDS)}  # launchers, not the contenders of --only
     sections = [s for s in chosen(args.section, SECTIONS) if section_names[s]]  # --only may empty a section
     if not sections:
         print("nothing to run: --only leaves no contender in the chosen section(s)", file=sys.stderr)
