@@ -47,6 +47,8 @@ CONTENDERS = {
     "bare": None,
     "oxapm": "oxapm",
     "oxapm-otlp": "oxapm",
+    # The OpenTelemetry API on the oxapm engine, exporting OTLP as the opentelemetry-sdk contender does.
+    "oxapm-otel-api": "oxapm",
     "elastic-apm": "elastic-apm",
     "opentelemetry-sdk": "opentelemetry-sdk",
     "ddtrace": "ddtrace",
