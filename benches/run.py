@@ -875,6 +875,10 @@ report holds only the sections that were run.)
   no `server_url` the intake exporter is off, so it exports OTLP/HTTP protobuf
   only. Batching is at oxapm's OTLP defaults (`OTEL_BSP_*`: batches of 512
   spans, 5 s schedule; queue `max_queue_size`).
+* **oxapm-otel-api**: the opentelemetry-sdk contender's workload through the
+  OpenTelemetry API (`oxapm.otel.TracerProvider(client).get_tracer("bench")`,
+  one root span + 10 children with `start_as_current_span`) on an oxapm
+  `Client` configured as oxapm-otlp's, exporting OTLP/HTTP protobuf.
 * **opentelemetry-sdk**: `TracerProvider` with a `BatchSpanProcessor` at its
   defaults (queue 2048 spans, batches of 512, 5 s schedule) feeding
   `OTLPSpanExporter` (HTTP/protobuf) to `<sink>/v1/traces`; one root span + 10
