@@ -37,11 +37,11 @@ def _link_ids(links: Optional[List[TraceParent]]) -> Optional[List[tuple]]:
     return [(link.trace_id, link.span_id) for link in links if isinstance(link, TraceParent)]
 
 
-def _restore(token: contextvars.Token) -> None:
-    """Undoes ``_current.set`` when the token cannot be reset because it belongs to another context
+def _restore(token: contextvars.Token, variable: contextvars.ContextVar = _current, default: Any = None) -> None:
+    """Undoes ``variable.set`` when the token cannot be reset because it belongs to another context
     (a generator resumed elsewhere, a context copied into a thread): sets the previous value again."""
     previous = token.old_value
-    _current.set(None if previous is contextvars.Token.MISSING else previous)
+    variable.set(default if previous is contextvars.Token.MISSING else previous)
 
 
 class Transaction(_core.Transaction):

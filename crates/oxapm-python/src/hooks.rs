@@ -82,33 +82,23 @@ fn attributes_dict<'py>(py: Python<'py>, attributes: &Attributes) -> PyResult<Bo
 /// What a `ReadableSpan` is made of: ids as integers, times in nanoseconds, the OTel data.
 fn finished_fields<'py>(py: Python<'py>, event: &Event) -> PyResult<Bound<'py, PyDict>> {
     let out = PyDict::new(py);
-    let (otel, links): (Option<&OtelData>, _) = match event {
-        Event::Span(s) => {
-            out.set_item("name", &s.name)?;
-            out.set_item("trace_id", u128::from_be_bytes(s.trace_id.0))?;
-            out.set_item("span_id", u64::from_be_bytes(s.id.0))?;
-            out.set_item("parent_id", u64::from_be_bytes(s.parent_id.0))?;
-            out.set_item("parent_is_remote", false)?;
-            out.set_item("start_time", s.timestamp_us * 1000)?;
-            out.set_item("end_time", (s.timestamp_us + s.duration_us) * 1000)?;
-            out.set_item("outcome", s.outcome.as_str())?;
-            out.set_item("sampled", true)?;
-            (s.otel.as_deref(), &s.links)
-        }
+    // (name, trace id, id, parent id, parent remote, start, duration, outcome, sampled, otel, links)
+    let (name, trace_id, id, parent_id, parent_is_remote, timestamp_us, duration_us, outcome, sampled, otel, links) = match event {
+        Event::Span(s) => (&s.name, s.trace_id, s.id, Some(s.parent_id), false, s.timestamp_us, s.duration_us, s.outcome, true, s.otel.as_deref(), &s.links),
         Event::Transaction(t) => {
-            out.set_item("name", &t.name)?;
-            out.set_item("trace_id", u128::from_be_bytes(t.trace_id.0))?;
-            out.set_item("span_id", u64::from_be_bytes(t.id.0))?;
-            out.set_item("parent_id", t.parent_id.map(|p| u64::from_be_bytes(p.0)))?;
-            out.set_item("parent_is_remote", t.parent_id.is_some())?;
-            out.set_item("start_time", t.timestamp_us * 1000)?;
-            out.set_item("end_time", (t.timestamp_us + t.duration_us) * 1000)?;
-            out.set_item("outcome", t.outcome.as_str())?;
-            out.set_item("sampled", t.sampled)?;
-            (t.otel.as_deref(), &t.links)
+            (&t.name, t.trace_id, t.id, t.parent_id, t.parent_id.is_some(), t.timestamp_us, t.duration_us, t.outcome, t.sampled, t.otel.as_deref(), &t.links)
         }
         Event::Error(_) => return Ok(out),
     };
+    out.set_item("name", name)?;
+    out.set_item("trace_id", u128::from_be_bytes(trace_id.0))?;
+    out.set_item("span_id", u64::from_be_bytes(id.0))?;
+    out.set_item("parent_id", parent_id.map(|p| u64::from_be_bytes(p.0)))?;
+    out.set_item("parent_is_remote", parent_is_remote)?;
+    out.set_item("start_time", timestamp_us * 1000)?;
+    out.set_item("end_time", (timestamp_us + duration_us) * 1000)?;
+    out.set_item("outcome", outcome.as_str())?;
+    out.set_item("sampled", sampled)?;
     let default = OtelData::default();
     let otel = otel.unwrap_or(&default);
     out.set_item("kind", otel.kind.unwrap_or_default() as i64)?;

@@ -37,13 +37,10 @@ class _Tokens(NamedTuple):
 
 
 def _reset(variable: contextvars.ContextVar, token: contextvars.Token, default: Any) -> None:
-    """Resets ``variable``; a token made in another context (a generator resumed elsewhere, a
-    context copied into a thread) cannot be reset, so the value it replaced is set again."""
     try:
         variable.reset(token)
     except (ValueError, RuntimeError):
-        previous = token.old_value
-        variable.set(default if previous is contextvars.Token.MISSING else previous)
+        traces._restore(token, variable, default)
 
 
 class OxapmRuntimeContext(_RuntimeContext):

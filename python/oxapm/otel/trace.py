@@ -47,13 +47,10 @@ class Tracer(trace_api.Tracer):
     """Spans of one instrumentation scope. ``start_as_current_span`` returns a plain context
     manager (not the API's generator-based one): it is the hot path of instrumented code."""
 
-    def __init__(self, provider: "TracerProvider", core: _core.Tracer):
-        self._provider = provider
+    def __init__(self, core: _core.Tracer):
         self._start = core.start
-        self._core = core
 
     def _rebind(self, core: _core.Tracer) -> None:
-        self._core = core
         self._start = core.start
 
     def start_span(
@@ -103,6 +100,7 @@ class _CurrentSpan:
         self._flags = (record_exception, set_status_on_exception, end_on_exit)
 
     def __enter__(self) -> trace_api.Span:
+        # start_span, inlined: one Python call less on the hot path.
         name, context, kind, attributes, links, start_time = self._args
         parent = _get_current() if context is None else context.get(_SPAN_KEY)
         try:
@@ -185,7 +183,7 @@ class TracerProvider(trace_api.TracerProvider):
         with self._lock:
             tracer = self._tracers.get(key)
             if tracer is None:
-                tracer = Tracer(self, self._core_tracer(engine, key))
+                tracer = Tracer(self._core_tracer(engine, key))
                 self._tracers[key] = tracer
         return tracer
 
