@@ -40,10 +40,13 @@ fn to_json_at(obj: &Bound<'_, PyAny>, depth: usize) -> Value {
         if let Ok(d) = obj.cast::<PyDict>() {
             return Value::Object(dict_to_map_at(d, depth + 1));
         }
-        if obj.cast::<PyList>().is_ok() || obj.cast::<PyTuple>().is_ok() {
-            if let Ok(iter) = obj.try_iter() {
-                return Value::Array(iter.filter_map(Result::ok).map(|item| to_json_at(&item, depth + 1)).collect());
-            }
+        // Iterated as lists and tuples, not as iterators: a generic iterator's size hint imports
+        // the operator module, which the agent's start does not otherwise need.
+        if let Ok(list) = obj.cast::<PyList>() {
+            return Value::Array(list.iter().map(|item| to_json_at(&item, depth + 1)).collect());
+        }
+        if let Ok(tuple) = obj.cast::<PyTuple>() {
+            return Value::Array(tuple.iter().map(|item| to_json_at(&item, depth + 1)).collect());
         }
     }
     Value::String(display(obj))
