@@ -120,6 +120,25 @@ def test_opentelemetry_is_imported_only_with_an_instrumented_library(tmp_path):
     assert result.stdout.split() == ["[]", "True", "False"]
 
 
+# What the agent's start used to import, from the measured cost of importing each alone: logging
+# ~20 ms, typing, re, socket, platform, json and importlib.metadata several each (make bench's
+# startup section has the figures).
+COSTLY_AT_START = ("logging", "typing", "re", "socket", "platform", "threading", "json", "functools",
+                   "importlib.metadata", "weakref", "zlib", "operator")
+
+
+def test_the_agent_starts_without_importing_what_the_program_does_not(tmp_path):
+    program = """
+        import sys
+        import oxapm
+        print(oxapm.get_client() is not None, *sorted(set(%r) & set(sys.modules)))
+    """ % (COSTLY_AT_START,)
+    run(tmp_path, program)  # the first start of an environment indexes its instrumentors
+    result = run(tmp_path, program)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True"]
+
+
 def test_disabled_instrumentations_are_not_applied(tmp_path):
     program = """
         import sys, sqlite3, requests

@@ -9,7 +9,7 @@ starts with, then loads neither the engine nor ``logging``.
 
 from __future__ import annotations
 
-import importlib
+import sys
 
 TYPE_CHECKING = False  # typing itself costs a few milliseconds at start
 if TYPE_CHECKING:
@@ -74,7 +74,8 @@ def __getattr__(name: str) -> Any:
     module = _DEFINED_IN.get(name)
     if module is None:
         raise AttributeError("module 'oxapm' has no attribute %r" % name)
-    defining = importlib.import_module(module)
+    __import__(module)  # importlib.import_module would cost importlib's import at every start
+    defining = sys.modules[module]
     value = defining if module.endswith("." + name) else getattr(defining, name)
     globals()[name] = value
     return value

@@ -7,22 +7,23 @@ imported where they are used: importing oxapm stays cheap.
 from __future__ import annotations
 
 import atexit
-import logging
 import os
 import sys
-import weakref
-from typing import TYPE_CHECKING, Any, Dict, List, Optional
+from _weakref import ref as weak_ref  # weakref.ref, without the weakref module's imports
 
 from oxapm import _core, traces
 from oxapm.conf import Config
 from oxapm.utils.disttracing import TraceParent
 from oxapm.utils.encoding import keyword_field, sanitize_key
+from oxapm.utils.lazylog import LazyLogger
 from oxapm.version import VERSION
 
+TYPE_CHECKING = False  # typing is not imported at run time: it costs milliseconds at every start
 if TYPE_CHECKING:
     import datetime
+    from typing import Any, Dict, List, Optional
 
-logger = logging.getLogger("oxapm")
+logger = LazyLogger("oxapm")
 
 _client: Optional["Client"] = None
 
@@ -251,7 +252,7 @@ def _epoch_seconds(date: Optional[datetime.datetime]) -> Optional[float]:
 
 def _weakly(client: Client, method: str):
     """A hook calling ``client.<method>()`` that does not keep the client alive."""
-    ref = weakref.ref(client)
+    ref = weak_ref(client)
 
     def call() -> None:
         target = ref()
@@ -261,16 +262,21 @@ def _weakly(client: Client, method: str):
     return call
 
 
+_IMPLEMENTATION_NAMES = {"cpython": "CPython", "pypy": "PyPy", "graalpy": "GraalVM", "ironpython": "IronPython"}
+
+
 def _metadata(config: Config) -> Dict[str, Any]:
     """The intake ``metadata`` object: who sends (service, agent, runtime, process, host)."""
-    import platform
-    import socket
-
+    uname = os.uname()
+    # As platform.python_version() and platform.python_implementation() say, without importing
+    # platform (nor socket, for the host name): oxapm run starts the agent in every interpreter.
+    python_version = "%d.%d.%d" % sys.version_info[:3]
+    implementation = _IMPLEMENTATION_NAMES.get(sys.implementation.name, sys.implementation.name)
     service: Dict[str, Any] = {
         "name": config.service_name,
         "agent": {"name": "python", "version": VERSION, "activation_method": "unknown"},
-        "language": {"name": "python", "version": platform.python_version()},
-        "runtime": {"name": platform.python_implementation(), "version": platform.python_version()},
+        "language": {"name": "python", "version": python_version},
+        "runtime": {"name": implementation, "version": python_version},
     }
     if config.service_version:
         service["version"] = config.service_version
@@ -281,8 +287,8 @@ def _metadata(config: Config) -> Dict[str, Any]:
     if config.framework_name:
         service["framework"] = {"name": config.framework_name, "version": config.framework_version or ""}
     system: Dict[str, Any] = {
-        "detected_hostname": socket.gethostname(),
-        "architecture": platform.machine(),
+        "detected_hostname": uname.nodename,
+        "architecture": uname.machine,
         "platform": sys.platform,
     }
     if config.hostname:

@@ -10,15 +10,17 @@ concurrent requests never see each other's spans.
 from __future__ import annotations
 
 import contextvars
-import functools
-import logging
-from typing import Any, Callable, Dict, List, Optional, Union
 
 from oxapm import _core
 from oxapm.conf.constants import OUTCOME
 from oxapm.utils.disttracing import TraceParent
+from oxapm.utils.lazylog import LazyLogger
 
-logger = logging.getLogger("oxapm.traces")
+TYPE_CHECKING = False  # typing is not imported at run time: it costs milliseconds at every start
+if TYPE_CHECKING:
+    from typing import Any, Callable, Dict, List, Optional, Union
+
+logger = LazyLogger("oxapm.traces")
 
 Span = _core.Span
 
@@ -207,6 +209,8 @@ class capture_span:
         return copy
 
     def __call__(self, func: Callable) -> Callable:
+        import functools  # only decorators need it: not imported at start
+
         self.name = self.name or _name_of(func)
 
         @functools.wraps(func)
@@ -229,6 +233,8 @@ class async_capture_span(capture_span):
         return self.__exit__(exc_type, exc_value, traceback)
 
     def __call__(self, func: Callable) -> Callable:
+        import functools  # only decorators need it: not imported at start
+
         self.name = self.name or _name_of(func)
 
         @functools.wraps(func)
@@ -241,6 +247,8 @@ class async_capture_span(capture_span):
 
 def _name_of(func: Callable) -> str:
     """``module.name``, as the Elastic agent names decorated functions."""
+    import functools
+
     inner = getattr(func, "func", None)
     if isinstance(func, functools.partial) and inner is not None:
         return "partial(%s)" % _name_of(inner)

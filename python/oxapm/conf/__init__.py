@@ -3,13 +3,16 @@ arguments (in that order of precedence). Options read as attributes: ``client.co
 
 from __future__ import annotations
 
-import logging
 import os
-from typing import Any, Dict, Optional
 
 from oxapm import _core
+from oxapm.utils.lazylog import LazyLogger
 
-logger = logging.getLogger("oxapm.config")
+TYPE_CHECKING = False  # typing is not imported at run time: it costs milliseconds at every start
+if TYPE_CHECKING:
+    from typing import Any, Dict, Optional
+
+logger = LazyLogger("oxapm.config")
 
 
 class Config:

@@ -6,22 +6,26 @@ logged and skipped: instrumenting must never break the application.
 
 from __future__ import annotations
 
-import importlib
-import logging
-import threading
-from typing import Dict
+import sys
+from _thread import allocate_lock  # threading.Lock, without importing threading
 
 from oxapm.instrumentation import register
+from oxapm.utils.lazylog import LazyLogger
 
-logger = logging.getLogger("oxapm.instrumentation")
+TYPE_CHECKING = False  # typing is not imported at run time: it costs milliseconds at every start
+if TYPE_CHECKING:
+    from typing import Dict
 
-_lock = threading.Lock()
+logger = LazyLogger("oxapm.instrumentation")
+
+_lock = allocate_lock()
 _active: Dict[str, object] = {}
 
 
 def _load(class_path: str) -> object:
     module_name, _, class_name = class_path.rpartition(".")
-    return getattr(importlib.import_module(module_name), class_name)()
+    __import__(module_name)  # not importlib.import_module: importlib would be imported at start
+    return getattr(sys.modules[module_name], class_name)()
 
 
 def instrument() -> None:

@@ -1,15 +1,13 @@
 """The registry of library instrumentations, as data: dotted paths of ``Instrumentation`` classes,
 imported only when ``instrument()`` runs. The library instrumentations themselves come later."""
 
-from typing import Dict
-
 # name -> "package.module.ClassName"
-_registry: Dict[str, str] = {}
+_registry: dict[str, str] = {}
 
 
 def register(name: str, class_path: str) -> None:
     _registry[name] = class_path
 
 
-def registered() -> Dict[str, str]:
+def registered() -> dict[str, str]:
     return dict(_registry)

@@ -3,13 +3,15 @@ Parsing is done by the engine; a malformed header gives ``None`` and never raise
 
 from __future__ import annotations
 
-import logging
-from typing import Any, Dict, Iterable, Optional, Tuple
-
 from oxapm import _core
 from oxapm.conf import constants
+from oxapm.utils.lazylog import LazyLogger
 
-logger = logging.getLogger("oxapm.utils.disttracing")
+TYPE_CHECKING = False  # typing is not imported at run time: it costs milliseconds at every start
+if TYPE_CHECKING:
+    from typing import Any, Dict, Iterable, Optional, Tuple
+
+logger = LazyLogger("oxapm.utils.disttracing")
 
 
 class TracingOptions:

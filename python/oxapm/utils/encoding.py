@@ -3,12 +3,13 @@ keys may not contain ``.``, ``*`` or ``"``."""
 
 from __future__ import annotations
 
-import re
-from typing import Any
+TYPE_CHECKING = False  # typing is not imported at run time: it costs milliseconds at every start
+if TYPE_CHECKING:
+    from typing import Any
 
 KEYWORD_MAX_LENGTH = 1024
 
-_INVALID_KEY_CHARS = re.compile(r'[.*"]')
+_INVALID_KEY_CHARS = str.maketrans('.*"', "___")
 
 
 def keyword_field(value: Any) -> str:
@@ -18,4 +19,4 @@ def keyword_field(value: Any) -> str:
 
 
 def sanitize_key(key: Any) -> str:
-    return _INVALID_KEY_CHARS.sub("_", str(key))
+    return str(key).translate(_INVALID_KEY_CHARS)

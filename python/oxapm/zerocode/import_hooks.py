@@ -9,14 +9,18 @@ A failing callback is logged: it never breaks the import.
 
 from __future__ import annotations
 
-import logging
 import sys
-import threading
-from importlib.machinery import ModuleSpec
-from types import ModuleType
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from _thread import get_ident  # what threading.get_ident is, without importing threading
 
-logger = logging.getLogger("oxapm.zerocode")
+from oxapm.utils.lazylog import LazyLogger
+
+TYPE_CHECKING = False  # typing is not imported at run time: it costs milliseconds at every start
+if TYPE_CHECKING:
+    from importlib.machinery import ModuleSpec
+    from types import ModuleType
+    from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+logger = LazyLogger("oxapm.zerocode")
 
 
 def when_imported(package: str, callback: Callable[[], None]) -> None:
@@ -51,7 +55,7 @@ class _Finder:
         return None
 
     def executed(self, package: str, delta: int) -> int:
-        key = (threading.get_ident(), package)
+        key = (get_ident(), package)
         depth = self.depth.get(key, 0) + delta
         if depth:
             self.depth[key] = depth

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import marshal
 import os
-import re
 import sys
-from typing import Any, Dict, List, NamedTuple, Optional, Tuple
+
+TYPE_CHECKING = False  # typing is not imported at run time: it costs milliseconds at every start
+if TYPE_CHECKING:
+    from typing import Any, Dict, List, Optional, Tuple
 
 GROUP = "opentelemetry_instrumentor"
 _FORMAT = 1  # of the cached entries
@@ -20,11 +22,21 @@ _FORMAT = 1  # of the cached entries
 _KEYS_KEPT = 8
 
 
-class Instrumentor(NamedTuple):
-    name: str  # the entry point's name, which OTEL_PYTHON_DISABLED_INSTRUMENTATIONS uses
-    value: str  # "module:Class"
+class Instrumentor(tuple):
+    """(name, value, modules). A plain tuple subclass: typing.NamedTuple would cost its import at
+    every start."""
+
+    __slots__ = ()
+
+    def __new__(cls, name: str, value: str, modules: Optional[Tuple[str, ...]]) -> Instrumentor:
+        return tuple.__new__(cls, (name, value, modules))
+
+    # The entry point's name, which OTEL_PYTHON_DISABLED_INSTRUMENTATIONS uses.
+    name = property(lambda self: self[0])
+    # "module:Class"
+    value = property(lambda self: self[1])
     # Top-level modules whose import applies it; None when it names no library (applied at start).
-    modules: Optional[Tuple[str, ...]]
+    modules = property(lambda self: self[2])
 
 
 def installed() -> List[Instrumentor]:
@@ -69,6 +81,8 @@ def scan() -> List[Instrumentor]:
 
 def _instrumented_libraries(requirements: List[str]) -> List[str]:
     """The libraries declared in the "instruments" extra (or "instruments-any": any of them)."""
+    import re
+
     libraries = []
     for requirement in requirements:
         match = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)[^;]*;(.*)", requirement)
@@ -119,6 +133,8 @@ def _module_named(name: str) -> Optional[Tuple[str, ...]]:
 
 
 def _canonical(name: str) -> str:
+    import re
+
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
@@ -133,11 +149,17 @@ def _cache_key() -> Tuple[Any, ...]:
 
 
 def _cache_path() -> str:
-    import zlib
-
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     # One file per interpreter environment.
-    return os.path.join(base, "oxapm", "instrumentors-%08x.marshal" % zlib.crc32(sys.prefix.encode()))
+    return os.path.join(base, "oxapm", "instrumentors-%08x.marshal" % _fnv1a(sys.prefix.encode()))
+
+
+def _fnv1a(data: bytes) -> int:
+    """A stable 32-bit hash, computed here: zlib.crc32 would load zlib at every start."""
+    value = 0x811C9DC5
+    for byte in data:
+        value = ((value ^ byte) * 0x01000193) & 0xFFFFFFFF
+    return value
 
 
 def _store(path: str, cache: Dict[Tuple[Any, ...], List[Tuple[Any, ...]]]) -> None:

@@ -8,16 +8,19 @@ Nothing here raises into the program: a failure is one warning, and what failed 
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
-from typing import List, Set
 
 import oxapm
 from oxapm.zerocode import import_hooks, instrumentor_index
+from oxapm.utils.lazylog import LazyLogger
 from oxapm.zerocode.instrumentor_index import Instrumentor
 
-logger = logging.getLogger("oxapm.zerocode")
+TYPE_CHECKING = False  # typing is not imported at run time: it costs milliseconds at every start
+if TYPE_CHECKING:
+    from typing import List, Set
+
+logger = LazyLogger("oxapm.zerocode")
 
 
 def start() -> None:
