@@ -784,7 +784,8 @@ The issue's target: `oxapm run` costs at most 30 ms over bare `python -c pass`.
 * **oxapm run**: `oxapm run -- {program}`, exporting OTLP (`OTEL_TRACES_EXPORTER=otlp`).
   The contrib instrumentors installed in the venv (requests, flask, sqlite3, from
   the `test` extra) are looked up from oxapm's cache and hooked, not imported:
-  the program imports none of their libraries.
+  the program imports none of their libraries. oxapm's start imports neither
+  `logging` nor `typing` (its loggers import `logging` when they first log).
 * **opentelemetry-instrument**: `opentelemetry-instrument {program}` with
   OpenTelemetry's own distro and SDK (`OTEL_PYTHON_DISTRO=distro`,
   `OTEL_PYTHON_CONFIGURATOR=configurator`, `OTEL_TRACES_EXPORTER=otlp` over
@@ -794,8 +795,7 @@ The issue's target: `oxapm run` costs at most 30 ms over bare `python -c pass`.
   metadata and metrics off.
 * Every agent is pointed at a closed loopback port; the program sends nothing.
 * **bare python, importing logging** is a reference, not an agent: nearly every
-  program imports `logging`, and all three agents do (oxapm's client logs
-  through it).
+  program imports `logging`, and the other two agents do at start.
 * `PYTHONDONTWRITEBYTECODE` is removed from the commands' environment (it is
   set in some shells and containers): without cached bytecode every module
   would be compiled on every start, which measures the compiler, not the
