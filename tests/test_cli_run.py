@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from conftest import attributes, spans_of
 
-from oxapm.zerocode import import_hooks, instrumentor_index, launch
+from oxapm.instrumentation import import_hooks, installed
+from oxapm.zerocode import launch
 
 BIN = Path(sys.executable).parent
 
@@ -360,14 +361,14 @@ def test_the_index_finds_the_library_modules_and_is_cached_until_sys_path_change
     site = fake_instrumentation(tmp_path, "pass")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.syspath_prepend(str(site))
-    found = [i for i in instrumentor_index.installed() if i.name == "fakelib"]
-    assert found == [instrumentor_index.Instrumentor("fakelib", "fake_instrumentation:FakeInstrumentor", ("fakelib",))]
-    standard = {i.name: i.modules for i in instrumentor_index.installed()}
+    found = [i for i in installed.instrumentors() if i.name == "fakelib"]
+    assert found == [installed.Instrumentor("fakelib", "fake_instrumentation:FakeInstrumentor", ("fakelib",))]
+    standard = {i.name: i.modules for i in installed.instrumentors()}
     assert standard["sqlite3"] == ("sqlite3",) and standard["flask"] == ("flask",)
 
     with monkeypatch.context() as patched:
-        patched.setattr(instrumentor_index, "scan", lambda: pytest.fail("scanned although nothing changed"))
-        assert [i for i in instrumentor_index.installed() if i.name == "fakelib"] == found
+        patched.setattr(installed, "scan", lambda: pytest.fail("scanned although nothing changed"))
+        assert [i for i in installed.instrumentors() if i.name == "fakelib"] == found
 
     # Uninstalling changes the directory; its mtime is also moved explicitly, in case the
     # filesystem's clock is too coarse to tell the two states apart.
@@ -375,24 +376,24 @@ def test_the_index_finds_the_library_modules_and_is_cached_until_sys_path_change
     (site / "fakelib-1.0.dist-info" / "top_level.txt").unlink()
     (site / "fakelib-1.0.dist-info").rmdir()
     os.utime(site, ns=(0, os.stat(site).st_mtime_ns + 10**9))
-    assert [i for i in instrumentor_index.installed() if i.name == "fakelib"] == []
+    assert [i for i in installed.instrumentors() if i.name == "fakelib"] == []
 
 
 def test_an_unwritable_cache_costs_a_scan_not_a_failure(tmp_path, monkeypatch):
     (tmp_path / "file").write_text("")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "file"))  # not a directory
-    assert any(i.name == "sqlite3" for i in instrumentor_index.installed())
+    assert any(i.name == "sqlite3" for i in installed.instrumentors())
 
 
 def test_one_cache_file_per_environment_remembers_several_paths(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    instrumentor_index.installed()
+    installed.instrumentors()
     monkeypatch.syspath_prepend(str(tmp_path / "other"))
-    instrumentor_index.installed()
+    installed.instrumentors()
     with monkeypatch.context() as patched:
-        patched.setattr(instrumentor_index, "scan", lambda: pytest.fail("scanned again"))
-        instrumentor_index.installed()
+        patched.setattr(installed, "scan", lambda: pytest.fail("scanned again"))
+        installed.instrumentors()
         patched.setattr(sys, "path", sys.path[1:])  # the first path again
-        instrumentor_index.installed()
+        installed.instrumentors()
     (cache,) = (tmp_path / "cache" / "oxapm").iterdir()
-    assert cache.name.startswith("instrumentors-")
+    assert cache.name.startswith("installed-")

@@ -1,64 +1,144 @@
-"""``instrument()`` and ``uninstrument()``: apply or remove every registered instrumentation, once.
+"""``instrument()`` and ``uninstrument()``: apply or remove the registered instrumentations, once.
 
-An instrumentation is a class with ``instrument()`` and ``uninstrument()`` methods. A failing one is
-logged and skipped: instrumenting must never break the application.
+An instrumentation applies when its library is imported (now, if it already is), and only when the
+installed version of the library is one it supports: that is checked from the index of installed
+distributions (``installed``) before anything is imported. One named in
+``ELASTIC_APM_DISABLED_INSTRUMENTATIONS`` or ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS`` is left out.
+A failing instrumentation is logged and skipped: instrumenting must never break the application.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from _thread import allocate_lock  # threading.Lock, without importing threading
 
-from oxapm.instrumentation import register
+from oxapm.instrumentation import import_hooks, installed, registry
 from oxapm.utils.lazylog import LazyLogger
 
 TYPE_CHECKING = False  # typing is not imported at run time: it costs milliseconds at every start
 if TYPE_CHECKING:
-    from typing import Dict
+    from typing import Callable, Dict, Optional, Set
+
+    from oxapm.instrumentation.registry import Entry
 
 logger = LazyLogger("oxapm.instrumentation")
 
+# Guards the two tables only: applying runs outside it, since it imports (a library being imported
+# in another thread may be waiting for this lock in its import hook).
 _lock = allocate_lock()
-_active: Dict[str, object] = {}
-
-
-def _load(class_path: str) -> object:
-    module_name, _, class_name = class_path.rpartition(".")
-    __import__(module_name)  # not importlib.import_module: importlib would be imported at start
-    return getattr(sys.modules[module_name], class_name)()
+_active: Dict[str, object] = {}  # name -> the applied instrumentation (None while it is applied)
+_waiting: Dict[str, Callable[[], None]] = {}  # name -> its import hook
+_unsupported: Set[str] = set()  # names whose installed library version is not supported
 
 
 def instrument() -> None:
-    """Applies every registered instrumentation not applied yet; safe to call repeatedly."""
+    """Applies every registered instrumentation not applied yet, each when its library is
+    imported; safe to call repeatedly and from several threads."""
     from oxapm.base import get_client
 
     client = get_client()
-    disabled = set(client.config.disabled_instrumentations or ()) if client is not None else set()
     if client is not None and not client.config.instrument:
         return
+    left_out = disabled()
+    ready = []
     with _lock:
-        for name, class_path in register.registered().items():
-            if name in _active or name in disabled:
+        for name, entry in registry.entries().items():
+            if name in _active or name in _waiting or name in _unsupported or name in left_out or not _supported(name, entry):
                 continue
-            try:
-                instrumentation = _load(class_path)
-                instrumentation.instrument()
-            except Exception:
-                logger.warning("instrumentation %s failed to apply; skipped", name, exc_info=True)
-                continue
-            _active[name] = instrumentation
+            if any(module in sys.modules for module in entry.modules):
+                _active[name] = None
+                ready.append((name, entry))
+            else:
+                _waiting[name] = hook = _import_hook(name, entry)
+                for module in entry.modules:
+                    import_hooks.when_imported(module, hook)
+    for name, entry in ready:
+        _apply(name, entry)
 
 
 def uninstrument() -> None:
-    """Removes every applied instrumentation."""
+    """Removes every applied instrumentation, and forgets those waiting for their library."""
     with _lock:
-        for name, instrumentation in list(_active.items()):
-            try:
-                instrumentation.uninstrument()
-            except Exception:
-                logger.warning("instrumentation %s failed to remove itself", name, exc_info=True)
+        waiting = list(_waiting.values())
+        _waiting.clear()
+        active = [(name, instrumentation) for name, instrumentation in _active.items() if instrumentation is not None]
+        for name, _ in active:
             del _active[name]
+    for hook in waiting:
+        import_hooks.forget(hook)
+    for name, instrumentation in active:
+        try:
+            instrumentation.uninstrument()  # type: ignore[attr-defined]
+        except Exception:
+            logger.warning("instrumentation %s failed to remove itself", name, exc_info=True)
 
 
 def applied() -> Dict[str, object]:
-    return dict(_active)
+    return {name: instrumentation for name, instrumentation in _active.items() if instrumentation is not None}
+
+
+def instrumenting() -> Set[str]:
+    """The names of the instrumentations applied, or waiting for their library."""
+    with _lock:
+        return set(_active) | set(_waiting)
+
+
+def disabled() -> Set[str]:
+    """The names left out by ``disabled_instrumentations`` and ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS``."""
+    from oxapm.base import get_client
+
+    client = get_client()
+    names = set(client.config.disabled_instrumentations or ()) if client is not None else set()
+    names.update(os.environ.get("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", "").split(","))
+    return {name.strip() for name in names if name.strip()}
+
+
+def _supported(name: str, entry: Entry) -> bool:
+    """Whether the installed library is one ``entry`` instruments. A library that is not installed
+    (by any of its distribution names) is not; one of an unsupported version is not either, and
+    says so once it is imported."""
+    if not entry.distributions:
+        return True
+    version = next(filter(None, map(installed.version_of, entry.distributions)), None)
+    if version is None:
+        return False
+    if registry.supports(entry.versions, version) is not False:
+        return True
+    _unsupported.add(name)
+
+    def explain() -> None:
+        logger.warning("%s %s is not instrumented: oxapm's %s instrumentation supports versions %s",
+                       entry.distributions[0], version, name, entry.versions)
+
+    for module in entry.modules:
+        import_hooks.when_imported(module, explain)
+    return False
+
+
+def _import_hook(name: str, entry: Entry) -> Callable[[], None]:
+    def imported() -> None:
+        with _lock:
+            if _waiting.pop(name, None) is None:  # uninstrumented meanwhile, or another module's hook ran
+                return
+            _active[name] = None
+        _apply(name, entry)
+
+    return imported
+
+
+def _apply(name: str, entry: Entry) -> None:
+    instrumentation: Optional[object] = None
+    try:
+        module_name, _, class_name = entry.target.partition(":")
+        __import__(module_name)  # not importlib.import_module: importlib would be imported at start
+        instrumentation = getattr(sys.modules[module_name], class_name)()
+        instrumentation.instrument()  # type: ignore[attr-defined]
+    except Exception:
+        logger.warning("instrumentation %s failed to apply; skipped", name, exc_info=True)
+        instrumentation = None
+    with _lock:
+        if instrumentation is None:
+            _active.pop(name, None)  # the next instrument() tries again
+        else:
+            _active[name] = instrumentation

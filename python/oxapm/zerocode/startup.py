@@ -1,6 +1,6 @@
 """What ``oxapm run`` does in each interpreter it starts: the agent's client from the environment,
-oxapm's own instrumentations, and the installed OpenTelemetry contrib instrumentors, each applied
-when the library it instruments is imported. OpenTelemetry is imported, and oxapm installed as its
+oxapm's own instrumentations, and the installed OpenTelemetry contrib instrumentors of the other
+libraries, each applied when the library it instruments is imported. OpenTelemetry is imported, and oxapm installed as its
 SDK, only when the program or an instrumentor first needs it.
 
 Nothing here raises into the program: a failure is one warning, and what failed is left out.
@@ -8,13 +8,12 @@ Nothing here raises into the program: a failure is one warning, and what failed 
 
 from __future__ import annotations
 
-import os
 import sys
 
 import oxapm
-from oxapm.zerocode import import_hooks, instrumentor_index
+from oxapm.instrumentation import control, import_hooks, installed
+from oxapm.instrumentation.installed import Instrumentor
 from oxapm.utils.lazylog import LazyLogger
-from oxapm.zerocode.instrumentor_index import Instrumentor
 
 TYPE_CHECKING = False  # typing is not imported at run time: it costs milliseconds at every start
 if TYPE_CHECKING:
@@ -35,8 +34,9 @@ def start() -> None:
 
 
 def _enabled_instrumentors() -> List[Instrumentor]:
-    disabled = {name.strip() for name in os.environ.get("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", "").split(",")}
-    return [i for i in instrumentor_index.installed() if i.name not in disabled]
+    """Neither disabled nor of a library oxapm instruments itself (one library, one span)."""
+    left_out = control.disabled() | control.instrumenting()
+    return [i for i in installed.instrumentors() if i.name not in left_out]
 
 
 class _Instrumenting:
@@ -88,7 +88,7 @@ class _Instrumenting:
         from importlib.metadata import EntryPoint
 
         try:
-            EntryPoint(instrumentor.name, instrumentor.value, instrumentor_index.GROUP).load()().instrument()
+            EntryPoint(instrumentor.name, instrumentor.value, installed.GROUP).load()().instrument()
         except Exception as exc:
             logger.warning("oxapm could not apply the OpenTelemetry instrumentor %s (%s: %s); it is left out",
                            instrumentor.name, type(exc).__name__, exc)

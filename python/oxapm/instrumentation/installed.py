@@ -1,7 +1,9 @@
-"""The installed OpenTelemetry contrib instrumentors (entry point group ``opentelemetry_instrumentor``)
-and the modules whose import should apply each one.
+"""What is installed, as far as instrumenting goes: the version of every distribution, and the
+OpenTelemetry contrib instrumentors (entry point group ``opentelemetry_instrumentor``) with the
+modules whose import should apply each one.
 
-Scanning every distribution's metadata costs tens of milliseconds, on every start. The result is
+Scanning every distribution's metadata costs tens of milliseconds (and importing importlib.metadata
+as much again), on every start. The result is
 kept in a file under the user's cache directory, keyed on what installing or removing a package
 changes: the modification times of the ``sys.path`` directories (and the interpreter's version).
 """
@@ -17,7 +19,7 @@ if TYPE_CHECKING:
     from typing import Any, Dict, List, Optional, Tuple
 
 GROUP = "opentelemetry_instrumentor"
-_FORMAT = 1  # of the cached entries
+_FORMAT = 2  # of the cached entries
 # Programs of one environment may start with different paths (PYTHONPATH): a few are remembered.
 _KEYS_KEPT = 8
 
@@ -39,11 +41,35 @@ class Instrumentor(tuple):
     modules = property(lambda self: self[2])
 
 
-def installed() -> List[Instrumentor]:
-    """The instrumentors whose library is installed, from the cache when it is current."""
-    key = _cache_key()
-    path = _cache_path()
-    cache: Dict[Tuple[Any, ...], List[Tuple[Any, ...]]] = {}
+def instrumentors() -> List[Instrumentor]:
+    """The contrib instrumentors whose library is installed."""
+    return _index()[0]
+
+
+def versions() -> Dict[str, str]:
+    """The version of each installed distribution, by canonical name (``python-memcached``)."""
+    return _index()[1]
+
+
+def version_of(distribution: str) -> Optional[str]:
+    return versions().get(_canonical(distribution))
+
+
+# The index for this process's current sys.path (a program may change its path after the start),
+# by (cache file, key).
+_memo: Dict[Tuple[str, Tuple[Any, ...]], Tuple[List[Instrumentor], Dict[str, str]]] = {}
+
+
+def _index() -> Tuple[List[Instrumentor], Dict[str, str]]:
+    where = (_cache_path(), _cache_key())
+    if where not in _memo:
+        _memo.clear()
+        _memo[where] = _cached_or_scanned(*where)
+    return _memo[where]
+
+
+def _cached_or_scanned(path: str, key: Tuple[Any, ...]) -> Tuple[List[Instrumentor], Dict[str, str]]:
+    cache: Dict[Tuple[Any, ...], Tuple[Any, ...]] = {}
     try:
         with open(path, "rb") as f:
             loaded = marshal.load(f)
@@ -51,32 +77,35 @@ def installed() -> List[Instrumentor]:
     except (OSError, EOFError, ValueError, TypeError):
         pass
     if key in cache:
-        return [Instrumentor(*entry) for entry in cache[key]]
-    instrumentors = scan()
+        entries, found_versions = cache[key]
+        return [Instrumentor(*entry) for entry in entries], found_versions
+    found, found_versions = scan()
     # Dicts keep their order: the oldest key goes first.
     kept = dict(list(cache.items())[-(_KEYS_KEPT - 1):])
-    kept[key] = [tuple(i) for i in instrumentors]
+    kept[key] = ([tuple(i) for i in found], found_versions)
     _store(path, kept)
-    return instrumentors
+    return found, found_versions
 
 
-def scan() -> List[Instrumentor]:
+def scan() -> Tuple[List[Instrumentor], Dict[str, str]]:
     from importlib import metadata
 
     found: List[Instrumentor] = []
-    seen = set()
+    found_versions: Dict[str, str] = {}
     for dist in metadata.distributions():
-        entry_points = [ep for ep in dist.entry_points if ep.group == GROUP]
+        name = _canonical(dist.metadata["Name"] or "")
         # A distribution found twice on sys.path counts once, the first (as importlib does).
-        if not entry_points or _canonical(dist.metadata["Name"] or "") in seen:
+        if not name or name in found_versions:
             continue
-        seen.add(_canonical(dist.metadata["Name"] or ""))
-        libraries = _instrumented_libraries(dist.requires or [])
-        for ep in entry_points:
+        found_versions[name] = dist.version or ""
+        libraries = _instrumented_libraries(dist.requires or []) if any(ep.group == GROUP for ep in dist.entry_points) else []
+        for ep in dist.entry_points:
+            if ep.group != GROUP:
+                continue
             modules = _modules_of(libraries) if libraries else _module_named(ep.name)
             if modules != ():  # () : none of its libraries is installed
                 found.append(Instrumentor(ep.name, ep.value, modules))
-    return found
+    return found, found_versions
 
 
 def _instrumented_libraries(requirements: List[str]) -> List[str]:
@@ -151,7 +180,7 @@ def _cache_key() -> Tuple[Any, ...]:
 def _cache_path() -> str:
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     # One file per interpreter environment.
-    return os.path.join(base, "oxapm", "instrumentors-%08x.marshal" % _fnv1a(sys.prefix.encode()))
+    return os.path.join(base, "oxapm", "installed-%08x.marshal" % _fnv1a(sys.prefix.encode()))
 
 
 def _fnv1a(data: bytes) -> int:

@@ -1,0 +1,69 @@
+"""What every library instrumentation is made of: patches that can be undone, and a rule for the
+agent's own failures inside a patched call.
+
+The rule: the library call always proceeds, as if uninstrumented. Agent code that fails is skipped
+for that call, and reported once per instrumentation (a warning with its traceback), so that a
+broken instrumentation neither breaks the application nor floods its log.
+"""
+
+from __future__ import annotations
+
+from oxapm.utils.lazylog import LazyLogger
+
+TYPE_CHECKING = False  # typing is not imported at run time: it costs milliseconds at every start
+if TYPE_CHECKING:
+    from typing import Any, Callable, List, Set, Tuple
+
+logger = LazyLogger("oxapm.instrumentation")
+
+_MISSING = object()
+_reported: Set[str] = set()
+
+
+def report_failure(instrumentation: str) -> None:
+    """Call from an ``except`` block around agent code: the first failure of each instrumentation
+    is logged with its traceback, later ones are not."""
+    if instrumentation in _reported:
+        return
+    _reported.add(instrumentation)
+    logger.warning("the %s instrumentation failed inside a call it traces; the call went on untraced "
+                   "(further failures of this instrumentation are not logged)", instrumentation, exc_info=True)
+
+
+class Instrumentation:
+    """One library's instrumentation. Subclasses set ``name`` and implement ``apply()``, patching
+    with ``wrap``; ``uninstrument()`` undoes every patch."""
+
+    name = ""
+
+    def __init__(self) -> None:
+        self._patches: List[Tuple[Any, str, Any]] = []
+
+    def apply(self) -> None:
+        raise NotImplementedError
+
+    def instrument(self) -> None:
+        try:
+            self.apply()
+        except BaseException:
+            self.uninstrument()  # nothing half-applied stays
+            raise
+
+    def uninstrument(self) -> None:
+        while self._patches:
+            owner, attribute, original = self._patches.pop()
+            if original is _MISSING:
+                delattr(owner, attribute)
+            else:
+                setattr(owner, attribute, original)
+
+    def wrap(self, owner: Any, attribute: str, wrapper: Callable[[Any, Any, tuple, dict], Any]) -> None:
+        """Replaces ``owner.attribute`` (a function of a module, a method of a class) by
+        ``wrapper(wrapped, instance, args, kwargs)``, which should call ``wrapped(*args, **kwargs)``.
+        Methods stay methods, class- and static methods stay what they were (wrapt binds them)."""
+        import wrapt
+
+        # The owner's own attribute, not an inherited one: undoing restores exactly this.
+        original = vars(owner).get(attribute, _MISSING) if hasattr(owner, "__dict__") else getattr(owner, attribute)
+        wrapt.wrap_function_wrapper(owner, attribute, wrapper)
+        self._patches.append((owner, attribute, original))

@@ -1,0 +1,73 @@
+"""The library instrumentations, as data: what each one is, which imports apply it, and which
+versions of its library it supports. Nothing here imports a library or an instrumentation.
+
+Names are those of the OpenTelemetry contrib instrumentations of the same libraries, so that one
+name disables both (``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS``, ``ELASTIC_APM_DISABLED_INSTRUMENTATIONS``)
+and ``oxapm run`` applies ours in place of a contrib one.
+"""
+
+from __future__ import annotations
+
+TYPE_CHECKING = False  # typing is not imported at run time: it costs milliseconds at every start
+if TYPE_CHECKING:
+    from typing import Dict, Optional, Tuple
+
+
+class Entry:
+    __slots__ = ("target", "modules", "distributions", "versions")
+
+    def __init__(self, target: str, modules: Tuple[str, ...], distributions: Tuple[str, ...] = (), versions: str = "") -> None:
+        self.target = target  # "package.module:Class", the Instrumentation
+        self.modules = modules  # the import of any of them applies it
+        # The distributions that provide the library (the first installed counts); none for the
+        # standard library.
+        self.distributions = distributions
+        self.versions = versions  # supported versions: "" (any) or clauses like ">=2.0,<3"
+
+    def __repr__(self) -> str:
+        return "Entry(%r, %r, %r, %r)" % (self.target, self.modules, self.distributions, self.versions)
+
+
+_entries: Dict[str, Entry] = {}
+
+
+def register(name: str, entry: Entry) -> None:
+    _entries[name] = entry
+
+
+def entries() -> Dict[str, Entry]:
+    return dict(_entries)
+
+
+def supports(versions: str, version: str) -> Optional[bool]:
+    """Whether ``version`` satisfies ``versions`` (clauses joined by commas, each an operator among
+    ``>= > <= < == !=`` and a release such as ``2.31``); None when ``version`` has no release
+    number to compare. Pre-releases and local parts count as their release."""
+    release = _release(version)
+    if not release:
+        return None
+    for clause in filter(None, (c.strip() for c in versions.split(","))):
+        operator = clause[:2] if clause[:2] in (">=", "<=", "==", "!=") else clause[:1]
+        bound = _release(clause[len(operator):].strip())
+        width = max(len(release), len(bound))
+        left, right = release + (0,) * (width - len(release)), bound + (0,) * (width - len(bound))
+        satisfied = {
+            ">=": left >= right, ">": left > right, "<=": left <= right, "<": left < right,
+            "==": left == right, "!=": left != right,
+        }.get(operator)
+        if not satisfied:
+            return False
+    return True
+
+
+def _release(version: str) -> Tuple[int, ...]:
+    """The leading numbers of a version: ``2.31.0rc1`` -> (2, 31, 0)."""
+    numbers = []
+    for piece in version.split("."):
+        digits = len(piece) - len(piece.lstrip("0123456789"))
+        if not digits:
+            break
+        numbers.append(int(piece[:digits]))
+        if digits < len(piece):
+            break
+    return tuple(numbers)
