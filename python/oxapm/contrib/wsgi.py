@@ -1,0 +1,184 @@
+"""WSGI applications traced: ``app = OxapmMiddleware(app)`` makes each request a transaction.
+
+Any WSGI application can be wrapped by hand; the Flask and Django instrumentations trace theirs
+with the same ``traced_call``. The transaction is current while the application runs and while
+each piece of the response body is produced, so that a streamed body's spans are its children,
+and it ends when the body ends: exhausted, or closed by the server (a client gone away).
+
+Without a framework to tell the route, transactions are named ``METHOD unknown route`` (as the
+Elastic agent's generic middleware names them); ``oxapm.set_transaction_name`` in the application
+names them better.
+"""
+
+from __future__ import annotations
+
+from oxapm.instrumentation import web
+
+TYPE_CHECKING = False  # typing is not imported at run time: it costs milliseconds at every start
+if TYPE_CHECKING:
+    from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional
+
+    WSGIApp = Callable[[Dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+__all__ = ["OxapmMiddleware", "traced_call"]
+
+
+class OxapmMiddleware:
+    """Wraps a WSGI application: ``OxapmMiddleware(app)`` is the same application, traced."""
+
+    def __init__(self, app: WSGIApp) -> None:
+        self.app = app
+
+    def __call__(self, environ: Dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        return traced_call("wsgi", self.app, environ, start_response)
+
+
+def traced_call(instrumentation: str, app: WSGIApp, environ: Dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    """Calls ``app(environ, start_response)`` as one request's transaction (unless an outer layer
+    serves the request already)."""
+    served = web.serve(instrumentation, incoming, environ)
+    if served is None:
+        return app(environ, start_response)
+    if served.keeps_body and "wsgi.input" in environ:
+        environ["wsgi.input"] = _RecordingInput(environ["wsgi.input"], served)
+
+    def observed_start_response(status: str, headers: List[Any], exc_info: Any = None) -> Any:
+        served.respond(str(status)[:3], headers)
+        if exc_info is None:
+            return start_response(status, headers)
+        return start_response(status, headers, exc_info)
+
+    tokens = served.activate()
+    try:
+        body = app(environ, observed_start_response)
+    except BaseException as exc:
+        served.failed(exc)
+        served.end()
+        raise
+    finally:
+        served.deactivate(tokens)
+    return _ResponseBody(body, served)
+
+
+def incoming(environ: Dict[str, Any]) -> web.Incoming:
+    """A request as PEP 3333 describes it."""
+    headers = {}
+    for key, value in environ.items():
+        if key.startswith("HTTP_"):
+            headers[key[5:].replace("_", "-").lower()] = value
+        elif key in ("CONTENT_TYPE", "CONTENT_LENGTH") and value:
+            headers[key.replace("_", "-").lower()] = value
+    scheme = environ.get("wsgi.url_scheme", "http")
+    host = headers.get("host")
+    if not host:
+        port = str(environ.get("SERVER_PORT", ""))
+        default = port == ("443" if scheme == "https" else "80")
+        host = environ.get("SERVER_NAME", "") + ("" if default or not port else ":" + port)
+    # PEP 3333 strings carry the path's bytes as latin-1.
+    path = (environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")).encode("latin-1").decode("utf-8", "replace")
+    protocol = environ.get("SERVER_PROTOCOL", "")
+    return web.Incoming(
+        method=environ.get("REQUEST_METHOD", "GET"),
+        scheme=scheme,
+        host=host,
+        path=path or "/",
+        query=environ.get("QUERY_STRING", ""),
+        http_version=protocol[5:] if protocol.startswith("HTTP/") else None,
+        remote_address=environ.get("REMOTE_ADDR"),
+        headers=headers,
+        env=environ,
+    )
+
+
+class _RecordingInput:
+    """``wsgi.input`` keeping what the application reads of it: the body is read once, by the
+    application, as it would be without the agent."""
+
+    __slots__ = ("_input", "_served")
+
+    def __init__(self, stream: Any, served: web.Served) -> None:
+        self._input = stream
+        self._served = served
+
+    def read(self, *args: Any) -> bytes:
+        data = self._input.read(*args)
+        self._served.keep(data)
+        return data
+
+    def readinto(self, buffer: Any) -> Optional[int]:
+        # Werkzeug reads this way when the server's stream can (and falls back to read()).
+        readinto = getattr(self._input, "readinto", None)
+        if readinto is None:
+            data = self._input.read(len(buffer))
+            buffer[: len(data)] = data
+            size: Optional[int] = len(data)
+        else:
+            size = readinto(buffer)
+        if size:
+            self._served.keep(memoryview(buffer)[:size])
+        return size
+
+    def readline(self, *args: Any) -> bytes:
+        line = self._input.readline(*args)
+        self._served.keep(line)
+        return line
+
+    def readlines(self, *args: Any) -> List[bytes]:
+        lines = self._input.readlines(*args)
+        for line in lines:
+            self._served.keep(line)
+        return lines
+
+    def __iter__(self) -> Iterator[bytes]:
+        for line in self._input:
+            self._served.keep(line)
+            yield line
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._input, name)
+
+
+class _ResponseBody:
+    """The application's response body, produced with the transaction current; its end (or
+    ``close()``, which servers call when the client goes away too) ends the transaction."""
+
+    __slots__ = ("_body", "_iterator", "_served")
+
+    def __init__(self, body: Iterable[bytes], served: web.Served) -> None:
+        self._body = body
+        self._iterator: Optional[Iterator[bytes]] = None
+        self._served = served
+
+    def __iter__(self) -> _ResponseBody:
+        return self
+
+    def __next__(self) -> bytes:
+        served = self._served
+        tokens = served.activate()
+        try:
+            if self._iterator is None:
+                self._iterator = iter(self._body)
+            return next(self._iterator)
+        except StopIteration:
+            served.end()
+            raise
+        except BaseException as exc:
+            served.failed(exc)
+            served.end()
+            raise
+        finally:
+            served.deactivate(tokens)
+
+    def close(self) -> None:
+        served = self._served
+        tokens = served.activate()
+        try:
+            close = getattr(self._body, "close", None)
+            if close is not None:
+                close()
+        except BaseException as exc:
+            served.failed(exc)
+            raise
+        finally:
+            served.end()
+            served.deactivate(tokens)
