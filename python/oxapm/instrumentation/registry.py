@@ -71,3 +71,12 @@ def _release(version: str) -> Tuple[int, ...]:
         if digits < len(piece):
             break
     return tuple(numbers)
+
+
+# --- Web frameworks: incoming requests as transactions (what they share: instrumentation/web.py) ---
+register("flask", Entry("oxapm.instrumentation.flask:FlaskInstrumentation", ("flask",), ("flask",), ">=2.2,<4"))
+register("django", Entry("oxapm.instrumentation.django:DjangoInstrumentation", ("django.core.handlers.base",), ("django",), ">=4.2,<7"))
+register("starlette", Entry("oxapm.instrumentation.starlette:StarletteInstrumentation", ("starlette.applications",), ("starlette",), ">=0.37,<2"))
+register("fastapi", Entry("oxapm.instrumentation.starlette:FastAPIInstrumentation", ("fastapi",), ("fastapi",), ">=0.110,<1"))
+register("aiohttp-server", Entry("oxapm.instrumentation.aiohttp_server:AioHttpServerInstrumentation", ("aiohttp.web",), ("aiohttp",), ">=3.8,<4"))
+register("sanic", Entry("oxapm.instrumentation.sanic:SanicInstrumentation", ("sanic",), ("sanic",), ">=23.3,<26"))
