@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 BUILD_STAMP := $(VENV)/.oxapm-build
 
 .DEFAULT_GOAL := help
-.PHONY: help venv build test test-rust test-python test-abi3 demo bench bench-rust lint
+.PHONY: help venv build test test-servers test-rust test-python test-abi3 demo bench bench-rust lint
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-12s %s\n", $$1, $$2}'
@@ -17,8 +17,9 @@ $(VENV)/bin/maturin:
 
 venv: $(VENV)/bin/maturin ## Create the virtualenv in .venv
 
-# Rebuilt when any Rust or Python source of the package changes.
-$(BUILD_STAMP): $(VENV)/bin/maturin pyproject.toml Cargo.toml $(shell find crates python -name '*.rs' -o -name '*.py' -o -name '*.pyi' -o -name Cargo.toml)
+# Rebuilt when any Rust or Python source of the package changes. The test extra's database clients
+# build against the C libraries test-servers installs.
+$(BUILD_STAMP): $(VENV)/bin/maturin pyproject.toml Cargo.toml $(shell find crates python -name '*.rs' -o -name '*.py' -o -name '*.pyi' -o -name Cargo.toml) | test-servers
 	$(VENV)/bin/maturin develop --release -q --extras test
 	@touch $@
 
@@ -26,10 +27,31 @@ build: $(BUILD_STAMP) ## Build the engine and install oxapm (editable) into .ven
 
 test: test-rust test-python test-abi3 ## Build, then run the Rust and Python suites
 
+# The servers the instrumentation tests talk to on loopback (tests/servers.py starts them, each in a
+# temporary directory, only when a test asks), the PostgreSQL ODBC driver for pyodbc, and what
+# mysqlclient, pylibmc and pyodbc build against. Installed from Debian only when missing; a
+# policy-rc.d that denies every start keeps apt from starting them as system services.
+TEST_DEBS := postgresql mariadb-server redis-server memcached odbc-postgresql \
+	build-essential pkg-config libpq-dev libmariadb-dev libmemcached-dev unixodbc-dev
+test-servers: ## Install the database and cache servers the tests run (Debian packages)
+	@missing=$$(for p in $(TEST_DEBS); do \
+	  case "$$(dpkg-query -W -f='$${db:Status-Abbrev}' $$p 2>/dev/null)" in ii*) ;; *) echo $$p;; esac; done); \
+	[ -n "$$missing" ] || exit 0; \
+	fail() { echo "test-servers: $$1; install these Debian packages: $$(echo $$missing)" >&2; exit 1; }; \
+	command -v apt-get >/dev/null || fail "no apt-get here"; \
+	if [ "$$(id -u)" = 0 ]; then sudo=; elif command -v sudo >/dev/null; then sudo=sudo; else fail "not root and no sudo"; fi; \
+	echo "test-servers: installing $$(echo $$missing)"; \
+	if [ ! -e /usr/sbin/policy-rc.d ]; then \
+	  printf '#!/bin/sh\nexit 101\n' | $$sudo tee /usr/sbin/policy-rc.d >/dev/null && $$sudo chmod 755 /usr/sbin/policy-rc.d && \
+	  trap '$$sudo rm -f /usr/sbin/policy-rc.d' EXIT; \
+	fi; \
+	$$sudo apt-get update -q && \
+	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing || fail "apt-get failed"
+
 test-rust: ## Run the engine's tests
 	cargo test -p oxapm-core --quiet
 
-test-python: $(BUILD_STAMP) ## Run the Python suite (and check the _core stubs)
+test-python: test-servers $(BUILD_STAMP) ## Run the Python suite (and check the _core stubs)
 	$(PY) -m mypy.stubtest oxapm._core
 	$(PY) -m pytest -q
 
@@ -38,7 +60,7 @@ test-python: $(BUILD_STAMP) ## Run the Python suite (and check the _core stubs)
 # for 3.9, so every version uses the build venv's rotel-agent binary (it does not depend on Python).
 ABI3_VERSIONS ?= 3.9 3.13
 PYENV_VERSIONS := $(or $(PYENV_ROOT),$(HOME)/.pyenv)/versions
-test-abi3: $(BUILD_STAMP) ## Run the Python suite on CPython 3.9 and 3.13 with the abi3 wheel
+test-abi3: test-servers $(BUILD_STAMP) ## Run the Python suite on CPython 3.9 and 3.13 with the abi3 wheel
 	rm -rf target/abi3-wheels && $(VENV)/bin/maturin build --release -q -o target/abi3-wheels
 	@export OXAPM_TEST_ROTEL_AGENT=$$($(PY) -c 'import os, rotel; print(os.path.join(os.path.dirname(rotel.__file__), "rotel-agent"))'); \
 	for v in $(ABI3_VERSIONS); do \
