@@ -19,5 +19,6 @@ pub mod otlp;
 pub mod pipeline;
 pub mod propagation;
 pub mod sampling;
+pub mod sql;
 pub mod trace;
 pub mod traceparent;
