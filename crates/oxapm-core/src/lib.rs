@@ -22,3 +22,4 @@ pub mod sampling;
 pub mod sql;
 pub mod trace;
 pub mod traceparent;
+pub mod wildcard;

@@ -324,7 +324,7 @@ mod tests {
     #[test]
     fn tokens_of_every_cross_agent_example() {
         let cases: Vec<Value> = serde_json::from_str(include_str!("../../../tests/specs/agent-specs/sql_token_examples.json")).unwrap();
-        assert!(cases.len() >= 14);
+        assert_eq!(cases.len(), 14);
         for case in cases {
             let input = case["input"].as_str().unwrap();
             let expected: Vec<(&str, &str)> = case["tokens"]
