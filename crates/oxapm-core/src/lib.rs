@@ -19,6 +19,7 @@ pub mod otlp;
 pub mod pipeline;
 pub mod propagation;
 pub mod sampling;
+pub mod service_target;
 pub mod sql;
 pub mod trace;
 pub mod traceparent;
