@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 BUILD_STAMP := $(VENV)/.oxapm-build
 
 .DEFAULT_GOAL := help
-.PHONY: help venv build test test-rust test-python test-abi3 demo bench bench-rust lint
+.PHONY: help venv build test test-servers test-rust test-python test-abi3 demo bench bench-rust lint
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-12s %s\n", $$1, $$2}'
@@ -17,8 +17,9 @@ $(VENV)/bin/maturin:
 
 venv: $(VENV)/bin/maturin ## Create the virtualenv in .venv
 
-# Rebuilt when any Rust or Python source of the package changes.
-$(BUILD_STAMP): $(VENV)/bin/maturin pyproject.toml Cargo.toml $(shell find crates python -name '*.rs' -o -name '*.py' -o -name '*.pyi' -o -name Cargo.toml)
+# Rebuilt when any Rust or Python source of the package changes. The test extra's database clients
+# build against the C libraries test-servers installs.
+$(BUILD_STAMP): $(VENV)/bin/maturin pyproject.toml Cargo.toml $(shell find crates python -name '*.rs' -o -name '*.py' -o -name '*.pyi' -o -name Cargo.toml) | test-servers
 	$(VENV)/bin/maturin develop --release -q --extras test
 	@touch $@
 
@@ -26,10 +27,18 @@ build: $(BUILD_STAMP) ## Build the engine and install oxapm (editable) into .ven
 
 test: test-rust test-python test-abi3 ## Build, then run the Rust and Python suites
 
+# The servers the instrumentation tests talk to on loopback (tests/servers.py starts them, each in a
+# temporary directory, only when a test asks), the PostgreSQL ODBC driver for pyodbc, and what
+# mysqlclient, pylibmc and pyodbc build against. Installed from Debian only when missing.
+TEST_DEBS := postgresql mariadb-server redis-server memcached odbc-postgresql \
+	build-essential pkg-config libpq-dev libmariadb-dev libmemcached-dev unixodbc-dev
+test-servers: ## Install the database and cache servers the tests run (Debian packages)
+	@scripts/install-debs test-servers $(TEST_DEBS)
+
 test-rust: ## Run the engine's tests
 	cargo test -p oxapm-core --quiet
 
-test-python: $(BUILD_STAMP) ## Run the Python suite (and check the _core stubs)
+test-python: test-servers $(BUILD_STAMP) ## Run the Python suite (and check the _core stubs)
 	$(PY) -m mypy.stubtest oxapm._core
 	$(PY) -m pytest -q
 
@@ -38,7 +47,7 @@ test-python: $(BUILD_STAMP) ## Run the Python suite (and check the _core stubs)
 # for 3.9, so every version uses the build venv's rotel-agent binary (it does not depend on Python).
 ABI3_VERSIONS ?= 3.9 3.13
 PYENV_VERSIONS := $(or $(PYENV_ROOT),$(HOME)/.pyenv)/versions
-test-abi3: $(BUILD_STAMP) ## Run the Python suite on CPython 3.9 and 3.13 with the abi3 wheel
+test-abi3: test-servers $(BUILD_STAMP) ## Run the Python suite on CPython 3.9 and 3.13 with the abi3 wheel
 	rm -rf target/abi3-wheels && $(VENV)/bin/maturin build --release -q -o target/abi3-wheels
 	@export OXAPM_TEST_ROTEL_AGENT=$$($(PY) -c 'import os, rotel; print(os.path.join(os.path.dirname(rotel.__file__), "rotel-agent"))'); \
 	for v in $(ABI3_VERSIONS); do \
@@ -54,6 +63,7 @@ demo: $(BUILD_STAMP) ## Run the example service and show its traces
 	OTEL_TRACES_EXPORTER=console $(PY) examples/shop.py
 
 bench: $(BUILD_STAMP) ## Benchmark oxapm against its peers; writes docs/benchmarks.md
+	@scripts/install-debs bench wrk  # the web section's load generator
 	$(PY) -m pip install -q -r benches/requirements.txt
 	$(PY) benches/run.py
 

@@ -2,7 +2,7 @@
 
 Starts one loopback sink (benches/sink.py), then runs every contender in its
 own process (benches/contenders/<name>_bench.py) against it, N times,
-interleaved.  Four sections:
+interleaved.  Five sections:
 
 * main: per contender the median/min cost per span, as fast as it goes, and
   how many of the events it produced actually reached the sink;
@@ -11,11 +11,14 @@ interleaved.  Four sections:
 * faults: the cost per span with the backend healthy, down (closed port) or
   hanging (accepts and reads, never answers), and how long close() takes;
 * startup: the wall time of `python -c pass`, bare and under `oxapm run`,
-  `opentelemetry-instrument` and `elasticapm-run` (no sink involved).
+  `opentelemetry-instrument` and `elasticapm-run` (no sink involved);
+* web: requests per second and p99 latency of a Flask service (gunicorn, one
+  sqlite query and one outgoing HTTP call per request) under wrk, bare and
+  under each agent's launcher.
 
 Writes the sections that were run to docs/benchmarks.md.
 
-    .venv/bin/python benches/run.py [--section main,sustained,faults,startup] [--repeat 3] [--only oxapm,elastic-apm]
+    .venv/bin/python benches/run.py [--section main,sustained,faults,startup,web] [--repeat 3] [--only oxapm,elastic-apm]
 """
 
 from __future__ import annotations
@@ -25,7 +28,10 @@ import datetime as _dt
 import json
 import os
 import platform
+import re
 import selectors
+import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -67,7 +73,7 @@ SCRUB_ENV_PREFIXES = ("ELASTIC_APM_", "OXAPM_", "OTEL_", "DD_")
 STRAGGLER_WAIT_S = 5.0  # max wait for late events after the contender exited
 STABLE_S = 1.0  # ...but stop early once the count has not moved for this long
 
-SECTIONS = ("main", "sustained", "faults", "startup")
+SECTIONS = ("main", "sustained", "faults", "startup", "web")
 # ddtrace is left out of the sustained and fault sections: the issue's
 # requirements are about oxapm; elastic-apm and the OTel SDK are its reference points.
 SUSTAINED_CONTENDERS = ("oxapm", "oxapm-otlp", "elastic-apm", "opentelemetry-sdk")
@@ -96,6 +102,26 @@ STARTUP_COMMANDS = {
                        {"ELASTIC_APM_SERVER_URL": "CLOSED_PORT", "ELASTIC_APM_CENTRAL_CONFIG": "false",
                         "ELASTIC_APM_CLOUD_PROVIDER": "none", "ELASTIC_APM_METRICS_INTERVAL": "0ms"}),
 }
+
+# The web section: name -> (launcher of gunicorn, distribution reported, environment).
+WEB_DIR = BENCHES / "web"
+WEB_CONTENDERS = {
+    "uninstrumented": ([], None, {}),
+    "oxapm": ([str(BIN / "oxapm"), "run", "--"], "oxapm",
+              {"ELASTIC_APM_SERVER_URL": "SINK", "ELASTIC_APM_METRICS_INTERVAL": "0ms",
+               "ELASTIC_APM_CENTRAL_CONFIG": "false", "ELASTIC_APM_CLOUD_PROVIDER": "none"}),
+    "elastic-apm": ([str(BIN / "elasticapm-run")], "elastic-apm",
+                    {"ELASTIC_APM_SERVER_URL": "SINK", "ELASTIC_APM_METRICS_INTERVAL": "0ms",
+                     "ELASTIC_APM_CENTRAL_CONFIG": "false", "ELASTIC_APM_CLOUD_PROVIDER": "none"}),
+    "opentelemetry-instrument": ([str(BIN / "opentelemetry-instrument")], "opentelemetry-distro",
+                                 {"OTEL_PYTHON_DISTRO": "distro", "OTEL_PYTHON_CONFIGURATOR": "configurator",
+                                  "OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+                                  "OTEL_METRICS_EXPORTER": "none", "OTEL_LOGS_EXPORTER": "none",
+                                  "OTEL_EXPORTER_OTLP_ENDPOINT": "SINK"}),
+}
+WEB_WORKERS = 2
+WEB_CONNECTIONS = 8
+WEB_WARMUP_SECONDS = 3
 
 
 def script_for(name: str) -> Path:
@@ -156,12 +182,16 @@ class Sink:
 # --------------------------------------------------------------------------- fault backends
 
 
-def closed_port_url() -> str:
-    """A backend that is down: nothing listens there, connections are refused."""
+def free_port() -> int:
+    """A loopback port nothing listens on (yet)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return "http://127.0.0.1:%d" % port
+        return s.getsockname()[1]
+
+
+def closed_port_url() -> str:
+    """A backend that is down: nothing listens there, connections are refused."""
+    return "http://127.0.0.1:%d" % free_port()
 
 
 class HangingServer:
@@ -272,6 +302,9 @@ def log_run(tag: str, r: dict) -> None:
     if "ms" in r:  # the startup section
         print("%s %-26s %8.1f ms" % (tag, name, r["ms"]), file=sys.stderr)
         return
+    if "rps" in r:  # the web section
+        print("%s %-26s %8.0f req/s, p99 %.1f ms, %d events" % (tag, name, r["rps"], r["p99_ms"], r["events"]), file=sys.stderr)
+        return
     extra = ""
     if r.get("rate"):
         extra += ", %.0f units/s" % (r["units"] / r["loop_s"])
@@ -350,6 +383,78 @@ def run_startup(sink: Sink, args: argparse.Namespace, names: list[str]) -> list[
     for name in names:
         run(name)
     return run_rounds("startup", names, args.startup_repeat, run)
+
+def run_web(sink: Sink, args: argparse.Namespace, names: list[str]) -> list[tuple[int, dict]]:
+    """gunicorn serving benches/web/app.py, bare or under each launcher, loaded by wrk."""
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        raise SystemExit("the web section needs wrk (Debian package wrk; make bench installs it)")
+    downstream = subprocess.Popen([sys.executable, str(WEB_DIR / "downstream.py")], stdout=subprocess.PIPE, text=True)
+    try:
+        downstream_url = "http://127.0.0.1:%d" % int(downstream.stdout.readline().split()[1])
+        return run_rounds("web", names, args.web_repeat,
+                          lambda name: run_web_one(name, wrk, sink, args, downstream_url))
+    finally:
+        downstream.terminate()
+        downstream.wait(timeout=10)
+
+
+def run_web_one(name: str, wrk: str, sink: Sink, args: argparse.Namespace, downstream_url: str) -> dict:
+    launcher, _, variables = WEB_CONTENDERS[name]
+    port = free_port()
+    env = contender_env({k: sink.url if v == "SINK" else v for k, v in variables.items()})
+    env.update(BENCH_DOWNSTREAM_URL=downstream_url, PYTHONPATH=str(WEB_DIR))
+    command = launcher + [str(BIN / "gunicorn"), "--workers", str(WEB_WORKERS), "--bind", "127.0.0.1:%d" % port,
+                          "--log-level", "warning", "app:app"]
+    sink.reset()
+    server = subprocess.Popen(command, env=env, cwd=str(WEB_DIR), stderr=subprocess.PIPE, text=True)
+    try:
+        if not _wait_listening(port, server, timeout=60):
+            return {"contender": name, "ok": False, "error": "gunicorn did not start: %s" % _tail(server)}
+        url = "http://127.0.0.1:%d/orders/7" % port
+        _wrk(wrk, url, WEB_WARMUP_SECONDS)
+        measured = _wrk(wrk, url, args.web_seconds)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    if measured is None or measured.get("errors"):
+        return {"contender": name, "ok": False, "error": "wrk: %s" % (measured or {}).get("errors", "no output")}
+    counts = sink.counts()
+    measured.update(contender=name, ok=True, events=counts["measured_total"] + counts["warmup_total"])
+    return measured
+
+
+def _wrk(wrk: str, url: str, seconds: float) -> Optional[dict]:
+    proc = subprocess.run([wrk, "--threads", "1", "--connections", str(WEB_CONNECTIONS), "--duration", "%ds" % seconds,
+                           "--latency", url], capture_output=True, text=True, timeout=seconds + 60)
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", proc.stdout)
+    p99 = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s)\s*$", proc.stdout, re.M)
+    if rps is None or p99 is None:
+        return None
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)", proc.stdout)
+    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[p99.group(2)]
+    return {"rps": float(rps.group(1)), "p99_ms": float(p99.group(1)) * scale,
+            "errors": errors.group(0) if errors else None}
+
+
+def _wait_listening(port: int, server: subprocess.Popen, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and server.poll() is None:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return True
+        except OSError:
+            time.sleep(0.1)
+    return False
+
+
+def _tail(server: subprocess.Popen) -> str:
+    server.kill()
+    lines = [line for line in (server.communicate()[1] or "").splitlines() if line.strip()]
+    return lines[-1] if lines else "no output"
 
 
 # --------------------------------------------------------------------------- summaries
@@ -603,12 +708,35 @@ def startup_table(args: argparse.Namespace, runs: list[tuple[int, dict]]) -> lis
     return rows
 
 
+WEB_HEADERS = ["Contender", "Version", "req/s (median)", "of uninstrumented", "p99 ms (median)", "Events received", "Notes"]
+
+
+def web_table(args: argparse.Namespace, runs: list[tuple[int, dict]]) -> list[list[str]]:
+    rows = []
+    bare = None
+    for name in WEB_CONTENDERS:
+        row, ok = base_row(name, [r for _, r in runs if r["contender"] == name])
+        if not row["runs"]:
+            continue
+        if not ok:
+            rows.append(failed_row(row, WEB_HEADERS, [name, "-"]))
+            continue
+        rps = statistics.median(r["rps"] for r in ok)
+        bare = rps if name == "uninstrumented" else bare
+        dist = WEB_CONTENDERS[name][1]
+        rows.append([name, dist_version(dist) if dist else "-", "{:,.0f}".format(rps),
+                     "-" if bare is None else "%.1f %%" % (100.0 * rps / bare),
+                     "%.1f" % statistics.median(r["p99_ms"] for r in ok),
+                     "n/a" if dist is None else str(min(r["events"] for r in ok)), failure_note(row)])
+    return rows
+
 # section -> (runner, table maker, headers)
 SECTION_RUNS = {
     "main": (run_main, main_table, HEADERS),
     "sustained": (run_sustained, sustained_table, SUSTAINED_HEADERS),
     "faults": (run_faults, fault_table, FAULT_HEADERS),
     "startup": (run_startup, startup_table, STARTUP_HEADERS),
+    "web": (run_web, web_table, WEB_HEADERS),
 }
 
 
@@ -650,6 +778,12 @@ RAW_COLUMNS = {
         ("Command", lambda r: r["contender"]),
         ("ms", lambda r: "%.1f" % r["ms"]),
         ("Exit code", lambda r: str(r["exit"])),
+    ]),
+    "web": (1, [
+        ("Contender", lambda r: r["contender"]),
+        ("req/s", lambda r: "%.0f" % r["rps"]),
+        ("p99 ms", lambda r: "%.2f" % r["p99_ms"]),
+        ("Events received", lambda r: str(r["events"])),
     ]),
 }
 
@@ -808,12 +942,35 @@ The issue's target: `oxapm run` costs at most 30 ms over bare `python -c pass`.
 """
 
 
+def md_web(args: argparse.Namespace, table: list[list[str]]) -> str:
+    return f"""## Web: a Flask service under load, bare and under each agent
+
+The issue's target: with oxapm, the service keeps at least 97 % of its uninstrumented throughput.
+
+* benches/web/app.py: one Flask endpoint (`/orders/<int:order_id>`) that runs one sqlite query
+  and calls another service with requests (a kept-alive session) — benches/web/downstream.py, a
+  minimal asyncio server answering at once. No agent is named in the code.
+* Served by gunicorn ({WEB_WORKERS} sync workers) started bare, under `oxapm run --`, `elasticapm-run`
+  and `opentelemetry-instrument` (OpenTelemetry's own distro and SDK, with the installed flask,
+  requests and sqlite3 contrib instrumentations, OTLP/HTTP protobuf). The agents send to the sink,
+  with metrics, central config and cloud metadata off; everything else at their defaults (every
+  request sampled).
+* wrk on loopback: 1 thread, {WEB_CONNECTIONS} connections, {WEB_WARMUP_SECONDS} s warm-up then {args.web_seconds} s measured,
+  everything on the same machine (server, downstream, sink and wrk share it).
+* {args.web_repeat} repetitions, interleaved and rotated; medians shown. "Events received" is the fewest
+  trace events the sink received in one repetition (warm-up included): it shows the agent did trace.
+
+{md_table(WEB_HEADERS, table)}
+
+"""
+
 def write_markdown(path: Path, args: argparse.Namespace, info: dict, runs: dict, tables: dict) -> None:
     versions = [(d, dist_version(d)) for d in dict.fromkeys([d for d in CONTENDERS.values() if d] + EXTRA_DISTS)]
     measured, results = md_main(args, tables["main"]) if "main" in tables else ("", "")
     sustained = md_sustained(args, tables["sustained"]) if "sustained" in tables else ""
     faults = md_faults(args, tables["faults"]) if "faults" in tables else ""
     startup = md_startup(args, tables["startup"]) if "startup" in tables else ""
+    web = md_web(args, tables["web"]) if "web" in tables else ""
     raw = "\n\n".join("### %s\n\n%s" % (section.capitalize(), raw_table(section, section_runs))
                       for section, section_runs in runs.items())
 
@@ -845,13 +1002,14 @@ Versions:
 ```
 
 (`make bench` installs `benches/requirements.txt` into `.venv`, then runs
-`.venv/bin/python benches/run.py`; flags: `--section main,sustained,faults,startup`,
+`.venv/bin/python benches/run.py`; flags: `--section main,sustained,faults,startup,web`,
 `--transactions`, `--spans`, `--warmup`, `--repeat`, `--only NAME[,NAME]`,
 `--sustained-rate`, `--sustained-seconds`, `--sustained-repeat`,
-`--faults-repeat`, `--close-timeout`, `--startup-repeat`, `--out PATH`. The
+`--faults-repeat`, `--close-timeout`, `--startup-repeat`, `--web-seconds`,
+`--web-repeat`, `--out PATH`. The
 report holds only the sections that were run.)
 
-{results}{sustained}{faults}{startup}## Configuration of each contender
+{results}{sustained}{faults}{startup}{web}## Configuration of each contender
 
 * **oxapm** and **elastic-apm** run literally the same code
   (`benches/contenders/_elastic_style.py`), only the imported module differs:
@@ -931,15 +1089,18 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--close-timeout", type=float, default=12.0,
                    help="faults section: seconds after which close() is reported hung (default 12)")
     p.add_argument("--startup-repeat", type=int, default=21, help="startup section: runs per command (default 21)")
+    p.add_argument("--web-seconds", type=int, default=10, help="web section: measured seconds of load per run (default 10)")
+    p.add_argument("--web-repeat", type=int, default=3, help="web section: repetitions (default 3)")
     p.add_argument("--out", default=str(REPO / "docs" / "benchmarks.md"), help="markdown report path")
     p.add_argument("--timeout", type=int, default=600, help="seconds before a contender run is killed")
     args = p.parse_args(argv)
     if args.transactions < 1 or args.spans < 0 or args.warmup < 0 or args.repeat < 1:
         p.error("--transactions and --repeat must be >= 1, --spans and --warmup >= 0")
     if args.sustained_rate <= 0 or args.sustained_seconds <= 0 or args.sustained_repeat < 1 \
-            or args.faults_repeat < 1 or args.close_timeout <= 0 or args.startup_repeat < 1:
+            or args.faults_repeat < 1 or args.close_timeout <= 0 or args.startup_repeat < 1 \
+            or args.web_seconds < 1 or args.web_repeat < 1:
         p.error("--sustained-rate, --sustained-seconds and --close-timeout must be > 0, "
-                "--sustained-repeat, --faults-repeat and --startup-repeat >= 1")
+                "--sustained-repeat, --faults-repeat, --startup-repeat, --web-seconds and --web-repeat >= 1")
     for flag, value, choices in (("--section", args.section, SECTIONS), ("--only", args.only, CONTENDERS)):
         unknown = [n for n in value.split(",") if value and n.strip() not in choices]
         if unknown:
@@ -958,7 +1119,8 @@ def main(argv=None) -> int:
     names = chosen(args.only, CONTENDERS)
     section_names = {"main": names, "sustained": [n for n in names if n in SUSTAINED_CONTENDERS],
                      "faults": [n for n in names if n in FAULT_CONTENDERS],
-                     "startup": list(STARTUP_COMMANDS)}  # launchers, not the contenders of --only
+                     "startup": list(STARTUP_COMMANDS),  # launchers, not the contenders of --only
+                     "web": list(WEB_CONTENDERS)}
     sections = [s for s in chosen(args.section, SECTIONS) if section_names[s]]  # --only may empty a section
     if not sections:
         print("nothing to run: --only leaves no contender in the chosen section(s)", file=sys.stderr)

@@ -20,6 +20,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 import oxapm
 from oxapm import traces
 
+pytest_plugins = ["servers"]  # postgres, mariadb, redis_server, memcached, odbc_postgres: real servers on loopback
+
 SCHEMA_DIR = Path(__file__).parent / "specs" / "intake-v2"
 _validators: Dict[str, jsonschema.Draft4Validator] = {}
 
