@@ -17,7 +17,7 @@ from oxapm.instrumentation.base import report_failure
 
 TYPE_CHECKING = False  # typing is not imported at run time: it costs milliseconds at every start
 if TYPE_CHECKING:
-    from typing import Any, Awaitable, Callable, Dict, MutableMapping
+    from typing import Any, Awaitable, Callable, Dict, MutableMapping, Optional
 
     Message = MutableMapping[str, Any]
     Receive = Callable[[], Awaitable[Message]]
@@ -105,10 +105,13 @@ def _observing(send: Send, served: web.Served) -> Send:
     return send_observed
 
 
-def call_arguments(args: tuple, kwargs: Dict[str, Any]) -> tuple:
-    """``(scope, receive, send)`` of a patched ASGI ``__call__``, however they were passed."""
-    if len(args) == 3:
+def call_arguments(args: tuple, kwargs: Dict[str, Any]) -> Optional[tuple]:
+    """``(scope, receive, send)`` of a call to a patched ASGI ``__call__``, however they were
+    passed; None for other arguments (the patch then calls the method as it is, which raises
+    what it raises: servers probe applications by calling them without arguments)."""
+    if len(args) == 3 and not kwargs:
         return args
-    names = ("scope", "receive", "send")
-    given = dict(zip(names, args), **kwargs)
-    return tuple(given[name] for name in names)
+    given = dict(zip(("scope", "receive", "send"), args), **kwargs)
+    if len(given) != 3 or len(args) > 3:
+        return None
+    return given.get("scope"), given.get("receive"), given.get("send")

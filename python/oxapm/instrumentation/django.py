@@ -34,8 +34,11 @@ class DjangoInstrumentation(Instrumentation):
         def wsgi_call(wrapped, instance, args, kwargs):
             return wsgi.traced_call(self.name, wrapped, *args, **kwargs)
 
-        async def asgi_call(wrapped, instance, args, kwargs):
-            await asgi.traced_call(self.name, wrapped, *asgi.call_arguments(args, kwargs))
+        def asgi_call(wrapped, instance, args, kwargs):
+            arguments = asgi.call_arguments(args, kwargs)
+            if arguments is None:
+                return wrapped(*args, **kwargs)
+            return asgi.traced_call(self.name, wrapped, *arguments)
 
         def resolve_request(wrapped, instance, args, kwargs):
             served = web.current()

@@ -4,8 +4,8 @@ application's ``__call__``), named after the route template: ``GET /users/{id}``
 
 Two instrumentations, so that each can be disabled by its name: ``starlette`` traces Starlette
 applications that are not FastAPI ones, ``fastapi`` FastAPI applications. Both read the template
-from Starlette's routing (``Route.handle``, ``Mount.handle``: patched once, while either is
-applied); FastAPI versions that route included routers themselves report the full template
+(``path_format``: ``{id}``, without the convertor of ``{id:int}``) from Starlette's routing
+(``Route.handle``, ``Mount.handle``: patched once, while either is applied); FastAPI versions that route included routers themselves report the full template
 through their telemetry hook (``fastapi.routing._route_selected``), read as well. While oxapm traces
 a FastAPI request, FastAPI's own OpenTelemetry instrumentation stands aside for it (as it does for
 OpenTelemetry's middleware): its server span would be a second transaction for the same request.
@@ -33,12 +33,12 @@ class StarletteInstrumentation(Instrumentation):
     def apply(self) -> None:
         from starlette.applications import Starlette
 
-        async def call(wrapped, instance, args, kwargs):
+        def call(wrapped, instance, args, kwargs):
+            arguments = asgi.call_arguments(args, kwargs)
             fastapi = sys.modules.get("fastapi")
-            if fastapi is not None and isinstance(instance, getattr(fastapi, "FastAPI", ())):
-                await wrapped(*args, **kwargs)  # the fastapi instrumentation's, when it is applied
-                return
-            await asgi.traced_call(self.name, wrapped, *asgi.call_arguments(args, kwargs))
+            if arguments is None or (fastapi is not None and isinstance(instance, getattr(fastapi, "FastAPI", ()))):
+                return wrapped(*args, **kwargs)  # a FastAPI application: the fastapi instrumentation's
+            return asgi.traced_call(self.name, wrapped, *arguments)
 
         self.wrap(Starlette, "__call__", call)
         _routing.acquire(self)
@@ -55,11 +55,14 @@ class FastAPIInstrumentation(Instrumentation):
         import fastapi
         from fastapi import routing
 
-        async def call(wrapped, instance, args, kwargs):
-            scope, receive, send = asgi.call_arguments(args, kwargs)
-            if scope.get("type") == "http" and _FASTAPI_TELEMETRY not in scope:
+        def call(wrapped, instance, args, kwargs):
+            arguments = asgi.call_arguments(args, kwargs)
+            if arguments is None:
+                return wrapped(*args, **kwargs)
+            scope = arguments[0]
+            if isinstance(scope, dict) and scope.get("type") == "http" and _FASTAPI_TELEMETRY not in scope:
                 scope[_FASTAPI_TELEMETRY] = None
-            await asgi.traced_call(self.name, wrapped, scope, receive, send)
+            return asgi.traced_call(self.name, wrapped, *arguments)
 
         def route_selected(wrapped, instance, args, kwargs):
             served = web.current()
@@ -67,7 +70,7 @@ class FastAPIInstrumentation(Instrumentation):
             if served is not None and isinstance(path, str):
                 try:
                     if kwargs.get("mount"):
-                        served.mount(path[: -len("/{path}")] if path.endswith("/{path}") else path)
+                        served.mount(_mount_template(path))
                     else:
                         served.route(path)
                     kwargs["scope"][_SELECTED] = True
@@ -133,11 +136,16 @@ def _selected(route, args: tuple, kwargs: dict, mounted: bool) -> None:
         if scope.pop(_SELECTED, False):
             return
         if mounted:
-            served.mount(route.path)
+            served.mount(_mount_template(route.path_format))
         else:
-            served.route(route.path)
+            served.route(route.path_format)
     except Exception:
         report_failure(served.instrumentation)
+
+
+def _mount_template(path_format: str) -> str:
+    """A mount's own template: its ``path_format`` ends with the ``/{path}`` it hands down."""
+    return path_format[: -len("/{path}")] if path_format.endswith("/{path}") else path_format
 
 
 _routing = _Routing()
