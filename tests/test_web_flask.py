@@ -1,0 +1,204 @@
+"""The flask instrumentation: a Flask application on Werkzeug's server, real HTTP requests."""
+
+import time
+
+import pytest
+import requests
+import web_checks as checks
+from web_checks import ENDLESS_CLOSED, GATE, client_with, recorded  # noqa: F401 (fixtures)
+
+import oxapm
+from oxapm.contrib.wsgi import OxapmMiddleware
+
+flask = pytest.importorskip("flask")
+
+ROUTE_NAME = "GET /users/<int:user_id>"
+
+
+def make_app():
+    app = flask.Flask("web-tests")
+
+    @app.route("/users/<int:user_id>")
+    def user(user_id):
+        with oxapm.capture_span("load-user"):
+            trace_parent = oxapm.get_trace_parent_header() or ""
+        with checks.otel_tracer().start_as_current_span("otel-op"):
+            pass
+        response = flask.make_response("user %d" % user_id)
+        response.headers["x-trace-parent"] = trace_parent
+        response.headers["x-served-by"] = "test-app"
+        return response
+
+    @app.route("/echo", methods=["POST"])
+    def echo():
+        return flask.request.get_data()
+
+    @app.route("/form", methods=["POST"])
+    def form():
+        return ";".join("%s=%s" % item for item in sorted(flask.request.form.items()))
+
+    @app.route("/echo-then-boom", methods=["POST"])
+    def echo_then_boom():
+        flask.request.get_data()
+        raise ValueError("after body")
+
+    @app.route("/boom")
+    def boom():
+        raise ValueError("boom")
+
+    @app.route("/stream")
+    def stream():
+        def body():
+            for i in range(3):
+                if i == 2:
+                    GATE.wait(10)
+                with oxapm.capture_span("chunk"):
+                    chunk = "chunk %d\n" % i
+                yield chunk
+
+        return flask.Response(body())
+
+    @app.route("/endless")
+    def endless():
+        def body():
+            try:
+                while True:
+                    yield b"x" * 4096
+                    time.sleep(0.005)
+            finally:
+                ENDLESS_CLOSED.set()
+
+        return flask.Response(body())
+
+    @app.route("/renamed")
+    def renamed():
+        oxapm.set_transaction_name("custom name")
+        return "renamed"
+
+    return app
+
+
+@pytest.fixture(scope="module")
+def url():
+    with checks.wsgi_server(make_app()) as url:
+        yield url
+
+
+def test_a_request_is_a_transaction_named_after_its_url_rule(url, recorded):
+    checks.check_request(url, recorded, ROUTE_NAME, env=True)
+
+
+def test_no_route_is_unknown_route(url, recorded):
+    checks.check_unknown_route(url, recorded)
+
+
+def test_an_unhandled_exception_is_captured(url, recorded):
+    checks.check_unhandled_exception(url, recorded, "GET /boom")
+
+
+def test_the_application_names_its_transaction(url, recorded):
+    checks.check_app_renames(url, recorded)
+
+
+def test_trace_context_from_the_legacy_header_and_configured_propagators(url, recorded, monkeypatch):
+    checks.check_legacy_and_configured_propagators(url, recorded, monkeypatch)
+
+
+def test_headers_not_captured_when_capture_headers_is_off(url, client_with):
+    checks.check_headers_not_captured(url, client_with(capture_headers=False))
+
+
+@pytest.mark.parametrize("capture_body", ["off", "errors", "transactions", "all"])
+def test_body_capture(url, client_with, capture_body):
+    checks.check_body_capture(url, client_with(capture_body=capture_body), capture_body)
+
+
+def test_secrets_are_redacted_on_export(url, client_with):
+    checks.check_sanitized(url, client_with(capture_body="all"))
+
+
+def test_a_multipart_form_is_captured_as_fields_and_file_names(url, client_with):
+    checks.check_multipart_form(url, client_with(capture_body="all"))
+
+
+def test_ignored_urls_have_no_transaction(url, client_with):
+    recorded = client_with(transaction_ignore_urls="/users/*")
+    if not hasattr(recorded.client._engine, "ignores_url"):
+        pytest.skip("the engine has no ignores_url yet")
+    checks.check_ignored_urls(url, recorded)
+
+
+def test_a_streamed_body_ends_the_transaction_when_it_ends(url, recorded):
+    checks.check_streaming(url, recorded)
+
+
+def test_the_transaction_ends_when_the_client_goes_away(url, recorded):
+    checks.check_client_goes_away(url, recorded)
+    assert ENDLESS_CLOSED.wait(10)
+
+
+def test_otlp_export(url, recorded, otlp_http, monkeypatch):
+    checks.check_otlp(url, otlp_http, monkeypatch, ROUTE_NAME)
+
+
+@pytest.mark.parametrize("variable", ["OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", "ELASTIC_APM_DISABLED_INSTRUMENTATIONS"])
+def test_disabled_by_name(url, monkeypatch, variable):
+    checks.check_disabled(url, "flask", monkeypatch, variable)
+
+
+def test_an_agent_failure_leaves_requests_served(url, recorded, monkeypatch, caplog):
+    checks.check_internal_failure(url, recorded, monkeypatch, caplog)
+
+
+def test_uninstrument_restores_flask(url):
+    originals = {name: vars(flask.Flask)[name] for name in ("__call__", "full_dispatch_request", "handle_exception")}
+    client = checks.make_client()
+    try:
+        oxapm.instrument()
+        assert vars(flask.Flask)["__call__"] is not originals["__call__"]
+        oxapm.uninstrument()
+        for name, original in originals.items():
+            checks.uninstrumented_is_original(flask.Flask, name, original)
+        assert requests.get(url + "/users/3").text == "user 3"
+        assert checks.Recorded(client).poll().transactions == []
+    finally:
+        client.close()
+
+
+def test_a_propagated_exception_is_raised_unchanged_and_captured_once(recorded):
+    """With PROPAGATE_EXCEPTIONS, the view's exception leaves Flask: the same object reaches the
+    server side, and is one error."""
+    app = make_app()
+    app.config["PROPAGATE_EXCEPTIONS"] = True
+    raised = []
+
+    @app.route("/raise")
+    def raise_():
+        raised.append(KeyError("kept"))
+        raise raised[0]
+
+    caught = []
+
+    def catching(environ, start_response):
+        try:
+            return app(environ, start_response)
+        except KeyError as exc:
+            caught.append(exc)
+            start_response("500 Internal Server Error", [("Content-Type", "text/plain")])
+            return [b"caught"]
+
+    with checks.wsgi_server(catching) as url:
+        assert requests.get(url + "/raise").text == "caught"
+    assert caught == raised and caught[0] is raised[0]
+    transaction = recorded.transaction()
+    assert transaction["name"] == "GET /raise" and transaction["outcome"] == "failure"
+    (error,) = recorded.poll().errors
+    assert error["exception"]["type"] == "KeyError" and error["transaction_id"] == transaction["id"]
+
+
+def test_inside_a_hand_placed_middleware_one_transaction_named_by_flask(recorded):
+    with checks.wsgi_server(OxapmMiddleware(make_app())) as url:
+        assert requests.get(url + "/users/8").text == "user 8"
+    assert recorded.transaction()["name"] == ROUTE_NAME
+    time.sleep(0.1)
+    assert len(recorded.poll().transactions) == 1

@@ -1,0 +1,293 @@
+"""The starlette and fastapi instrumentations: a Starlette and a FastAPI application with the same
+endpoints, on uvicorn, with real HTTP requests."""
+
+import asyncio
+import time
+
+import pytest
+import requests
+import web_checks as checks
+from web_checks import ENDLESS_CLOSED, client_with, recorded  # noqa: F401 (fixtures)
+
+import oxapm
+from oxapm.contrib.asgi import OxapmMiddleware
+
+starlette = pytest.importorskip("starlette")
+fastapi = pytest.importorskip("fastapi")
+from starlette.applications import Starlette  # noqa: E402
+from starlette.requests import Request  # noqa: E402
+from starlette.responses import PlainTextResponse, Response, StreamingResponse  # noqa: E402
+from starlette.routing import Mount, Route  # noqa: E402
+
+ROUTE_NAME = "GET /users/{user_id}"
+FRAMEWORKS = ["starlette", "fastapi"]
+
+
+async def user(request: Request):
+    with oxapm.capture_span("load-user"):
+        trace_parent = oxapm.get_trace_parent_header() or ""
+    with checks.otel_tracer().start_as_current_span("otel-op"):
+        pass
+    headers = {"x-trace-parent": trace_parent, "x-served-by": "test-app"}
+    return PlainTextResponse("user %s" % request.path_params["user_id"], headers=headers)
+
+
+async def echo(request: Request):
+    return Response(await request.body())
+
+
+async def form(request: Request):
+    fields = await request.form()
+    return PlainTextResponse(";".join("%s=%s" % (k, v) for k, v in sorted(fields.items()) if isinstance(v, str)))
+
+
+async def echo_then_boom(request: Request):
+    await request.body()
+    raise ValueError("after body")
+
+
+async def boom(request: Request):
+    raise ValueError("boom")
+
+
+async def stream(request: Request):
+    async def chunks():
+        for i in range(3):
+            if i == 2:
+                await checks.wait_for_gate()
+            with oxapm.capture_span("chunk"):
+                chunk = "chunk %d\n" % i
+            yield chunk
+
+    return StreamingResponse(chunks())
+
+
+async def endless(request: Request):
+    async def chunks():
+        try:
+            while True:
+                yield b"x" * 4096
+                await asyncio.sleep(0.005)
+        finally:
+            ENDLESS_CLOSED.set()
+
+    return StreamingResponse(chunks())
+
+
+async def renamed(request: Request):
+    oxapm.set_transaction_name("custom name")
+    return PlainTextResponse("renamed")
+
+
+async def slow(request: Request):
+    n = int(request.path_params["n"])
+    oxapm.label(n=n)
+    async with oxapm.async_capture_span("slow", labels={"n": n}):
+        await asyncio.sleep(0.1)
+    return PlainTextResponse("slow %d" % n)
+
+
+async def item(request: Request):
+    return PlainTextResponse("item")
+
+
+async def raw_asgi(scope, receive, send):
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"raw"})
+
+
+ENDPOINTS = [
+    ("/users/{user_id:int}", user, ["GET"]),
+    ("/echo", echo, ["POST"]),
+    ("/form", form, ["POST"]),
+    ("/echo-then-boom", echo_then_boom, ["POST"]),
+    ("/boom", boom, ["GET"]),
+    ("/stream", stream, ["GET"]),
+    ("/endless", endless, ["GET"]),
+    ("/renamed", renamed, ["GET"]),
+    ("/slow/{n}", slow, ["GET"]),
+]
+
+
+def starlette_app():
+    """The endpoints, a mounted group of routes and a mounted application without routes."""
+    routes = [Route(path, endpoint, methods=methods) for path, endpoint, methods in ENDPOINTS]
+    routes.append(Mount("/api", routes=[Route("/items/{item_id}", item)]))
+    routes.append(Mount("/raw", app=raw_asgi))
+    return Starlette(routes=routes)
+
+
+def fastapi_app():
+    """The endpoints as API routes, routers included in routers, a mounted FastAPI application
+    and a mounted application without routes."""
+    app = fastapi.FastAPI()
+    for path, endpoint, methods in ENDPOINTS:
+        app.add_api_route(path, endpoint, methods=methods)
+    outer = fastapi.APIRouter(prefix="/api/{org}")
+    inner = fastapi.APIRouter(prefix="/v1")
+    inner.add_api_route("/items/{item_id}", item, methods=["GET"])
+    outer.include_router(inner)
+    app.include_router(outer)
+    sub = fastapi.FastAPI()
+    sub.add_api_route("/items/{item_id}", item, methods=["GET"])
+    app.mount("/sub", sub)
+    app.mount("/raw", raw_asgi)
+    return app
+
+
+TEMPLATES = {
+    "starlette": {"/api/items/3": "GET /api/items/{item_id}", "/raw/anything/here": "GET /raw/{path}"},
+    "fastapi": {
+        "/api/acme/v1/items/3": "GET /api/{org}/v1/items/{item_id}",
+        "/sub/items/3": "GET /sub/items/{item_id}",
+        "/raw/anything/here": "GET /raw/{path}",
+    },
+}
+
+
+@pytest.fixture(scope="module", params=FRAMEWORKS)
+def framework(request):
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def url(framework):
+    with checks.asgi_server(starlette_app() if framework == "starlette" else fastapi_app()) as url:
+        yield url
+
+
+def test_a_request_is_a_transaction_named_after_its_route(url, recorded):
+    checks.check_request(url, recorded, ROUTE_NAME)
+
+
+def test_route_templates_through_mounts_and_routers(url, framework, recorded):
+    for path in TEMPLATES[framework]:
+        assert requests.get(url + path).status_code == 200
+    names = {t["context"]["request"]["url"]["pathname"]: t["name"] for t in recorded.wait_for_transactions(len(TEMPLATES[framework]))}
+    assert names == TEMPLATES[framework]
+
+
+def test_no_route_is_unknown_route(url, recorded):
+    checks.check_unknown_route(url, recorded)
+
+
+def test_an_unhandled_exception_is_captured(url, recorded):
+    checks.check_unhandled_exception(url, recorded, "GET /boom")
+
+
+def test_the_application_names_its_transaction(url, recorded):
+    checks.check_app_renames(url, recorded)
+
+
+def test_trace_context_from_the_legacy_header_and_configured_propagators(url, recorded, monkeypatch):
+    checks.check_legacy_and_configured_propagators(url, recorded, monkeypatch)
+
+
+def test_headers_not_captured_when_capture_headers_is_off(url, client_with):
+    checks.check_headers_not_captured(url, client_with(capture_headers=False))
+
+
+@pytest.mark.parametrize("capture_body", ["off", "errors", "transactions", "all"])
+def test_body_capture(url, client_with, capture_body):
+    checks.check_body_capture(url, client_with(capture_body=capture_body), capture_body)
+
+
+def test_secrets_are_redacted_on_export(url, client_with):
+    checks.check_sanitized(url, client_with(capture_body="all"))
+
+
+def test_a_multipart_form_is_captured_as_fields_and_file_names(url, client_with):
+    checks.check_multipart_form(url, client_with(capture_body="all"))
+
+
+def test_ignored_urls_have_no_transaction(url, client_with):
+    checks.check_ignored_urls(url, client_with(transaction_ignore_urls="/users/*"))
+
+
+def test_a_streaming_response_ends_the_transaction_when_it_ends(url, recorded):
+    checks.check_streaming(url, recorded)
+
+
+def test_the_transaction_ends_when_the_client_goes_away(url, recorded):
+    checks.check_client_goes_away(url, recorded)
+    assert ENDLESS_CLOSED.wait(10)
+
+
+def test_concurrent_requests_keep_their_own_transaction(url, recorded):
+    checks.check_concurrent_requests(url, recorded)
+
+
+def test_otlp_export(url, recorded, otlp_http, monkeypatch):
+    checks.check_otlp(url, otlp_http, monkeypatch, ROUTE_NAME)
+
+
+@pytest.mark.parametrize("variable", ["OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", "ELASTIC_APM_DISABLED_INSTRUMENTATIONS"])
+def test_disabled_by_name(url, framework, monkeypatch, variable):
+    checks.check_disabled(url, framework, monkeypatch, variable)
+
+
+def test_an_agent_failure_leaves_requests_served(url, recorded, monkeypatch, caplog):
+    checks.check_internal_failure(url, recorded, monkeypatch, caplog)
+
+
+def test_uninstrument_restores_starlette_and_fastapi(url):
+    from fastapi import routing as fastapi_routing
+    from starlette import routing
+
+    patched = [(Starlette, "__call__"), (fastapi.FastAPI, "__call__"), (routing.Route, "handle"), (routing.Mount, "handle")]
+    if "_route_selected" in vars(fastapi_routing):
+        patched.append((fastapi_routing, "_route_selected"))
+    originals = [vars(owner)[name] for owner, name in patched]
+    client = checks.make_client()
+    try:
+        oxapm.instrument()
+        assert all(vars(owner)[name] is not original for (owner, name), original in zip(patched, originals))
+        oxapm.uninstrument()
+        assert all(vars(owner)[name] is original for (owner, name), original in zip(patched, originals))
+        assert requests.get(url + "/users/3").text == "user 3"
+        assert checks.Recorded(client).poll().transactions == []
+    finally:
+        client.close()
+
+
+def test_one_instrumentation_disabled_keeps_the_routing_of_the_other(monkeypatch):
+    """starlette and fastapi share the routing patches: disabling one leaves the other whole."""
+    monkeypatch.setenv("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", "starlette")
+    client = checks.make_client()
+    try:
+        oxapm.instrument()
+        recorded = checks.Recorded(client)
+        with checks.asgi_server(starlette_app()) as url:
+            assert requests.get(url + "/users/1").text == "user 1"
+        with checks.asgi_server(fastapi_app()) as url:
+            assert requests.get(url + "/api/acme/v1/items/3").text == "item"
+        assert [t["name"] for t in recorded.wait_for_transactions(1)] == ["GET /api/{org}/v1/items/{item_id}"]
+    finally:
+        oxapm.uninstrument()
+        client.close()
+
+
+def test_inside_a_hand_placed_middleware_one_transaction_named_by_the_framework(framework, recorded):
+    app = starlette_app() if framework == "starlette" else fastapi_app()
+    with checks.asgi_server(OxapmMiddleware(app)) as url:
+        assert requests.get(url + "/users/8").text == "user 8"
+    assert recorded.transaction()["name"] == ROUTE_NAME
+    time.sleep(0.1)
+    assert len(recorded.poll().transactions) == 1
+
+
+def test_fastapi_telemetry_stands_aside_for_oxapm(recorded, monkeypatch):
+    """With oxapm as OpenTelemetry's tracer provider, FastAPI's own telemetry would start a
+    second transaction for each request: it does not."""
+    from opentelemetry import trace
+
+    from oxapm.otel.trace import TracerProvider
+
+    monkeypatch.setattr(trace, "_TRACER_PROVIDER", TracerProvider(recorded.client))
+    with checks.asgi_server(fastapi_app()) as url:
+        assert requests.get(url + "/users/4").text == "user 4"
+    recorded.wait_for_transactions(1)
+    time.sleep(0.1)
+    transactions = recorded.poll().of("transaction")
+    assert [t["name"] for t in transactions] == [ROUTE_NAME]
+    assert {s["name"] for s in recorded.spans} == {"load-user", "otel-op"}

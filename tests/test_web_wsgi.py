@@ -1,0 +1,200 @@
+"""The generic WSGI middleware (``oxapm.contrib.wsgi.OxapmMiddleware``) around a framework-less
+application, on Werkzeug's server and on gunicorn, with real HTTP requests."""
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import parse_qsl
+
+import pytest
+import requests
+import web_checks as checks
+from web_checks import ENDLESS_CLOSED, GATE, client_with, recorded  # noqa: F401 (fixtures)
+
+import oxapm
+from oxapm.contrib.wsgi import OxapmMiddleware
+
+UNKNOWN = "GET unknown route"
+
+
+def application(environ, start_response):
+    """The test routes, by hand."""
+    method, path = environ["REQUEST_METHOD"], environ["PATH_INFO"]
+    body = []
+    headers = [("Content-Type", "text/plain"), ("X-Served-By", "test-app")]
+    if path.startswith("/users/"):
+        with oxapm.capture_span("load-user"):
+            headers.append(("X-Trace-Parent", oxapm.get_trace_parent_header() or ""))
+        with checks.otel_tracer().start_as_current_span("otel-op"):
+            pass
+        body = [b"user " + path[len("/users/"):].encode()]
+    elif method == "POST" and path in ("/echo", "/form", "/echo-then-boom"):
+        data = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        if path == "/echo-then-boom":
+            raise ValueError("after body")
+        if path == "/form":
+            data = ";".join("%s=%s" % item for item in sorted(parse_qsl(data.decode()))).encode()
+        body = [data]
+    elif path == "/boom":
+        raise ValueError("boom")
+    elif path == "/stream":
+        start_response("200 OK", headers)
+        return _stream()
+    elif path == "/endless":
+        start_response("200 OK", headers)
+        return _endless()
+    elif path == "/renamed":
+        oxapm.set_transaction_name("custom name")
+        body = [b"renamed"]
+    else:
+        start_response("404 Not Found", headers)
+        return [b"not found"]
+    start_response("200 OK", headers)
+    return body
+
+
+def _stream():
+    for i in range(3):
+        if i == 2:
+            GATE.wait(10)
+        with oxapm.capture_span("chunk"):
+            chunk = ("chunk %d\n" % i).encode()
+        yield chunk
+
+
+def _endless():
+    try:
+        while True:
+            yield b"x" * 4096
+            time.sleep(0.005)
+    finally:
+        ENDLESS_CLOSED.set()
+
+
+@pytest.fixture(scope="module")
+def url():
+    with checks.wsgi_server(OxapmMiddleware(application)) as url:
+        yield url
+
+
+def test_a_request_is_a_transaction(url, recorded):
+    checks.check_request(url, recorded, UNKNOWN, env=True)
+
+
+def test_not_found(url, recorded):
+    checks.check_unknown_route(url, recorded)
+
+
+def test_an_exception_of_the_application_is_captured(url, recorded):
+    checks.check_unhandled_exception(url, recorded, UNKNOWN)
+
+
+def test_the_application_names_its_transaction(url, recorded):
+    checks.check_app_renames(url, recorded)
+
+
+def test_trace_context_from_the_legacy_header_and_configured_propagators(url, recorded, monkeypatch):
+    checks.check_legacy_and_configured_propagators(url, recorded, monkeypatch)
+
+
+def test_headers_not_captured_when_capture_headers_is_off(url, client_with):
+    checks.check_headers_not_captured(url, client_with(capture_headers=False))
+
+
+@pytest.mark.parametrize("capture_body", ["off", "errors", "transactions", "all"])
+def test_body_capture(url, client_with, capture_body):
+    checks.check_body_capture(url, client_with(capture_body=capture_body), capture_body)
+
+
+def test_secrets_are_redacted_on_export(url, client_with):
+    checks.check_sanitized(url, client_with(capture_body="all"))
+
+
+def test_ignored_urls_have_no_transaction(url, client_with):
+    checks.check_ignored_urls(url, client_with(transaction_ignore_urls="/users/*"))
+
+
+def test_a_streamed_body_ends_the_transaction_when_it_ends(url, recorded):
+    checks.check_streaming(url, recorded)
+
+
+def test_the_transaction_ends_when_the_client_goes_away(url, recorded):
+    checks.check_client_goes_away(url, recorded)
+    assert ENDLESS_CLOSED.wait(10)
+
+
+def test_otlp_export(url, recorded, otlp_http, monkeypatch):
+    checks.check_otlp(url, otlp_http, monkeypatch, UNKNOWN)
+
+
+def test_an_agent_failure_leaves_requests_served(url, recorded, monkeypatch, caplog):
+    checks.check_internal_failure(url, recorded, monkeypatch, caplog)
+
+
+def test_an_exception_leaves_the_middleware_unchanged(recorded):
+    raised = []
+
+    def failing(environ, start_response):
+        raised.append(KeyError("kept"))
+        raise raised[0]
+
+    traced = OxapmMiddleware(failing)
+    caught = []
+
+    def catching(environ, start_response):
+        try:
+            return traced(environ, start_response)
+        except KeyError as exc:
+            caught.append(exc)
+            start_response("500 Internal Server Error", [])
+            return [b"caught"]
+
+    with checks.wsgi_server(catching) as url:
+        assert requests.get(url + "/x").text == "caught"
+    assert caught[0] is raised[0]
+    transaction = recorded.transaction()
+    assert transaction["result"] == "HTTP 5xx" and transaction["outcome"] == "failure"
+    (error,) = recorded.poll().errors
+    assert error["exception"]["type"] == "KeyError" and error["transaction_id"] == transaction["id"]
+
+
+def test_under_gunicorn(tmp_path, intake):
+    """A gunicorn worker (a forked process) reports each request to an APM Server."""
+    (tmp_path / "traced_app.py").write_text(
+        "import oxapm\n"
+        "from oxapm.contrib.wsgi import OxapmMiddleware\n"
+        "client = oxapm.Client(service_name='gunicorn-app', server_url=%r, api_request_time='50ms')\n"
+        "def app(environ, start_response):\n"
+        "    data = environ['wsgi.input'].read()\n"
+        "    start_response('200 OK', [('Content-Type', 'text/plain')])\n"
+        "    return [b'got ' + data]\n"
+        "app = OxapmMiddleware(app)\n" % intake.url
+    )
+    sock = checks._loopback_socket()
+    port = sock.getsockname()[1]
+    sock.close()
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), str(Path(oxapm.__file__).parent.parent)]), ELASTIC_APM_CAPTURE_BODY="all")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-w", "1", "-b", "127.0.0.1:%d" % port, "traced_app:app"],
+        cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                response = requests.post("http://127.0.0.1:%d/orders?id=3" % port, data=b"two items")
+                break
+            except requests.ConnectionError:
+                assert time.monotonic() < deadline and server.poll() is None, "gunicorn did not start"
+                time.sleep(0.1)
+        assert response.text == "got two items"
+        assert intake.wait_for(lambda requests: any("transaction" in line for r in requests for line in r["lines"]), timeout=10)
+    finally:
+        server.terminate()
+        server.wait(10)
+    (transaction,) = [body for kind, body in intake.events() if kind == "transaction"]
+    assert transaction["name"] == "POST unknown route" and transaction["result"] == "HTTP 2xx"
+    assert transaction["context"]["request"]["body"] == "two items"
+    assert transaction["context"]["request"]["url"]["search"] == "?id=3"
