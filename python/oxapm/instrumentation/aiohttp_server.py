@@ -1,8 +1,8 @@
 """aiohttp's server: each request a transaction, around ``RequestHandler._handle_request`` (the
 handler, middlewares included, then the writing of its response: a ``StreamResponse`` ends when
-its body does). Named after the resource's canonical route, sub-application prefixes included:
-``GET /users/{id}``. Exceptions of the handler other than ``web.HTTPException`` (aiohttp answers
-500) are captured.
+its body does), its status and headers as ``StreamResponse.prepare`` sends them. Named after the
+resource's canonical route, sub-application prefixes included: ``GET /users/{id}``. Exceptions of
+the handler other than ``web.HTTPException`` are captured when aiohttp answers them with a 5xx.
 
 The body: what the application read with ``request.read()``/``text()``/``json()``/``post()``, as
 aiohttp keeps it; nothing is read for the agent.
@@ -22,7 +22,7 @@ class AioHttpServerInstrumentation(Instrumentation):
     name = "aiohttp-server"
 
     def apply(self) -> None:
-        from aiohttp import web_protocol
+        from aiohttp import web_protocol, web_response
         from aiohttp.web_exceptions import HTTPException
 
         async def handle_request(wrapped, instance, args, kwargs):
@@ -48,20 +48,27 @@ class AioHttpServerInstrumentation(Instrumentation):
             served.body_source = lambda: _body(request)
             tokens = served.activate()
             try:
-                response, reset = await wrapped(request, start_time, traced_handler)
-                try:
-                    served.respond(response.status, response.headers.items())
-                except Exception:
-                    report_failure(self.name)
-                return response, reset
-            except BaseException as exc:
-                served.failed(exc)
-                raise
+                # aiohttp answers the handler's exceptions itself; what leaves is a cancellation
+                # or a failure to write the response (the client went away).
+                return await wrapped(request, start_time, traced_handler)
             finally:
                 served.end()
                 served.deactivate(tokens)
 
+        async def prepare(wrapped, instance, args, kwargs):
+            writer = await wrapped(*args, **kwargs)
+            served = web.current()
+            # The first response prepared is the one sent: an error response aiohttp makes when
+            # a streaming handler fails after that is not.
+            if served is not None and served.status is None:
+                try:
+                    served.respond(instance.status, instance.headers.items())
+                except Exception:
+                    report_failure(self.name)
+            return writer
+
         self.wrap(web_protocol.RequestHandler, "_handle_request", handle_request)
+        self.wrap(web_response.StreamResponse, "prepare", prepare)
 
 
 def incoming(request: Any) -> web.Incoming:
