@@ -162,9 +162,12 @@ def _module_named(name: str) -> Optional[Tuple[str, ...]]:
 
 
 def _canonical(name: str) -> str:
-    import re
-
-    return re.sub(r"[-_.]+", "-", name).lower()
+    """PEP 503's normalized name: runs of ``-``, ``_`` and ``.`` become one ``-``, lower case.
+    Without ``re``: this runs at every start, for each registered library."""
+    name = name.lower().replace("_", "-").replace(".", "-")
+    while "--" in name:
+        name = name.replace("--", "-")
+    return name
 
 
 def _cache_key() -> Tuple[Any, ...]:
