@@ -20,7 +20,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 import oxapm
 from oxapm import traces
 
-pytest_plugins = ["servers"]  # postgres, mariadb, redis_server, memcached, odbc_postgres: real servers on loopback
+# servers: postgres, mariadb, redis_server, memcached, odbc_postgres (real servers on loopback);
+# web_checks: recorded, client_with (memory clients for the web framework tests)
+pytest_plugins = ["servers", "web_checks"]
 
 SCHEMA_DIR = Path(__file__).parent / "specs" / "intake-v2"
 _validators: Dict[str, jsonschema.Draft4Validator] = {}

@@ -6,7 +6,7 @@ import asyncio
 import pytest
 import requests
 import web_checks as checks
-from web_checks import ENDLESS_CLOSED, client_with, recorded  # noqa: F401 (fixtures)
+from web_checks import ENDLESS_CLOSED
 
 import oxapm
 

@@ -7,7 +7,7 @@ import time
 import pytest
 import requests
 import web_checks as checks
-from web_checks import ENDLESS_CLOSED, GATE, client_with, recorded  # noqa: F401 (fixtures)
+from web_checks import ENDLESS_CLOSED, GATE
 
 import oxapm
 

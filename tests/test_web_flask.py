@@ -5,7 +5,7 @@ import time
 import pytest
 import requests
 import web_checks as checks
-from web_checks import ENDLESS_CLOSED, GATE, client_with, recorded  # noqa: F401 (fixtures)
+from web_checks import ENDLESS_CLOSED, GATE
 
 import oxapm
 from oxapm.contrib.wsgi import OxapmMiddleware
@@ -201,3 +201,28 @@ def test_inside_a_hand_placed_middleware_one_transaction_named_by_flask(recorded
     assert recorded.transaction()["name"] == ROUTE_NAME
     time.sleep(0.1)
     assert len(recorded.poll().transactions) == 1
+
+
+def test_an_opentelemetry_instrumentation_of_the_same_app_is_no_second_transaction(recorded, monkeypatch):
+    """OpenTelemetry's Flask instrumentation on an application oxapm traces finds oxapm's
+    transaction current (one context): its span is a child, not another transaction."""
+    FlaskInstrumentor = pytest.importorskip("opentelemetry.instrumentation.flask").FlaskInstrumentor
+    from opentelemetry import propagate, trace
+
+    from oxapm.otel.propagators import propagator_from_names
+    from oxapm.otel.trace import TracerProvider
+
+    monkeypatch.setattr(trace, "_TRACER_PROVIDER", TracerProvider(recorded.client))
+    monkeypatch.setattr(propagate, "_HTTP_TEXT_FORMAT", propagator_from_names("tracecontext,baggage"))
+    app = make_app()
+    FlaskInstrumentor().instrument_app(app)
+    try:
+        with checks.wsgi_server(app) as url:
+            assert requests.get(url + "/users/6", headers={"traceparent": checks.TRACEPARENT}).text == "user 6"
+    finally:
+        FlaskInstrumentor().uninstrument_app(app)
+    transaction = recorded.transaction()
+    time.sleep(0.1)
+    assert [t["name"] for t in recorded.poll().of("transaction")] == [ROUTE_NAME]
+    (contrib,) = [s for s in recorded.spans if s["name"] == ROUTE_NAME]
+    assert contrib["parent_id"] == transaction["id"] and contrib["otel"]["span_kind"] == "INTERNAL"

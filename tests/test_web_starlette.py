@@ -7,7 +7,7 @@ import time
 import pytest
 import requests
 import web_checks as checks
-from web_checks import ENDLESS_CLOSED, client_with, recorded  # noqa: F401 (fixtures)
+from web_checks import ENDLESS_CLOSED
 
 import oxapm
 from oxapm.contrib.asgi import OxapmMiddleware
@@ -15,6 +15,8 @@ from oxapm.contrib.asgi import OxapmMiddleware
 starlette = pytest.importorskip("starlette")
 fastapi = pytest.importorskip("fastapi")
 from starlette.applications import Starlette  # noqa: E402
+from starlette.middleware import Middleware  # noqa: E402
+from starlette.middleware.base import BaseHTTPMiddleware  # noqa: E402
 from starlette.requests import Request  # noqa: E402
 from starlette.responses import PlainTextResponse, Response, StreamingResponse  # noqa: E402
 from starlette.routing import Mount, Route  # noqa: E402
@@ -28,8 +30,7 @@ async def user(request: Request):
         trace_parent = oxapm.get_trace_parent_header() or ""
     with checks.otel_tracer().start_as_current_span("otel-op"):
         pass
-    headers = {"x-trace-parent": trace_parent, "x-served-by": "test-app"}
-    return PlainTextResponse("user %s" % request.path_params["user_id"], headers=headers)
+    return PlainTextResponse("user %s" % request.path_params["user_id"], headers={"x-trace-parent": trace_parent})
 
 
 async def echo(request: Request):
@@ -109,18 +110,27 @@ ENDPOINTS = [
 ]
 
 
+async def served_by(request: Request, call_next):
+    """A BaseHTTPMiddleware: Starlette runs what is below it in a task of its own."""
+    response = await call_next(request)
+    response.headers["x-served-by"] = "test-app"
+    return response
+
+
 def starlette_app():
-    """The endpoints, a mounted group of routes and a mounted application without routes."""
+    """The endpoints behind a BaseHTTPMiddleware, a mounted group of routes and a mounted
+    application without routes."""
     routes = [Route(path, endpoint, methods=methods) for path, endpoint, methods in ENDPOINTS]
     routes.append(Mount("/api", routes=[Route("/items/{item_id}", item)]))
     routes.append(Mount("/raw", app=raw_asgi))
-    return Starlette(routes=routes)
+    return Starlette(routes=routes, middleware=[Middleware(BaseHTTPMiddleware, dispatch=served_by)])
 
 
 def fastapi_app():
-    """The endpoints as API routes, routers included in routers, a mounted FastAPI application
-    and a mounted application without routes."""
+    """The endpoints as API routes behind a BaseHTTPMiddleware, routers included in routers, a
+    mounted FastAPI application and a mounted application without routes."""
     app = fastapi.FastAPI()
+    app.add_middleware(BaseHTTPMiddleware, dispatch=served_by)
     for path, endpoint, methods in ENDPOINTS:
         app.add_api_route(path, endpoint, methods=methods)
     outer = fastapi.APIRouter(prefix="/api/{org}")

@@ -83,7 +83,7 @@ def asgi_server(app):
     import uvicorn
 
     sock = _loopback_socket()
-    server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_level="error", access_log=False))
+    server = uvicorn.Server(uvicorn.Config(app, lifespan="off", ws="none", log_level="critical", access_log=False))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     _wait(lambda: server.started, "uvicorn did not start")
