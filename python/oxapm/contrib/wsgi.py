@@ -171,9 +171,13 @@ class _ResponseBody:
 
     def close(self) -> None:
         served = self._served
+        close = getattr(self._body, "close", None)
+        if served.ended:  # the body was exhausted: closing is no part of the request any more
+            if close is not None:
+                close()
+            return
         tokens = served.activate()
         try:
-            close = getattr(self._body, "close", None)
             if close is not None:
                 close()
         except BaseException as exc:

@@ -142,6 +142,10 @@ class Served:
             transaction._set_context("request", self._request())
 
     @property
+    def ended(self) -> bool:
+        return self._ended
+
+    @property
     def keeps_body(self) -> bool:
         """Whether the body the application reads is to be kept (``keep``)."""
         return self._kept is not None
@@ -215,10 +219,11 @@ class Served:
             if self._raised is not None and (status is None or status >= 500):
                 self._capture(self._raised)
             failed = self._failed or (status is not None and status >= 500)
-            if transaction.result is None and (status is not None or failed):
-                transaction.result = "HTTP %dxx" % (status // 100) if status is not None else "HTTP 5xx"
-            if transaction.outcome is None and (status is not None or failed):
-                transaction.outcome = OUTCOME.FAILURE if failed else OUTCOME.SUCCESS
+            if status is not None or failed:  # else the client went away before any response
+                if transaction.result is None:
+                    transaction.result = "HTTP %dxx" % (status // 100) if status is not None else "HTTP 5xx"
+                if transaction.outcome is None:
+                    transaction.outcome = OUTCOME.FAILURE if failed else OUTCOME.SUCCESS
             if transaction.is_sampled:
                 self._add_context(transaction, status)
         except Exception:
@@ -400,6 +405,7 @@ def _cut(value: Any) -> Any:
 
 
 def _charset(content_type: str) -> str:
+    """The charset a Content-Type names, if Python knows it; else UTF-8."""
     for parameter in content_type.split(";")[1:]:
         name, _, value = parameter.strip().partition("=")
         if name.lower() == "charset" and value:
@@ -415,9 +421,7 @@ def _charset(content_type: str) -> str:
 def _header_map(pairs: Iterable[Tuple[Any, Any]]) -> Dict[str, Union[str, List[str]]]:
     """Headers as the intake wants them: lower-case names, a list for a repeated one."""
     headers: Dict[str, Union[str, List[str]]] = {}
-    for name, value in pairs:
-        name = (name.decode("latin-1") if isinstance(name, bytes) else str(name)).lower()
-        value = value.decode("latin-1") if isinstance(value, bytes) else str(value)
+    for name, value in _text_pairs(pairs):
         add_field(headers, name, value)
     return headers
 
@@ -425,8 +429,13 @@ def _header_map(pairs: Iterable[Tuple[Any, Any]]) -> Dict[str, Union[str, List[s
 def header_dict(pairs: Iterable[Tuple[Any, Any]]) -> Dict[str, str]:
     """Request headers by lower-case name, repeated ones joined with commas (as HTTP allows)."""
     headers: Dict[str, str] = {}
-    for name, value in pairs:
-        name = (name.decode("latin-1") if isinstance(name, bytes) else str(name)).lower()
-        value = value.decode("latin-1") if isinstance(value, bytes) else str(value)
+    for name, value in _text_pairs(pairs):
         headers[name] = headers[name] + "," + value if name in headers else value
     return headers
+
+
+def _text_pairs(pairs: Iterable[Tuple[Any, Any]]) -> Iterable[Tuple[str, str]]:
+    """Header pairs as text (ASGI gives bytes, as they came: latin-1), names in lower case."""
+    for name, value in pairs:
+        name = name.decode("latin-1") if isinstance(name, bytes) else str(name)
+        yield name.lower(), value.decode("latin-1") if isinstance(value, bytes) else str(value)
