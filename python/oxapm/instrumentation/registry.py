@@ -71,3 +71,7 @@ def _release(version: str) -> Tuple[int, ...]:
         if digits < len(piece):
             break
     return tuple(numbers)
+
+
+# Caches
+register("redis", Entry("oxapm.instrumentation.redis:RedisInstrumentation", ("redis",), ("redis",), ">=4.2,<9"))
