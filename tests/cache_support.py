@@ -1,5 +1,6 @@
 """What the cache instrumentation tests share: applying oxapm's own instrumentations of the libraries
-under test, a loopback port nothing listens on, and cache servers listening on a unix socket."""
+under test, the context their spans are exported with, a loopback port nothing listens on, and cache
+servers listening on a unix socket."""
 
 import socket
 
@@ -27,6 +28,14 @@ def instrument(monkeypatch):
 
     yield apply
     oxapm.uninstrument()
+
+
+def exported_context(subtype, *server):
+    """A cache span's context as exported: the cache as db type, the server (a host and port, a
+    socket's path, or none) as destination, and the service target the engine infers from them."""
+    destination = dict(zip(("address", "port"), server))
+    destination["service"] = {"name": "", "resource": subtype, "type": ""}  # the deprecated form, still filled
+    return {"db": {"type": subtype}, "destination": destination, "service": {"target": {"type": subtype}}}
 
 
 def closed_port() -> int:

@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 import servers
-from cache_support import closed_port, instrument, memcached_unix_socket  # noqa: F401 (fixtures)
+from cache_support import closed_port, exported_context, instrument, memcached_unix_socket  # noqa: F401 (fixtures)
 from conftest import attributes, exported, spans_of, use_otlp
 
 import oxapm
@@ -107,8 +107,7 @@ def test_each_command_is_an_exit_span(client, instrument, memcached, flavour, ke
     for span in events.spans:
         assert (span["type"], span["subtype"], span["action"], span["outcome"]) == ("db", "memcached", "query", "success")
         assert span["parent_id"] == transaction.id
-        assert span["context"]["db"] == {"type": "memcached"}
-        assert span["context"]["destination"] == {"address": servers.HOST, "port": memcached.port}
+        assert span["context"] == exported_context("memcached", servers.HOST, memcached.port)
     assert [s for s in (key, SECRET_VALUE) if s in json.dumps(events.all)] == []
 
 
@@ -170,7 +169,7 @@ def test_a_closed_server(client, instrument, flavour):
     client.end_transaction("job")
     (span,) = exported(client).spans
     assert (span["name"], span["outcome"]) == (flavour.span_name("get"), "failure" if flavour.refused else "success")
-    assert span["context"]["destination"] == {"address": servers.HOST, "port": port}
+    assert span["context"] == exported_context("memcached", servers.HOST, port)
 
 
 @pytest.mark.parametrize("flavour", FLAVOURS, ids=repr)
@@ -182,7 +181,7 @@ def test_a_unix_socket_is_the_address_without_a_port(client, instrument, memcach
     client.end_transaction("job")
     close(cache)
     (span,) = exported(client).spans
-    assert span["context"]["destination"] == {"address": memcached_unix_socket}
+    assert span["context"] == exported_context("memcached", memcached_unix_socket)
 
 
 @pytest.mark.parametrize("flavour", SEVERAL_SERVERS, ids=repr)
@@ -197,7 +196,7 @@ def test_a_client_of_several_servers_has_no_destination(client, instrument, memc
     close(cache)
     spans = exported(client).spans
     assert [span["name"] for span in spans] == [flavour.span_name("set"), flavour.span_name(flavour.get_many)]
-    assert [span["context"] for span in spans] == [{"db": {"type": "memcached"}}] * 2
+    assert [span["context"] for span in spans] == [exported_context("memcached")] * 2
 
 
 @pytest.mark.parametrize("flavour", FLAVOURS, ids=repr)

@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 import servers
-from cache_support import closed_port, instrument, redis_unix_socket  # noqa: F401 (fixtures)
+from cache_support import closed_port, exported_context, instrument, redis_unix_socket  # noqa: F401 (fixtures)
 from conftest import attributes, exported, spans_of, use_otlp
 
 import oxapm
@@ -67,8 +67,7 @@ def test_each_command_is_an_exit_span(client, instrument, cache, redis_server, k
     for span in events.spans:
         assert (span["type"], span["subtype"], span["action"], span["outcome"]) == ("db", "redis", "query", "success")
         assert span["parent_id"] == transaction.id
-        assert span["context"]["db"] == {"type": "redis"}  # no statement, no instance
-        assert span["context"]["destination"] == {"address": servers.HOST, "port": redis_server.port}
+        assert span["context"] == exported_context("redis", servers.HOST, redis_server.port)  # no statement, no instance
     assert leaked(events, key, SECRET_VALUE, servers.PASSWORD) == []
 
 
@@ -122,7 +121,7 @@ def test_a_closed_server_fails_with_a_connection_error(client, instrument):
     client.end_transaction("job")
     (span,) = exported(client).spans
     assert (span["name"], span["outcome"]) == ("GET", "failure")
-    assert span["context"]["destination"] == {"address": servers.HOST, "port": port}
+    assert span["context"] == exported_context("redis", servers.HOST, port)
 
 
 def test_a_pipeline_is_one_span_named_after_its_kind(client, instrument, cache, key):
@@ -184,7 +183,7 @@ def test_asyncio_commands_and_pipelines_under_concurrency(client, instrument, re
     assert {span["parent_id"] for span in spans} == {transaction.id}  # siblings, none inside another
     assert [span["name"] for span in spans if span["outcome"] == "failure"] == ["LPUSH"]
     assert {span["subtype"] for span in spans} == {"redis"}
-    assert {json.dumps(span["context"]["destination"]) for span in spans} == {json.dumps({"address": servers.HOST, "port": redis_server.port})}
+    assert all(span["context"] == exported_context("redis", servers.HOST, redis_server.port) for span in spans)
 
 
 def test_a_unix_socket_is_the_address_without_a_port(client, instrument, redis_unix_socket):
@@ -195,7 +194,7 @@ def test_a_unix_socket_is_the_address_without_a_port(client, instrument, redis_u
     client.end_transaction("job")
     cache.close()
     (span,) = exported(client).spans
-    assert span["context"]["destination"] == {"address": redis_unix_socket}
+    assert span["context"] == exported_context("redis", redis_unix_socket)
 
 
 def test_no_span_outside_a_transaction(client, instrument, cache, key):
