@@ -71,3 +71,10 @@ def _release(version: str) -> Tuple[int, ...]:
         if digits < len(piece):
             break
     return tuple(numbers)
+
+
+# Caches
+register("redis", Entry("oxapm.instrumentation.redis:RedisInstrumentation", ("redis",), ("redis",), ">=4.2,<9"))
+register("pymemcache", Entry("oxapm.instrumentation.pymemcache:PymemcacheInstrumentation", ("pymemcache",), ("pymemcache",), ">=4.0,<5"))
+register("python-memcached", Entry("oxapm.instrumentation.python_memcached:PythonMemcachedInstrumentation", ("memcache",), ("python-memcached",), ">=1.59,<2"))
+register("pylibmc", Entry("oxapm.instrumentation.pylibmc:PylibmcInstrumentation", ("pylibmc",), ("pylibmc",), ">=1.6,<2"))
