@@ -11,7 +11,7 @@ name) is what groups the spans.
 
 from __future__ import annotations
 
-from oxapm import _core, traces
+from oxapm import traces
 from oxapm.instrumentation.base import report_failure
 from oxapm.instrumentation.spans import end_span, start_span
 
@@ -94,7 +94,7 @@ class CacheSpans:
     def _start(self, name: Naming, client: Any, args: tuple) -> Optional[Started]:
         try:
             parent = traces._get_current()
-            if parent is None or _traced_by_otel_client(parent):
+            if parent is None:
                 return None
             context: Dict[str, Any] = {"db": self.db}
             where = self.destination_of(client)
@@ -106,17 +106,3 @@ class CacheSpans:
             return None
         return start_span(self.instrumentation, span_name, "db", self.subtype, "query", context)
 
-
-def _traced_by_otel_client(parent: Any) -> bool:
-    """Whether ``parent`` is a CLIENT span the OpenTelemetry API started: an OpenTelemetry contrib
-    instrumentation of the same library patched it over ours, and reports this call already. (An
-    exit span of ours above theirs needs no check: exit spans are leaves.)"""
-    if isinstance(parent, _core.Span):
-        elastic_type = parent.type
-    elif isinstance(parent, _core.Transaction):
-        elastic_type = parent.transaction_type
-    else:  # a span the engine does not record (remote, unsampled): start_span records nothing below it
-        return False
-    # What the OpenTelemetry API starts has type "unknown" until the export maps it: only those
-    # are asked their kind, which would import opentelemetry.
-    return elastic_type == "unknown" and parent.kind.name == "CLIENT"
