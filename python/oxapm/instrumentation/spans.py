@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from contextvars import Token
     from typing import Any, Dict, Optional, Tuple
 
-    Started = Tuple[_core.Span, Token]
+    Started = Tuple[_core.Span, Optional[Token]]
 
 
 def start_span(
@@ -58,10 +58,8 @@ def end_span(
         return
     span, token = started
     try:
-        try:
-            traces._reset_current(token)
-        except (ValueError, RuntimeError):  # ended in another context (a callback, a thread)
-            traces._restore(token)
+        if token is not None:
+            _leave(token)
         for key, data in (context or {}).items():
             span.update_context(key, data)
         if outcome is not None:
@@ -69,6 +67,28 @@ def end_span(
         span._end(failed)
     except Exception:
         report_failure(instrumentation)
+
+
+def detach(instrumentation: str, started: Optional[Started]) -> Optional[Started]:
+    """Makes the parent of what ``start_span`` started current again while the span stays open,
+    for a call answered through another one (http.client's ``request``, then ``getresponse``):
+    what the application does in between is not below it. ``end_span`` takes what it returns."""
+    if started is None:
+        return None
+    span, token = started
+    try:
+        if token is not None:
+            _leave(token)
+    except Exception:
+        report_failure(instrumentation)
+    return span, None
+
+
+def _leave(token: Token) -> None:
+    try:
+        traces._reset_current(token)
+    except (ValueError, RuntimeError):  # left in another context (a callback, a thread)
+        traces._restore(token)
 
 
 def _an_otel_client_span(parent: Any) -> bool:
