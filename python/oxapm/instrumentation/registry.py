@@ -78,3 +78,12 @@ register("redis", Entry("oxapm.instrumentation.redis:RedisInstrumentation", ("re
 register("pymemcache", Entry("oxapm.instrumentation.pymemcache:PymemcacheInstrumentation", ("pymemcache",), ("pymemcache",), ">=4.0,<5"))
 register("python-memcached", Entry("oxapm.instrumentation.python_memcached:PythonMemcachedInstrumentation", ("memcache",), ("python-memcached",), ">=1.59,<2"))
 register("pylibmc", Entry("oxapm.instrumentation.pylibmc:PylibmcInstrumentation", ("pylibmc",), ("pylibmc",), ">=1.6,<2"))
+
+# HTTP clients (exit spans made by outgoing_http.py). http.client covers urllib.request, which has no
+# other way out (see http_client.py).
+register("http-client", Entry("oxapm.instrumentation.http_client:HttpClientInstrumentation", ("http.client",)))
+register("urllib3", Entry("oxapm.instrumentation.urllib3:Urllib3Instrumentation", ("urllib3",), ("urllib3",), ">=1.26,<3"))
+register("requests", Entry("oxapm.instrumentation.requests:RequestsInstrumentation", ("requests",), ("requests",), ">=2.0,<3"))
+register("httpx", Entry("oxapm.instrumentation.httpx:HttpxInstrumentation", ("httpx",), ("httpx",), ">=0.18,<1"))
+register("aiohttp-client", Entry("oxapm.instrumentation.aiohttp_client:AiohttpClientInstrumentation", ("aiohttp",), ("aiohttp",), ">=3.8,<4"))
+register("httplib2", Entry("oxapm.instrumentation.httplib2:Httplib2Instrumentation", ("httplib2",), ("httplib2",), ">=0.9,<1"))
