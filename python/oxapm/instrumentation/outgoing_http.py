@@ -134,8 +134,8 @@ class OutgoingHttpInstrumentation(Instrumentation):
             try:
                 status = self.status_of(response)
                 outcome = "failure" if status >= 400 else "success"
-                # status_code is deprecated in the intake schema for response.status_code; APM
-                # Servers before 7.x and the engine's OTLP mapping read it.
+                # The intake schema deprecates status_code for response.status_code; the Elastic
+                # agent sends status_code, and the engine's OTLP mapping reads it.
                 context = {"http": {"status_code": status, "response": {"status_code": status}}}
             except Exception:
                 report_failure(self.name)
