@@ -71,3 +71,7 @@ def _release(version: str) -> Tuple[int, ...]:
         if digits < len(piece):
             break
     return tuple(numbers)
+
+
+# --- SQL databases: DB-API 2 proxies (dbapi.py) and asyncpg; their spans' fields in sql_spans.py ---
+register("sqlite3", Entry("oxapm.instrumentation.sqlite3:SQLite3Instrumentation", ("sqlite3",)))
