@@ -76,3 +76,5 @@ def _release(version: str) -> Tuple[int, ...]:
 # --- SQL databases: DB-API 2 proxies (dbapi.py) and asyncpg; their spans' fields in sql_spans.py ---
 register("sqlite3", Entry("oxapm.instrumentation.sqlite3:SQLite3Instrumentation", ("sqlite3",)))
 register("psycopg2", Entry("oxapm.instrumentation.psycopg2:Psycopg2Instrumentation", ("psycopg2",), ("psycopg2", "psycopg2-binary"), ">=2.8,<3"))
+register("psycopg", Entry("oxapm.instrumentation.psycopg:PsycopgInstrumentation", ("psycopg",), ("psycopg",), ">=3.0,<4"))
+register("aiopg", Entry("oxapm.instrumentation.aiopg:AiopgInstrumentation", ("aiopg",), ("aiopg",), ">=1.3,<2"))
