@@ -81,3 +81,4 @@ register("pymysql", Entry("oxapm.instrumentation.pymysql:PyMySQLInstrumentation"
 register("mysqlclient", Entry("oxapm.instrumentation.mysqlclient:MySQLClientInstrumentation", ("MySQLdb",), ("mysqlclient",), ">=2.2,<3"))
 register("aiomysql", Entry("oxapm.instrumentation.aiomysql:AiomysqlInstrumentation", ("aiomysql",), ("aiomysql",), ">=0.1,<1"))
 register("aiopg", Entry("oxapm.instrumentation.aiopg:AiopgInstrumentation", ("aiopg",), ("aiopg",), ">=1.3,<2"))
+register("pyodbc", Entry("oxapm.instrumentation.pyodbc:PyODBCInstrumentation", ("pyodbc",), ("pyodbc",), ">=4.0,<6"))
