@@ -77,6 +77,7 @@ def _release(version: str) -> Tuple[int, ...]:
 register("sqlite3", Entry("oxapm.instrumentation.sqlite3:SQLite3Instrumentation", ("sqlite3",)))
 register("psycopg2", Entry("oxapm.instrumentation.psycopg2:Psycopg2Instrumentation", ("psycopg2",), ("psycopg2", "psycopg2-binary"), ">=2.8,<3"))
 register("psycopg", Entry("oxapm.instrumentation.psycopg:PsycopgInstrumentation", ("psycopg",), ("psycopg",), ">=3.0,<4"))
+register("asyncpg", Entry("oxapm.instrumentation.asyncpg:AsyncpgInstrumentation", ("asyncpg",), ("asyncpg",), ">=0.23,<1"))
 register("pymysql", Entry("oxapm.instrumentation.pymysql:PyMySQLInstrumentation", ("pymysql",), ("PyMySQL",), ">=1.0,<2"))
 register("mysqlclient", Entry("oxapm.instrumentation.mysqlclient:MySQLClientInstrumentation", ("MySQLdb",), ("mysqlclient",), ">=2.2,<3"))
 register("aiomysql", Entry("oxapm.instrumentation.aiomysql:AiomysqlInstrumentation", ("aiomysql",), ("aiomysql",), ">=0.1,<1"))
