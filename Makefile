@@ -29,24 +29,11 @@ test: test-rust test-python test-abi3 ## Build, then run the Rust and Python sui
 
 # The servers the instrumentation tests talk to on loopback (tests/servers.py starts them, each in a
 # temporary directory, only when a test asks), the PostgreSQL ODBC driver for pyodbc, and what
-# mysqlclient, pylibmc and pyodbc build against. Installed from Debian only when missing; a
-# policy-rc.d that denies every start keeps apt from starting them as system services.
+# mysqlclient, pylibmc and pyodbc build against. Installed from Debian only when missing.
 TEST_DEBS := postgresql mariadb-server redis-server memcached odbc-postgresql \
 	build-essential pkg-config libpq-dev libmariadb-dev libmemcached-dev unixodbc-dev
 test-servers: ## Install the database and cache servers the tests run (Debian packages)
-	@missing=$$(for p in $(TEST_DEBS); do \
-	  case "$$(dpkg-query -W -f='$${db:Status-Abbrev}' $$p 2>/dev/null)" in ii*) ;; *) echo $$p;; esac; done); \
-	[ -n "$$missing" ] || exit 0; \
-	fail() { echo "test-servers: $$1; install these Debian packages: $$(echo $$missing)" >&2; exit 1; }; \
-	command -v apt-get >/dev/null || fail "no apt-get here"; \
-	if [ "$$(id -u)" = 0 ]; then sudo=; elif command -v sudo >/dev/null; then sudo=sudo; else fail "not root and no sudo"; fi; \
-	echo "test-servers: installing $$(echo $$missing)"; \
-	if [ ! -e /usr/sbin/policy-rc.d ]; then \
-	  printf '#!/bin/sh\nexit 101\n' | $$sudo tee /usr/sbin/policy-rc.d >/dev/null && $$sudo chmod 755 /usr/sbin/policy-rc.d && \
-	  trap '$$sudo rm -f /usr/sbin/policy-rc.d' EXIT; \
-	fi; \
-	$$sudo apt-get update -q && \
-	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing || fail "apt-get failed"
+	@scripts/install-debs test-servers $(TEST_DEBS)
 
 test-rust: ## Run the engine's tests
 	cargo test -p oxapm-core --quiet
@@ -76,6 +63,7 @@ demo: $(BUILD_STAMP) ## Run the example service and show its traces
 	OTEL_TRACES_EXPORTER=console $(PY) examples/shop.py
 
 bench: $(BUILD_STAMP) ## Benchmark oxapm against its peers; writes docs/benchmarks.md
+	@scripts/install-debs bench wrk  # the web section's load generator
 	$(PY) -m pip install -q -r benches/requirements.txt
 	$(PY) benches/run.py
 

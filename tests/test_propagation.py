@@ -171,9 +171,12 @@ def test_tracestate_comes_with_the_trace_and_repeated_values_are_one_list():
         def keys(self, carrier):
             return list(carrier)
 
-    carrier = {"traceparent": ["00-%s-%s-01" % (W3C_TRACE, W3C_SPAN)], "tracestate": ["rojo=00f067aa0ba902b7", "congo=t61rcWkgMzE, Bad=1"]}
+    carrier = {"traceparent": ["00-%s-%s-01" % (W3C_TRACE, W3C_SPAN)], "tracestate": ["rojo=00f067aa0ba902b7", "congo=t61rcWkgMzE, "]}
     context = propagators.TraceContextPropagator().extract(carrier, getter=ListGetter())
     assert span_context_of(context).trace_state.to_header() == "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE"
+    carrier["tracestate"].append("Bad=1")  # the list does not parse: it is discarded whole
+    context = propagators.TraceContextPropagator().extract(carrier, getter=ListGetter())
+    assert span_context_of(context).trace_id == int(W3C_TRACE, 16) and span_context_of(context).trace_state.to_header() == ""
     elastic = propagators.ElasticPropagator().extract({"elastic-apm-traceparent": "00-%s-%s-01" % (W3C_TRACE, W3C_SPAN), "tracestate": "es=s:0.5"})
     assert span_context_of(elastic).trace_state.get("es") == "s:0.5"
 

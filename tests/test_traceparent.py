@@ -215,9 +215,10 @@ def test_bytes_header_values():
         "a" * 257 + "=1",  # key longer than 256
     ],
 )
-def test_invalid_tracestate_members_are_dropped(bad_member):
+def test_a_tracestate_with_an_invalid_member_is_discarded_whole(bad_member):
+    # As the W3C trace-context test suite expects.
     tp = oxapm.trace_parent_from_string(VALID, "es=s:0.5,%s,rojo=00f067aa0ba902b7" % bad_member)
-    assert tp.tracestate == "es=s:0.5,rojo=00f067aa0ba902b7"
+    assert tp is not None and not tp.tracestate
 
 
 def test_valid_tracestate_key_forms_are_kept():
@@ -225,11 +226,8 @@ def test_valid_tracestate_key_forms_are_kept():
     assert oxapm.trace_parent_from_string(VALID, state).tracestate == state
 
 
-def test_duplicate_tracestate_keys_are_not_repeated():
-    tp = oxapm.trace_parent_from_string(VALID, "rojo=1,congo=2,rojo=3")
-    members = tp.tracestate.split(",")
-    assert [m.split("=")[0] for m in members].count("rojo") == 1
-    assert "congo=2" in members
+def test_a_tracestate_with_a_repeated_key_is_discarded_whole():
+    assert not oxapm.trace_parent_from_string(VALID, "rojo=1,congo=2,rojo=3").tracestate
 
 
 def test_tracestate_dict_reads_the_es_entry():

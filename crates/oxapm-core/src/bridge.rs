@@ -4,6 +4,7 @@
 //! resource and service target. Applied on the export thread, before any exporter sees the record.
 
 use crate::model::{Attributes, Event, OtelData, Outcome, SpanKind, SpanRecord, StatusCode, TransactionRecord};
+use crate::service_target::{default_port, url_host_port};
 use serde_json::{json, Value};
 
 // Each list names one thing under its old and its stable semantic-convention names.
@@ -179,11 +180,6 @@ fn shape(kind: SpanKind, a: &Attributes) -> SpanShape {
 /// `host:port` of an HTTP call: from `http.host` or the peer, else from the URL; the port
 /// defaults to the scheme's.
 fn http_resource(a: &Attributes, peer: Option<String>) -> Option<String> {
-    let default_port = |scheme: &str| match scheme {
-        "https" => Some(443),
-        "http" => Some(80),
-        _ => None,
-    };
     if let Some(host) = text(a, HTTP_HOST).map(str::to_owned).or(peer) {
         if host.contains(':') {
             return Some(host);
@@ -193,18 +189,7 @@ fn http_resource(a: &Attributes, peer: Option<String>) -> Option<String> {
             None => host,
         });
     }
-    let url = text(a, HTTP_URL)?;
-    let (scheme, rest) = url.split_once("://")?;
-    let authority = rest.split(['/', '?', '#']).next()?;
-    let host_port = authority.rsplit('@').next()?;
-    if host_port.is_empty() {
-        return None;
-    }
-    let has_port = host_port.rsplit_once(':').is_some_and(|(_, port)| port.parse::<u16>().is_ok());
-    Some(match (has_port, default_port(&scheme.to_ascii_lowercase())) {
-        (false, Some(port)) => format!("{host_port}:{port}"),
-        _ => host_port.to_owned(),
-    })
+    url_host_port(text(a, HTTP_URL)?)
 }
 
 #[cfg(test)]

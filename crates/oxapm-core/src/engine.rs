@@ -11,6 +11,7 @@ use crate::model::Event;
 use crate::otlp::proto::Resource;
 use crate::otlp::resource;
 use crate::pipeline::{Exporter, Pipeline, Stats, StatsSnapshot};
+use crate::policy::Policy;
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +21,8 @@ pub const DEFAULT_SERVER_URL: &str = "http://127.0.0.1:8200";
 
 pub struct Engine {
     pub config: Config,
+    /// What `config` decides about records (ignored URLs, redaction), compiled.
+    pub policy: Arc<Policy>,
     /// The OpenTelemetry resource of this process, as OTLP sends it.
     pub resource: Resource,
     pipeline: Pipeline,
@@ -80,8 +83,9 @@ impl Engine {
             exporters.push(Box::new(intake_exporter(settings, stats.clone())));
         }
         let capacity = config.int("MAX_QUEUE_SIZE").clamp(1, 10_000_000) as usize;
-        let pipeline = Pipeline::start(capacity, exporters, stats.clone());
-        Engine { config, resource, pipeline, memory, stats }
+        let policy = Arc::new(Policy::new(&config));
+        let pipeline = Pipeline::start(capacity, exporters, stats.clone(), policy.clone());
+        Engine { config, policy, resource, pipeline, memory, stats }
     }
 
     pub fn push(&self, event: Event) {
@@ -111,5 +115,27 @@ fn global_labels(config: &Config) -> Vec<(String, String)> {
     match config.get("GLOBAL_LABELS") {
         ConfigValue::Map(pairs) => pairs.clone(),
         _ => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{SpanRecord, TransactionRecord};
+    use serde_json::json;
+    use std::collections::HashMap;
+
+    #[test]
+    fn exporters_get_records_finished_by_the_policy() {
+        let env = HashMap::from([("ELASTIC_APM_TRACES_EXPORTER".to_owned(), "memory".to_owned())]);
+        let engine = Engine::start(Config::resolve(&env, &HashMap::new(), &HashMap::new()), &json!({}), "test");
+        let context = json!({"request": {"method": "GET", "headers": {"authorization": "Basic c2VjcmV0"}}}).as_object().cloned().unwrap();
+        engine.push(Event::Transaction(Box::new(TransactionRecord { context, ..Default::default() })));
+        engine.push(Event::Span(Box::new(SpanRecord { span_type: "db".into(), subtype: Some("sqlite".into()), exit: true, ..Default::default() })));
+        assert!(engine.flush(Duration::from_secs(5)));
+        let lines = engine.take_memory().join("\n");
+        assert!(lines.contains(r#""authorization":"[REDACTED]""#) && !lines.contains("c2VjcmV0"), "{lines}");
+        assert!(lines.contains(r#""target":{"type":"sqlite"}"#), "{lines}");
+        engine.shutdown(Duration::from_secs(1));
     }
 }

@@ -4,8 +4,10 @@
 //! that carries them to the `exporters`, which encode them (`intake`, `otlp`, console). `config`
 //! resolves options; `traceparent` and `ids` implement W3C trace context, and `propagation` reads
 //! and writes it, with baggage, in every `OTEL_PROPAGATORS` format; `sampling` decides which
-//! traces are recorded. `bridge` gives spans started through the OpenTelemetry API their Elastic
-//! shape on the way out.
+//! traces are recorded. On the way out, `policy` finishes every record: `bridge` gives spans
+//! started through the OpenTelemetry API their Elastic shape, `service_target` names the service an
+//! exit span calls, and `sanitize` redacts secrets, with the `wildcard` patterns of the config.
+//! `sql` names database spans after their statement, for the instrumentations.
 
 pub mod bridge;
 pub mod config;
@@ -17,7 +19,12 @@ pub mod intake;
 pub mod model;
 pub mod otlp;
 pub mod pipeline;
+pub mod policy;
 pub mod propagation;
 pub mod sampling;
+pub mod sanitize;
+pub mod service_target;
+pub mod sql;
 pub mod trace;
 pub mod traceparent;
+pub mod wildcard;

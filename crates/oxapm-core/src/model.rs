@@ -295,6 +295,9 @@ pub struct SpanRecord {
     pub duration_us: u64,
     pub outcome: Outcome,
     pub sample_rate: Option<f64>,
+    /// Started as a leaf (`capture_span(..., leaf=True)`): an exit span, a call to another service,
+    /// whose service target is inferred on export (`service_target`).
+    pub exit: bool,
     pub labels: Labels,
     /// Elastic span context (`db`, `http`, `destination`, `service`, `message`), tags excluded.
     pub context: JsonMap,

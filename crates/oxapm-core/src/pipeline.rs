@@ -7,6 +7,7 @@
 
 use crate::diag;
 use crate::model::Event;
+use crate::policy::Policy;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
@@ -95,11 +96,13 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    pub fn start(capacity: usize, exporters: Vec<Box<dyn Exporter>>, stats: Arc<Stats>) -> Pipeline {
+    /// `policy` finishes each record on the worker before the exporters see it.
+    pub fn start(capacity: usize, exporters: Vec<Box<dyn Exporter>>, stats: Arc<Stats>, policy: Arc<Policy>) -> Pipeline {
         let (events, event_rx) = mpsc::sync_channel(capacity.max(1));
         let (control, control_rx) = mpsc::channel();
         let wake_pending = Arc::new(AtomicBool::new(false));
-        let worker = Worker { events: event_rx, control: control_rx, exporters, wake_pending: wake_pending.clone(), batch: Vec::with_capacity(EXPORT_CHUNK) };
+        let worker =
+            Worker { events: event_rx, control: control_rx, exporters, policy, wake_pending: wake_pending.clone(), batch: Vec::with_capacity(EXPORT_CHUNK) };
         let handle = std::thread::Builder::new().name("oxapm-export".into()).spawn(move || worker.run());
         let worker = match handle {
             Ok(handle) => Some(handle),
@@ -165,6 +168,7 @@ struct Worker {
     events: Receiver<Event>,
     control: Receiver<Control>,
     exporters: Vec<Box<dyn Exporter>>,
+    policy: Arc<Policy>,
     wake_pending: Arc<AtomicBool>,
     batch: Vec<Event>,
 }
@@ -208,7 +212,7 @@ impl Worker {
 
     fn drain(&mut self) {
         while let Ok(mut event) = self.events.try_recv() {
-            crate::bridge::apply(&mut event);
+            self.policy.finish(&mut event);
             self.batch.push(event);
             if self.batch.len() == EXPORT_CHUNK {
                 self.export_batch();
@@ -271,7 +275,7 @@ mod tests {
     #[test]
     fn flush_delivers_everything_pushed_before_it() {
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let pipeline = Pipeline::start(10_000, vec![Box::new(Recorder(seen.clone(), None))], Arc::default());
+        let pipeline = Pipeline::start(10_000, vec![Box::new(Recorder(seen.clone(), None))], Arc::default(), Arc::default());
         for i in 0..5000 {
             pipeline.push(span(&i.to_string()));
         }
@@ -294,7 +298,7 @@ mod tests {
             fn flush(&mut self, _: Instant) {}
         }
         let stats = Arc::new(Stats::default());
-        let pipeline = Pipeline::start(4, vec![Box::new(Stuck)], stats.clone());
+        let pipeline = Pipeline::start(4, vec![Box::new(Stuck)], stats.clone(), Arc::default());
         let started = Instant::now();
         for i in 0..100 {
             pipeline.push(span(&i.to_string()));
@@ -309,7 +313,7 @@ mod tests {
     #[test]
     fn events_after_shutdown_are_ignored_quietly() {
         let stats = Arc::new(Stats::default());
-        let pipeline = Pipeline::start(8, vec![], stats.clone());
+        let pipeline = Pipeline::start(8, vec![], stats.clone(), Arc::default());
         assert!(pipeline.shutdown(Duration::from_secs(1)));
         pipeline.push(span("late"));
         assert_eq!(stats.snapshot(), StatsSnapshot::default());
@@ -327,7 +331,7 @@ mod tests {
                 std::thread::sleep(Duration::from_secs(30));
             }
         }
-        let pipeline = Pipeline::start(8, vec![Box::new(Hanging)], Arc::default());
+        let pipeline = Pipeline::start(8, vec![Box::new(Hanging)], Arc::default(), Arc::default());
         let started = Instant::now();
         assert!(!pipeline.shutdown(Duration::from_millis(200)));
         assert!(started.elapsed() < Duration::from_secs(15));
@@ -337,7 +341,7 @@ mod tests {
     fn the_worker_wakes_at_an_exporter_deadline() {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let soon = Instant::now() + Duration::from_millis(100);
-        let _pipeline = Pipeline::start(8, vec![Box::new(Recorder(seen.clone(), Some(soon)))], Arc::default());
+        let _pipeline = Pipeline::start(8, vec![Box::new(Recorder(seen.clone(), Some(soon)))], Arc::default(), Arc::default());
         // Nothing but the deadline can make the worker flush; give it plenty of time to.
         let flushed = || seen.lock().unwrap().iter().any(|s| s == "<flush>");
         let give_up = Instant::now() + Duration::from_secs(10);

@@ -176,12 +176,13 @@ impl ActiveSpan {
         if std::mem::replace(&mut self.ended, true) {
             return None;
         }
-        // Keep the ids: get_span_id and traceparent headers may still read them.
+        // Keep the ids (get_span_id and traceparent headers may still read them) and the leaf flag.
         let ids = SpanRecord {
             id: self.record.id,
             trace_id: self.record.trace_id,
             transaction_id: self.record.transaction_id,
             parent_id: self.record.parent_id,
+            exit: self.record.exit,
             ..Default::default()
         };
         let mut record = std::mem::replace(&mut self.record, ids);

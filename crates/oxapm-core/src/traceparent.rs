@@ -59,7 +59,7 @@ fn parse_hex_byte(s: &str) -> Option<u8> {
     u8::from_str_radix(s, 16).ok()
 }
 
-/// The members of a `tracestate` header, in order, each `key=value`, invalid members dropped.
+/// The members of a `tracestate` header, in order, each `key=value`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TraceState {
     members: Vec<(String, String)>,
@@ -67,6 +67,9 @@ pub struct TraceState {
 
 impl TraceState {
     /// Accepts the header's values joined with commas (several `tracestate` headers are one list).
+    /// A list that does not parse is discarded whole, as the W3C test suite expects: a member that
+    /// is not a valid `key=value`, a key given twice, or more than 32 members. Empty members are
+    /// allowed.
     pub fn parse(header: &str) -> Self {
         let mut members: Vec<(String, String)> = Vec::new();
         for member in header.split(',') {
@@ -74,12 +77,9 @@ impl TraceState {
             if member.is_empty() {
                 continue;
             }
-            let Some((key, value)) = member.split_once('=') else { continue };
-            if !valid_key(key) || !valid_value(value) || members.iter().any(|(k, _)| k == key) {
-                continue;
-            }
-            if members.len() == MAX_TRACESTATE_MEMBERS {
-                break;
+            let Some((key, value)) = member.split_once('=') else { return Self::default() };
+            if !valid_key(key) || !valid_value(value) || members.iter().any(|(k, _)| k == key) || members.len() == MAX_TRACESTATE_MEMBERS {
+                return Self::default();
             }
             members.push((key.to_owned(), value.to_owned()));
         }
@@ -208,13 +208,20 @@ mod tests {
     }
 
     #[test]
-    fn tracestate_keeps_valid_members_and_reads_es() {
-        let ts = TraceState::parse("es=s:0.5, rojo=00f067aa0ba902b7,,bad key=1, Upper=2,congo=t61rcWkgMzE,rojo=dup");
+    fn tracestate_keeps_valid_lists_and_reads_es() {
+        let ts = TraceState::parse("es=s:0.5, rojo=00f067aa0ba902b7,,\tcongo=t61rcWkgMzE ");
         assert_eq!(ts.to_header(), "es=s:0.5,rojo=00f067aa0ba902b7,congo=t61rcWkgMzE");
         assert_eq!(ts.elastic_sample_rate(), Some(0.5));
         assert_eq!(TraceState::parse("es=s:1.5").elastic_sample_rate(), None);
         assert_eq!(TraceState::parse("es=s:abc").elastic_sample_rate(), None);
         assert_eq!(TraceState::parse("tenant@vendor=x").to_header(), "tenant@vendor=x");
+    }
+
+    #[test]
+    fn a_list_with_a_bad_member_or_a_repeated_key_is_discarded_whole() {
+        for header in ["rojo=1,bad key=1", "rojo=1,Upper=2", "rojo=1,noequals", "foo=,bar=3", "foo=bar=baz", "rojo=1,rojo=1", "rojo=1,congo=2,rojo=3"] {
+            assert_eq!(TraceState::parse(header), TraceState::default(), "{header}");
+        }
     }
 
     #[test]
@@ -230,8 +237,9 @@ mod tests {
     }
 
     #[test]
-    fn caps_members_at_32() {
-        let header: Vec<String> = (0..40).map(|i| format!("k{i}=v")).collect();
-        assert_eq!(TraceState::parse(&header.join(",")).members.len(), 32);
+    fn more_than_32_members_are_discarded_whole() {
+        let header = |n: usize| (0..n).map(|i| format!("k{i}=v")).collect::<Vec<_>>().join(",");
+        assert_eq!(TraceState::parse(&header(32)).members.len(), 32);
+        assert_eq!(TraceState::parse(&header(33)), TraceState::default());
     }
 }

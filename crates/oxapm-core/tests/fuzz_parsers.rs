@@ -1,11 +1,13 @@
 //! Property tests (proptest) for every parser that reads outside input: trace context headers, the
-//! propagation formats, and configuration values (the OTLP exporter's variables included). Whatever
-//! the input, they return a value or a rejection, never panic, and what they accept round-trips.
+//! propagation formats, configuration values (the OTLP exporter's variables included) and SQL
+//! statements. Whatever the input, they return a value or a rejection, never panic, and what they
+//! accept round-trips.
 
 use oxapm_core::config::{self, Kind};
 use oxapm_core::ids::{SpanId, TraceId};
 use oxapm_core::otlp;
 use oxapm_core::propagation::{self, Format, Propagated, SpanContext};
+use oxapm_core::sql;
 use oxapm_core::traceparent::{TraceParent, TraceState};
 use proptest::prelude::*;
 use std::collections::HashMap;
@@ -57,8 +59,26 @@ fn carried(format: Format, sent: &Propagated) -> Propagated {
     Propagated { span, baggage }
 }
 
+/// SQL-like text: keywords, names, quotes, dollar signs, comments and brackets in any order.
+fn sql_text() -> impl Strategy<Value = String> {
+    let keyword =
+        proptest::sample::select(vec!["SELECT", "from", "INSERT", "INTO", "UPDATE", "DELETE", "CALL", "MERGE", "REPLACE", "ONLY"]).prop_map(str::to_owned);
+    let piece = prop_oneof![keyword, "[ \n\t]", "['\"`$\\[\\]().,;*/\\\\-]{1,2}", "[a-z_$0-9]{1,6}", "\\PC"];
+    proptest::collection::vec(piece, 0..40).prop_map(|pieces| pieces.concat())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 4096, ..ProptestConfig::default() })]
+
+    #[test]
+    fn sql_never_panics_and_signatures_stay_short(sql in prop_oneof!["(?s).{0,200}", sql_text()]) {
+        let mut end = 0;
+        for token in sql::tokens(&sql) {
+            prop_assert!(token.start >= end && sql[token.start..].contains(token.text), "{:?}", token);
+            end = token.start + 1;
+        }
+        prop_assert!(sql::signature(&sql).chars().count() <= 1024);
+    }
 
     #[test]
     fn propagation_never_panics(headers in proptest::collection::vec((header_name(), header_value()), 0..6)) {
@@ -121,11 +141,16 @@ proptest! {
     }
 
     #[test]
-    fn tracestate_members_survive(keys in proptest::collection::vec("[a-z][a-z0-9_*/-]{0,10}", 1..40), value in "[!-+--<>-~]{1,20}") {
+    fn a_valid_tracestate_survives_whole_and_an_invalid_one_not_at_all(keys in proptest::collection::hash_set("[a-z][a-z0-9_*/-]{0,10}", 1..40), value in "[!-+--<>-~]{1,20}") {
         let header = keys.iter().map(|k| format!("{k}={value}")).collect::<Vec<_>>().join(",");
         let parsed = TraceState::parse(&header);
-        let first = &keys[0];
-        prop_assert_eq!(parsed.get(first), Some(value.as_str()));
+        let first = keys.iter().next().unwrap();
+        if keys.len() <= 32 {
+            prop_assert_eq!(parsed.get(first), Some(value.as_str()));
+            prop_assert_eq!(parsed.to_header(), header);
+        } else {
+            prop_assert_eq!(parsed, TraceState::default());
+        }
     }
 
     #[test]

@@ -135,6 +135,11 @@ impl Engine {
         id
     }
 
+    /// Whether `transaction_ignore_urls` says a request for `path` starts no transaction.
+    fn ignores_url(&self, path: &str) -> bool {
+        self.inner.policy.ignores_url(path)
+    }
+
     /// Waits, without holding the GIL, until queued events are sent or `timeout` seconds pass.
     fn flush(&self, py: Python<'_>, timeout: f64) -> bool {
         let engine = self.inner.clone();

@@ -28,6 +28,12 @@ fn normalize_tracestate(header: &str) -> String {
     TraceState::parse(header).to_header()
 }
 
+/// The name of a database span for a SQL statement (`SELECT FROM users`, `INSERT INTO orders`).
+#[pyfunction]
+fn sql_signature(sql: &str) -> String {
+    oxapm_core::sql::signature(sql)
+}
+
 /// Every environment variable the engine reads (`oxapm run` offers a flag for each).
 #[pyfunction]
 fn environment_variables() -> Vec<String> {
@@ -78,5 +84,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(normalize_tracestate, m)?)?;
     m.add_function(wrap_pyfunction!(reseed_ids, m)?)?;
     m.add_function(wrap_pyfunction!(environment_variables, m)?)?;
+    m.add_function(wrap_pyfunction!(sql_signature, m)?)?;
     Ok(())
 }

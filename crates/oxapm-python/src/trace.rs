@@ -87,7 +87,8 @@ fn begin_child(transaction: &Bound<'_, Transaction>, parent: &Bound<'_, PyAny>, 
         active.record.context = dict_to_map(extra);
     }
     active.record.links = args.links.to_vec();
-    Some(Span { active, transaction: transaction.clone().unbind(), parent: parent.clone().unbind(), engine: txn.engine.clone(), leaf: args.leaf })
+    active.record.exit = args.leaf;
+    Some(Span { active, transaction: transaction.clone().unbind(), parent: parent.clone().unbind(), engine: txn.engine.clone() })
 }
 
 /// A new span under `parent` (a transaction or a span), or `None`: below a leaf span, in an
@@ -104,7 +105,7 @@ pub fn begin_under(parent: &Bound<'_, PyAny>, args: &SpanArgs<'_, '_>) -> Option
     loop {
         let this = parent.borrow();
         if !this.active.is_ended() {
-            if this.leaf {
+            if this.active.record.exit {
                 return None;
             }
             let (transaction, id) = (this.transaction.bind(py).clone(), this.active.record.id);
@@ -354,7 +355,6 @@ pub struct Span {
     /// The transaction or span this one was started under.
     parent: Py<PyAny>,
     engine: Arc<Engine>,
-    leaf: bool,
 }
 
 #[pymethods]
@@ -401,7 +401,7 @@ impl Span {
     }
     #[getter]
     fn leaf(&self) -> bool {
-        self.leaf
+        self.active.record.exit
     }
     #[getter]
     fn ended(&self) -> bool {

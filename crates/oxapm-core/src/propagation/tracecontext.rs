@@ -56,9 +56,11 @@ mod tests {
     }
 
     #[test]
-    fn repeated_tracestate_headers_are_one_list_and_bad_members_are_dropped() {
-        let span = span_of(&[("traceparent", TRACEPARENT), ("tracestate", "rojo=1,Bad=2"), ("TraceState", "congo=3")]).unwrap();
+    fn repeated_tracestate_headers_are_one_list_discarded_whole_for_a_bad_member() {
+        let span = span_of(&[("traceparent", TRACEPARENT), ("tracestate", "rojo=1"), ("TraceState", "congo=3")]).unwrap();
         assert_eq!(span.tracestate.to_header(), "rojo=1,congo=3");
+        let span = span_of(&[("traceparent", TRACEPARENT), ("tracestate", "rojo=1,Bad=2"), ("TraceState", "congo=3")]).unwrap();
+        assert_eq!(span.tracestate.to_header(), "");
     }
 
     #[test]

@@ -1,0 +1,78 @@
+//! What the configuration decides about records, compiled once per configuration: which URLs
+//! start no transaction, and which fields are redacted. The engine keeps it beside its config and
+//! shares it with the export thread, where every record is finished before any exporter sees it.
+//! (A configuration change would build a new `Policy` and hand it to both.)
+
+use crate::config::Config;
+use crate::model::Event;
+use crate::wildcard::WildcardMatchers;
+use crate::{bridge, sanitize, service_target};
+
+#[derive(Debug, Default)]
+pub struct Policy {
+    /// `transaction_ignore_urls`: request paths that web frameworks do not trace.
+    pub transaction_ignore_urls: WildcardMatchers,
+    /// `sanitize_field_names`: fields whose values never leave the process.
+    pub sanitize_field_names: WildcardMatchers,
+}
+
+impl Policy {
+    pub fn new(config: &Config) -> Policy {
+        Policy {
+            transaction_ignore_urls: WildcardMatchers::new(config.list("TRANSACTION_IGNORE_URLS")),
+            sanitize_field_names: WildcardMatchers::new(config.list("SANITIZE_FIELD_NAMES")),
+        }
+    }
+
+    pub fn ignores_url(&self, path: &str) -> bool {
+        self.transaction_ignore_urls.matches(path)
+    }
+
+    /// On the export thread: the Elastic shape of what the OpenTelemetry API started, the service
+    /// target of exit spans, secrets redacted.
+    pub fn finish(&self, event: &mut Event) {
+        bridge::apply(event);
+        match event {
+            Event::Span(span) => service_target::infer(span),
+            Event::Transaction(transaction) => sanitize::http_context(&mut transaction.context, &self.sanitize_field_names),
+            Event::Error(error) => sanitize::http_context(&mut error.context, &self.sanitize_field_names),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{ErrorRecord, SpanRecord, TransactionRecord};
+    use serde_json::json;
+    use std::collections::HashMap;
+
+    fn policy(env: &[(&str, &str)]) -> Policy {
+        let env: HashMap<String, String> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Policy::new(&Config::resolve(&env, &HashMap::new(), &HashMap::new()))
+    }
+
+    #[test]
+    fn ignored_urls_come_from_the_option() {
+        assert!(!policy(&[]).ignores_url("/health"));
+        let policy = policy(&[("ELASTIC_APM_TRANSACTION_IGNORE_URLS", "/health*, *.CSS,(?-i)/Admin/*")]);
+        assert!(policy.ignores_url("/healthz") && policy.ignores_url("/static/site.css") && policy.ignores_url("/Admin/users"));
+        assert!(!policy.ignores_url("/api/health") && !policy.ignores_url("/admin/users"));
+    }
+
+    #[test]
+    fn records_are_finished_by_kind() {
+        let policy = policy(&[]);
+        let headers = json!({"request": {"method": "GET", "headers": {"Authorization": "Bearer x"}}});
+        let mut transaction = Event::Transaction(Box::new(TransactionRecord { context: headers.as_object().cloned().unwrap(), ..Default::default() }));
+        let mut error = Event::Error(Box::new(ErrorRecord { context: headers.as_object().cloned().unwrap(), ..Default::default() }));
+        let mut span = Event::Span(Box::new(SpanRecord { span_type: "db".into(), subtype: Some("sqlite".into()), exit: true, ..Default::default() }));
+        for event in [&mut transaction, &mut error, &mut span] {
+            policy.finish(event);
+        }
+        let (Event::Transaction(transaction), Event::Error(error), Event::Span(span)) = (transaction, error, span) else { unreachable!() };
+        assert_eq!(transaction.context["request"]["headers"]["Authorization"], sanitize::REDACTED);
+        assert_eq!(error.context["request"]["headers"]["Authorization"], sanitize::REDACTED);
+        assert_eq!(span.context["service"], json!({"target": {"type": "sqlite"}}));
+    }
+}
