@@ -162,9 +162,12 @@ def _module_named(name: str) -> Optional[Tuple[str, ...]]:
 
 
 def _canonical(name: str) -> str:
-    import re
-
-    return re.sub(r"[-_.]+", "-", name).lower()
+    """PEP 503's normal form (runs of ``-_.`` become one ``-``, lower case), without re: every
+    registry entry with distributions asks for it at the agent's start."""
+    name = name.lower().replace("_", "-").replace(".", "-")
+    while "--" in name:
+        name = name.replace("--", "-")
+    return name
 
 
 def _cache_key() -> Tuple[Any, ...]:
