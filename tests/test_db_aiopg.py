@@ -8,6 +8,8 @@ import pytest
 from dbtesting import (
     break_signatures,
     expected,
+    expected_targets,
+    inferred_targets,
     instrumented,
     one_warning_per_failure,
     only_registered,  # noqa: F401 (a fixture)
@@ -63,6 +65,7 @@ def test_connect_and_each_statement_are_exit_spans(client, postgres, endpoint, i
         expected("upper()", "upper", endpoint, action="exec"),
         expected("SELECT FROM orders", "SELECT item FROM orders ORDER BY id", endpoint),
     ]
+    assert all(inferred_targets(span) == expected_targets(endpoint) for span in spans)
 
 
 def test_pools_under_concurrency(client, postgres, endpoint, instrumentation):

@@ -10,6 +10,8 @@ from dbtesting import (
     both_formats,
     break_signatures,
     expected,
+    expected_targets,
+    inferred_targets,
     instrumented,
     one_warning_per_failure,
     only_registered,  # noqa: F401 (a fixture)
@@ -73,6 +75,7 @@ def test_connect_and_each_statement_are_exit_spans(client, postgres, endpoint, i
         expected("SELECT FROM orders", "SELECT item FROM orders WHERE id = 1", endpoint),
         expected("SELECT FROM orders", "SELECT item FROM orders WHERE id > $1 ORDER BY id", endpoint),
     ]
+    assert all(inferred_targets(span) == expected_targets(endpoint) for span in spans)
 
 
 def test_pools_under_concurrency(client, postgres, endpoint, instrumentation):

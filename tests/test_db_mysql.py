@@ -12,6 +12,8 @@ from dbtesting import (
     both_formats,
     break_signatures,
     expected,
+    expected_targets,
+    inferred_targets,
     instrumented,
     one_warning_per_failure,
     only_registered,  # noqa: F401 (a fixture)
@@ -103,6 +105,7 @@ def test_connect_and_each_statement_are_exit_spans(client, mariadb, endpoint, li
         expected("SELECT FROM orders", "SELECT item FROM orders ORDER BY id", endpoint),
         expected("double_it()", "double_it", endpoint, action="exec"),
     ]
+    assert all(inferred_targets(span) == expected_targets(endpoint) for span in spans)
 
 
 def test_the_proxies_pass_for_the_real_objects(client, mariadb, library):

@@ -11,6 +11,8 @@ from conftest import exported
 from dbtesting import (
     break_signatures,
     expected,
+    expected_targets,
+    inferred_targets,
     instrumented,
     one_warning_per_failure,
     only_registered,  # noqa: F401 (a fixture)
@@ -67,6 +69,7 @@ def test_connect_and_each_statement_are_exit_spans(client, postgres, endpoint, i
         expected("DELETE FROM orders", "DELETE FROM orders", endpoint, rows_affected=3),
         expected("ROLLBACK", "ROLLBACK", endpoint),
     ]
+    assert all(inferred_targets(span) == expected_targets(endpoint) for span in spans)
 
 
 def test_the_class_connect_that_pools_call_is_traced_too(client, postgres, instrumentation):

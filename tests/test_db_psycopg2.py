@@ -12,6 +12,7 @@ from dbtesting import (
     both_formats,
     break_signatures,
     expected,
+    inferred_targets,
     instrumented,
     one_warning_per_failure,
     only_registered,  # noqa: F401 (a fixture)
@@ -81,6 +82,7 @@ def test_connect_and_each_statement_are_exit_spans(client, postgres, endpoint):
         expected("ROLLBACK", "ROLLBACK", endpoint),
     ]
     assert endpoint.destination == {"address": "127.0.0.1", "port": postgres.port}
+    assert all(inferred_targets(span) == ({"type": "postgresql", "name": postgres.database}, "postgresql/" + postgres.database) for span in spans)
 
 
 def test_composed_and_bytes_statements_are_reported_as_text(client, connection, endpoint):

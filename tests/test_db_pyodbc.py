@@ -7,6 +7,8 @@ from dbtesting import (
     both_formats,
     break_signatures,
     expected,
+    expected_targets,
+    inferred_targets,
     instrumented,
     one_warning_per_failure,
     only_registered,  # noqa: F401 (a fixture)
@@ -59,6 +61,7 @@ def test_connect_and_each_statement_are_exit_spans(client, odbc_postgres, endpoi
         expected("DELETE FROM orders", "DELETE FROM orders", endpoint, rows_affected=3),
         expected("ROLLBACK", "ROLLBACK", endpoint),
     ]
+    assert all(inferred_targets(span) == expected_targets(endpoint) for span in spans)
 
 
 def test_keyword_arguments_make_the_connection_string(client, odbc_postgres, endpoint, instrumentation):
