@@ -31,6 +31,8 @@ from oxapm.instrumentation.pymysql import PyMySQLInstrumentation
 pymysql = pytest.importorskip("pymysql")
 MySQLdb = pytest.importorskip("MySQLdb")
 aiomysql = pytest.importorskip("aiomysql")
+import aiomysql.connection  # noqa: E402
+import aiomysql.pool  # noqa: E402
 
 CREATE = "CREATE TEMPORARY TABLE orders (id INT AUTO_INCREMENT PRIMARY KEY, item VARCHAR(20))"
 
@@ -185,12 +187,13 @@ def test_both_export_formats(monkeypatch, intake, otlp_http, mariadb, endpoint):
         mariadb.database, mariadb.user, "127.0.0.1", mariadb.port)
 
 
-@pytest.mark.parametrize("name, module, connects", [
-    ("pymysql", pymysql, ("connect", "Connect")),
-    ("mysqlclient", MySQLdb, ("connect", "Connect", "Connection")),
+@pytest.mark.parametrize("name, patched", [
+    ("pymysql", [(pymysql, "connect"), (pymysql, "Connect")]),
+    ("mysqlclient", [(MySQLdb, "connect"), (MySQLdb, "Connect"), (MySQLdb, "Connection")]),
+    ("aiomysql", [(aiomysql, "connect"), (aiomysql.connection, "connect"), (aiomysql.pool, "connect")]),
 ])
-def test_disabled_by_name_or_applied_and_removed(monkeypatch, only_registered, mariadb, name, module, connects):
-    originals = [getattr(module, attribute) for attribute in connects]
+def test_disabled_by_name_or_applied_and_removed(monkeypatch, only_registered, name, patched):
+    originals = [getattr(owner, attribute) for owner, attribute in patched]
     only_registered(name)
     monkeypatch.setenv("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", name)
     client = oxapm.Client(service_name="test-service", traces_exporter="memory")
@@ -204,9 +207,9 @@ def test_disabled_by_name_or_applied_and_removed(monkeypatch, only_registered, m
     try:
         oxapm.instrument()
         assert set(control.applied()) == {name}
-        assert all(getattr(module, attribute) is not original for attribute, original in zip(connects, originals))
+        assert all(getattr(owner, attribute) is not original for (owner, attribute), original in zip(patched, originals))
         oxapm.uninstrument()
-        assert [getattr(module, attribute) for attribute in connects] == originals
+        assert [getattr(owner, attribute) for owner, attribute in patched] == originals
     finally:
         client.close()
 
@@ -310,15 +313,3 @@ def test_aiomysql_failures_and_contained_agent_failures(client, mariadb, endpoin
         (raised, row), spans = spans_of_work(client, lambda: asyncio.run(work()))
     assert raised.value.args[0] == 1064 and row == (2,)
     assert [summary(span) for span in spans][1:] == [expected("SELEC", "SELEC 1", endpoint, outcome="failure")]
-
-
-def test_aiomysql_uninstrument_restores_connect(client, only_registered):
-    import aiomysql.connection
-    import aiomysql.pool
-
-    only_registered("aiomysql")
-    originals = (aiomysql.connect, aiomysql.connection.connect, aiomysql.pool.connect)
-    oxapm.instrument()
-    assert aiomysql.pool.connect is not originals[2]
-    oxapm.uninstrument()
-    assert (aiomysql.connect, aiomysql.connection.connect, aiomysql.pool.connect) == originals
