@@ -14,6 +14,8 @@ an async context manager (``Pending``): awaited or entered, it gives the proxy.
 
 C code that checks the type of a connection or cursor argument (psycopg2's ``register_type``)
 rejects proxies: such functions are wrapped with ``unwrapping``, which hands them the real objects.
+
+Uninstrumenting restores ``connect``: connections opened before keep their proxies, and their spans.
 """
 
 from __future__ import annotations

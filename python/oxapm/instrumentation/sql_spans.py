@@ -79,7 +79,7 @@ def text(statement: Any, context: Any = None) -> str:
 def start_statement(instrumentation: str, endpoint: Endpoint, statement: str, action: str = "query") -> Optional[Started]:
     """The span of one statement (``action`` exec: ``statement`` is a procedure's name)."""
     try:
-        name = statement + "()" if action == "exec" else _core.sql_signature(statement)  # type: ignore[attr-defined]
+        name = statement + "()" if action == "exec" else _core.sql_signature(statement)
         return spans.start_span(instrumentation, name, "db", endpoint.subtype, action, endpoint.context(statement))
     except Exception:
         report_failure(instrumentation)
