@@ -73,6 +73,12 @@ def _release(version: str) -> Tuple[int, ...]:
     return tuple(numbers)
 
 
+# Caches
+register("redis", Entry("oxapm.instrumentation.redis:RedisInstrumentation", ("redis",), ("redis",), ">=4.2,<9"))
+register("pymemcache", Entry("oxapm.instrumentation.pymemcache:PymemcacheInstrumentation", ("pymemcache",), ("pymemcache",), ">=4.0,<5"))
+register("python-memcached", Entry("oxapm.instrumentation.python_memcached:PythonMemcachedInstrumentation", ("memcache",), ("python-memcached",), ">=1.59,<2"))
+register("pylibmc", Entry("oxapm.instrumentation.pylibmc:PylibmcInstrumentation", ("pylibmc",), ("pylibmc",), ">=1.6,<2"))
+
 # --- SQL databases: DB-API 2 proxies (dbapi.py) and asyncpg; their spans' fields in sql_spans.py ---
 register("sqlite3", Entry("oxapm.instrumentation.sqlite3:SQLite3Instrumentation", ("sqlite3",)))
 register("psycopg2", Entry("oxapm.instrumentation.psycopg2:Psycopg2Instrumentation", ("psycopg2",), ("psycopg2", "psycopg2-binary"), ">=2.8,<3"))
