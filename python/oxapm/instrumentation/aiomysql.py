@@ -3,23 +3,15 @@
 
 from __future__ import annotations
 
-from oxapm.instrumentation import dbapi, sql_spans
 from oxapm.instrumentation.base import Instrumentation
-
-TYPE_CHECKING = False  # typing is not imported at run time: it costs milliseconds at every start
-if TYPE_CHECKING:
-    from typing import Any
+from oxapm.instrumentation.pymysql import PyMySQL
 
 
-class Aiomysql(dbapi.Database):
+class Aiomysql(PyMySQL):
+    """PyMySQL's, asynchronous: aiomysql's connections are PyMySQL's, on asyncio."""
+
     library = "aiomysql"
-    subtype = "mysql"
     asynchronous = True
-    cursor_methods = {"execute": dbapi.QUERY, "executemany": dbapi.QUERY, "callproc": dbapi.PROCEDURE}
-    connection_methods = {"commit": dbapi.COMMIT, "rollback": dbapi.ROLLBACK}
-
-    def endpoint(self, connection: Any, args: tuple, kwargs: dict) -> sql_spans.Endpoint:
-        return sql_spans.mysql_endpoint(connection.host, connection.port, connection.user, connection.db, connection.unix_socket)
 
 
 class AiomysqlInstrumentation(Instrumentation):
