@@ -109,16 +109,44 @@ def test_contrib_spans_reach_an_otlp_receiver(tmp_path, otlp_http):
     assert len({s.trace_id for s in spans}) == 1
 
 
+def test_sqlite3_is_traced_by_oxapms_own_instrumentation_one_span_per_statement(tmp_path, intake):
+    """oxapm run leaves out the installed contrib instrumentor of sqlite3: oxapm instruments it."""
+    result = run(tmp_path, """
+        import sqlite3, sys
+        import oxapm
+
+        client = oxapm.get_client()
+        client.begin_transaction("job")
+        cursor = sqlite3.connect(":memory:").cursor()
+        cursor.execute("CREATE TABLE orders (id INTEGER)")
+        cursor.execute("SELECT id FROM orders")
+        client.end_transaction("checkout", "success")
+        print(type(cursor).__module__, "opentelemetry.instrumentation.sqlite3" in sys.modules)
+    """, "--server-url", intake.url)
+    assert result.returncode == 0, result.stderr
+    assert warnings_in(result.stderr) == []
+    assert result.stdout.split() == ["oxapm.instrumentation.dbapi", "False"]
+    assert intake.wait_for(lambda requests: any("transaction" in line for r in requests for line in r["lines"]))
+    spans = [body for kind, body in intake.events() if kind == "span"]
+    assert sorted((s["name"], s["subtype"], s["context"]["db"]["statement"], "otel" in s) for s in spans) == [
+        ("CREATE", "sqlite", "CREATE TABLE orders (id INTEGER)", False),
+        ("SELECT FROM orders", "sqlite", "SELECT id FROM orders", False),
+    ]
+
+
 def test_opentelemetry_is_imported_only_with_an_instrumented_library(tmp_path):
+    # fakelib has a contrib instrumentor; sqlite3 has oxapm's own instrumentation, which needs no OpenTelemetry.
+    site = fake_instrumentation(tmp_path, "pass")
     result = run(tmp_path, """
         import sys
-        before = sorted(m for m in sys.modules if m.startswith("opentelemetry"))
         import sqlite3
+        before = sorted(m for m in sys.modules if m.startswith("opentelemetry"))
+        import fakelib
         after = sys.modules
-        print(before, "opentelemetry.instrumentation.sqlite3" in after, "opentelemetry.instrumentation.flask" in after)
-    """, "--traces-exporter", "none")
+        print(before, "fake_instrumentation" in after, "opentelemetry" in after, "opentelemetry.instrumentation.flask" in after)
+    """, "--traces-exporter", "none", env={"PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])})
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["[]", "True", "False"]
+    assert result.stdout.split() == ["[]", "True", "True", "False"]
 
 
 # What the agent's start used to import, from the measured cost of importing each alone: logging
@@ -141,14 +169,18 @@ def test_the_agent_starts_without_importing_what_the_program_does_not(tmp_path):
 
 
 def test_disabled_instrumentations_are_not_applied(tmp_path):
+    # sqlite3 and requests are instrumented by oxapm itself: their contrib instrumentations are
+    # never applied.
     program = """
         import sys, sqlite3, requests
-        print("opentelemetry.instrumentation.sqlite3" in sys.modules, "opentelemetry.instrumentation.requests" in sys.modules)
+        from oxapm.instrumentation import control
+        print("sqlite3" in control.applied(), "requests" in control.applied(),
+              "opentelemetry.instrumentation.requests" in sys.modules)
     """
     by_flag = run(tmp_path, program, "--disabled-instrumentations", "sqlite3", "--traces-exporter", "none")
     by_variable = run(tmp_path, program, "--traces-exporter", "none", env={"OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": " requests ,x"})
-    assert (by_flag.returncode, by_flag.stdout.split()) == (0, ["False", "True"]), by_flag.stderr
-    assert (by_variable.returncode, by_variable.stdout.split()) == (0, ["True", "False"]), by_variable.stderr
+    assert (by_flag.returncode, by_flag.stdout.split()) == (0, ["False", "True", "False"]), by_flag.stderr
+    assert (by_variable.returncode, by_variable.stdout.split()) == (0, ["True", "False", "False"]), by_variable.stderr
 
 
 def test_a_subprocess_started_by_the_program_is_instrumented(tmp_path, intake):

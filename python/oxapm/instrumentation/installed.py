@@ -162,12 +162,9 @@ def _module_named(name: str) -> Optional[Tuple[str, ...]]:
 
 
 def _canonical(name: str) -> str:
-    """PEP 503's normalized name: runs of ``-``, ``_`` and ``.`` become one ``-``, lower case.
-    Without ``re``: this runs at every start, for each registered library."""
-    name = name.lower().replace("_", "-").replace(".", "-")
-    while "--" in name:
-        name = name.replace("--", "-")
-    return name
+    """PEP 503's normal form: runs of ``-``, ``_`` and ``.`` become one ``-``. Without ``re``, since
+    the agent's start looks up the registry's distributions and must not import it."""
+    return "-".join(part for part in name.lower().replace("_", "-").replace(".", "-").split("-") if part)
 
 
 def _cache_key() -> Tuple[Any, ...]:

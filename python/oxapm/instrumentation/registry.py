@@ -73,7 +73,34 @@ def _release(version: str) -> Tuple[int, ...]:
     return tuple(numbers)
 
 
-# --- Web frameworks: incoming requests as transactions (what they share: instrumentation/web.py) ---
+# Caches
+register("redis", Entry("oxapm.instrumentation.redis:RedisInstrumentation", ("redis",), ("redis",), ">=4.2,<9"))
+register("pymemcache", Entry("oxapm.instrumentation.pymemcache:PymemcacheInstrumentation", ("pymemcache",), ("pymemcache",), ">=4.0,<5"))
+register("python-memcached", Entry("oxapm.instrumentation.python_memcached:PythonMemcachedInstrumentation", ("memcache",), ("python-memcached",), ">=1.59,<2"))
+register("pylibmc", Entry("oxapm.instrumentation.pylibmc:PylibmcInstrumentation", ("pylibmc",), ("pylibmc",), ">=1.6,<2"))
+
+# HTTP clients (exit spans made by outgoing_http.py). http.client covers urllib.request, which has no
+# other way out (see http_client.py).
+register("http-client", Entry("oxapm.instrumentation.http_client:HttpClientInstrumentation", ("http.client",)))
+register("urllib3", Entry("oxapm.instrumentation.urllib3:Urllib3Instrumentation", ("urllib3",), ("urllib3",), ">=1.26,<3"))
+register("requests", Entry("oxapm.instrumentation.requests:RequestsInstrumentation", ("requests",), ("requests",), ">=2.0,<3"))
+register("httpx", Entry("oxapm.instrumentation.httpx:HttpxInstrumentation", ("httpx",), ("httpx",), ">=0.18,<1"))
+register("aiohttp-client", Entry("oxapm.instrumentation.aiohttp_client:AiohttpClientInstrumentation", ("aiohttp",), ("aiohttp",), ">=3.8,<4"))
+register("httplib2", Entry("oxapm.instrumentation.httplib2:Httplib2Instrumentation", ("httplib2",), ("httplib2",), ">=0.9,<1"))
+
+# SQL databases (DB-API 2 proxies of dbapi.py, and asyncpg; span fields from sql_spans.py)
+register("sqlite3", Entry("oxapm.instrumentation.sqlite3:SQLite3Instrumentation", ("sqlite3",)))
+register("psycopg2", Entry("oxapm.instrumentation.psycopg2:Psycopg2Instrumentation", ("psycopg2",), ("psycopg2", "psycopg2-binary"), ">=2.8,<3"))
+register("psycopg", Entry("oxapm.instrumentation.psycopg:PsycopgInstrumentation", ("psycopg",), ("psycopg",), ">=3.0,<4"))
+register("asyncpg", Entry("oxapm.instrumentation.asyncpg:AsyncpgInstrumentation", ("asyncpg",), ("asyncpg",), ">=0.23,<1"))
+register("pymysql", Entry("oxapm.instrumentation.pymysql:PyMySQLInstrumentation", ("pymysql",), ("PyMySQL",), ">=1.0,<2"))
+register("mysqlclient", Entry("oxapm.instrumentation.mysqlclient:MySQLClientInstrumentation", ("MySQLdb",), ("mysqlclient",), ">=2.2,<3"))
+register("aiomysql", Entry("oxapm.instrumentation.aiomysql:AiomysqlInstrumentation", ("aiomysql",), ("aiomysql",), ">=0.1,<1"))
+register("aiopg", Entry("oxapm.instrumentation.aiopg:AiopgInstrumentation", ("aiopg",), ("aiopg",), ">=1.3,<2"))
+register("pyodbc", Entry("oxapm.instrumentation.pyodbc:PyODBCInstrumentation", ("pyodbc",), ("pyodbc",), ">=4.0,<6"))
+
+# Web frameworks (incoming requests as transactions; what they share is web.py, the WSGI and ASGI
+# halves are oxapm.contrib.wsgi and oxapm.contrib.asgi)
 register("flask", Entry("oxapm.instrumentation.flask:FlaskInstrumentation", ("flask",), ("flask",), ">=2.2,<4"))
 register("django", Entry("oxapm.instrumentation.django:DjangoInstrumentation", ("django.core.handlers.base",), ("django",), ">=4.2,<7"))
 register("starlette", Entry("oxapm.instrumentation.starlette:StarletteInstrumentation", ("starlette.applications",), ("starlette",), ">=0.37,<2"))

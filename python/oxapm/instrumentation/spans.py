@@ -3,8 +3,9 @@
 
 An exit span (a call to another service: a database, a cache, an HTTP server) is a leaf: nothing
 is recorded below it. That is what keeps one call from being reported twice when instrumented
-libraries sit on each other (requests on urllib3 on http.client) or when an OpenTelemetry contrib
-instrumentation patches the same library.
+libraries sit on each other (requests on urllib3 on http.client), or when an OpenTelemetry contrib
+instrumentation of the same library patched it under ours. When the contrib one patched it over
+ours, its CLIENT span is current: nothing is recorded below that either.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
     from contextvars import Token
     from typing import Any, Dict, Optional, Tuple
 
-    Started = Tuple[_core.Span, Token]
+    Started = Tuple[_core.Span, Optional[Token]]
 
 
 def start_span(
@@ -33,7 +34,7 @@ def start_span(
     is recorded: no transaction, an unsampled one, an exit span above, or a failure."""
     try:
         parent = traces._get_current()
-        if parent is None:
+        if parent is None or _an_otel_client_span(parent):
             return None
         span = _core.begin_span(parent, (name, span_type, subtype, action, None, exit, context, None))
         if span is None:
@@ -57,10 +58,8 @@ def end_span(
         return
     span, token = started
     try:
-        try:
-            traces._reset_current(token)
-        except (ValueError, RuntimeError):  # ended in another context (a callback, a thread)
-            traces._restore(token)
+        if token is not None:
+            _leave(token)
         for key, data in (context or {}).items():
             span.update_context(key, data)
         if outcome is not None:
@@ -69,3 +68,37 @@ def end_span(
     except Exception:
         report_failure(instrumentation)
 
+
+def detach(instrumentation: str, started: Optional[Started]) -> Optional[Started]:
+    """Makes the parent of what ``start_span`` started current again while the span stays open,
+    for a call answered through another one (http.client's ``request``, then ``getresponse``):
+    what the application does in between is not below it. ``end_span`` takes what it returns."""
+    if started is None:
+        return None
+    span, token = started
+    try:
+        if token is not None:
+            _leave(token)
+    except Exception:
+        report_failure(instrumentation)
+    return span, None
+
+
+def _leave(token: Token) -> None:
+    try:
+        traces._reset_current(token)
+    except (ValueError, RuntimeError):  # left in another context (a callback, a thread)
+        traces._restore(token)
+
+
+def _an_otel_client_span(parent: Any) -> bool:
+    """Whether ``parent`` is a CLIENT span started through the OpenTelemetry API."""
+    if isinstance(parent, _core.Span):
+        elastic_type = parent.type
+    elif isinstance(parent, _core.Transaction):
+        elastic_type = parent.transaction_type
+    else:  # a span the engine does not record (remote, unsampled): nothing is recorded below it
+        return False
+    # What the OpenTelemetry API starts has type "unknown" until the export maps it: only those
+    # are asked their kind, which imports opentelemetry.
+    return elastic_type == "unknown" and parent.kind.name == "CLIENT"

@@ -1,0 +1,85 @@
+"""http.client, and with it urllib.request, which sends every http and https request through
+``HTTPConnection.request`` and ``getresponse``. The exit span starts in ``request`` and ends when
+``getresponse`` returns; in between it is not current, since the application runs there.
+
+A response never asked for (the connection closed first) ends its span, without a status, at the
+connection's next ``request``; the span is lost when there is none.
+"""
+
+from __future__ import annotations
+
+from oxapm.instrumentation.outgoing_http import OutgoingHttpInstrumentation, argument, merged, url_parts, with_argument
+
+TYPE_CHECKING = False  # typing is not imported at run time: it costs milliseconds at every start
+if TYPE_CHECKING:
+    from typing import Any, Callable
+
+    from oxapm.instrumentation.outgoing_http import Call, Headers, Request
+
+# The call of a connection waiting for its response, in the connection's attributes.
+_WAITING = "_oxapm_outgoing_http_call"
+
+
+class HttpClientInstrumentation(OutgoingHttpInstrumentation):
+    name = "http-client"
+
+    def apply(self) -> None:
+        from http.client import HTTPConnection
+
+        self.wrap(HTTPConnection, "request", self._request)
+        self.wrap(HTTPConnection, "getresponse", self._getresponse)
+
+    def _request(self, wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Any:
+        unanswered = instance.__dict__.pop(_WAITING, None)
+        if unanswered is not None:
+            self.end(unanswered)
+        call, args, kwargs = self.begin(instance, args, kwargs)
+        if call is None:
+            return wrapped(*args, **kwargs)
+        try:
+            result = wrapped(*args, **kwargs)
+        except BaseException:
+            self.end(call, failed=True)
+            raise
+        self.detach(call)
+        instance.__dict__[_WAITING] = call
+        return result
+
+    def _getresponse(self, wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Any:
+        call = instance.__dict__.get(_WAITING)
+        if call is None:
+            return wrapped(*args, **kwargs)
+        try:
+            response = wrapped(*args, **kwargs)
+        except TypeError:
+            # Arguments getresponse does not take: urllib3 1.26 tries Python 2's buffering=True,
+            # then calls again without. The response is still to come.
+            if not (args or kwargs):
+                self._answered(instance, call, failed=True)
+            raise
+        except BaseException:
+            self._answered(instance, call, failed=True)
+            raise
+        self._answered(instance, call, response)
+        return response
+
+    def _answered(self, instance: Any, call: Call, response: Any = None, failed: bool = False) -> None:
+        instance.__dict__.pop(_WAITING, None)
+        self.end(call, response, failed)
+
+    def request_of(self, instance: Any, args: tuple, kwargs: dict) -> Request:
+        method, url = argument(args, kwargs, 0, "method"), argument(args, kwargs, 1, "url")
+        if not url.startswith("/") and "://" in url:  # the absolute URL sent to a proxy
+            return (method,) + url_parts(url)
+        # Through a CONNECT tunnel (set_tunnel) the connection's host is the proxy's.
+        tunnel = getattr(instance, "_tunnel_host", None)
+        host, port = (tunnel, instance._tunnel_port) if tunnel else (instance.host, instance.port)
+        # HTTPSConnection, and the TLS connections of other libraries built on HTTPConnection.
+        scheme = "https" if instance.default_port == 443 else "http"
+        return method, scheme, host, port, url
+
+    def with_headers(self, instance: Any, args: tuple, kwargs: dict, headers: Headers) -> tuple:
+        return with_argument(args, kwargs, 3, "headers", merged(argument(args, kwargs, 3, "headers"), headers))
+
+    def status_of(self, response: Any) -> int:
+        return response.status

@@ -1,0 +1,216 @@
+"""Exit spans of outgoing HTTP calls, for the HTTP client instrumentations (http.client, urllib3,
+requests, httpx, aiohttp, httplib2). Each of them says where a call's method, URL and headers are
+and what status its response has; this module names the span, fills its context, puts the trace
+context in the request's headers and sets the outcome.
+
+The span is the Elastic agent's: named ``GET host`` (``host:port`` when the port is not the
+scheme's default), type ``external``, subtype ``http``, no action; ``context.http`` holds the URL
+(rebuilt from its parts: no user, password or fragment), the method and the status code,
+``context.destination`` the address and port. The engine infers the destination service and the
+service target. Outcome: failure for a status of 400 or more and for an exception, success
+otherwise. The span ends when the call that returns the response returns, that is once the
+response's headers are in (as the Elastic agent does): reading a streamed body is not part of it.
+
+Trace context: the headers ``propagation.outgoing_headers()`` gives for the exit span or, when no
+span is recorded (an unsampled transaction, the span limit reached), for the current transaction:
+an unsampled trace goes on propagating, as with the Elastic agent. Outside a transaction nothing is
+added. They replace the caller's headers of the same names, in any case: a traceparent already on a
+request is almost always one forwarded from the incoming request, and keeping it would detach the
+service called from this call (the Elastic agent overwrites it too).
+
+Only the outermost instrumented layer of a call traces it (requests over urllib3 over http.client):
+the layers below pass the call through untouched, since the exit span leaves them nothing to record
+and the headers are on the request already.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from urllib.parse import urlsplit
+
+from oxapm import traces
+from oxapm.instrumentation import propagation, spans
+from oxapm.instrumentation.base import Instrumentation, report_failure
+
+TYPE_CHECKING = False  # typing is not imported at run time: it costs milliseconds at every start
+if TYPE_CHECKING:
+    from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
+
+    from oxapm.instrumentation.spans import Started
+
+    Headers = List[Tuple[str, str]]
+    # method, scheme, host, port (None: the scheme's default), path with query
+    Request = Tuple[str, str, str, Optional[int], str]
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+# What was current (the exit span, or the transaction when none is recorded) when the outermost
+# instrumented layer of the call in progress took it: the layers below see it still current.
+_traced_call: contextvars.ContextVar[Any] = contextvars.ContextVar("oxapm_outgoing_http_call", default=None)
+_get_current = traces._get_current
+
+
+class Call:
+    """One call traced by its outermost layer: its exit span (None when not recorded) and the
+    token of ``_traced_call``."""
+
+    __slots__ = ("started", "mark")
+
+    def __init__(self) -> None:
+        self.started: Optional[Started] = None
+        self.mark: Optional[contextvars.Token] = None
+
+
+class OutgoingHttpInstrumentation(Instrumentation):
+    """An HTTP client library's instrumentation. Subclasses patch the library's call with
+    ``traced`` (``traced_async`` for a coroutine function) and say, for the arguments of that call,
+    what request it makes (``request_of``), how headers are added to it (``with_headers``), and for
+    what it returns, the status (``status_of``)."""
+
+    def request_of(self, instance: Any, args: tuple, kwargs: dict) -> Request:
+        raise NotImplementedError
+
+    def with_headers(self, instance: Any, args: tuple, kwargs: dict, headers: Headers) -> Tuple[tuple, dict]:
+        """The call's arguments with ``headers`` on the request, replacing those of the same names.
+        Returns new arguments, or the same ones when the request object itself is changed."""
+        raise NotImplementedError
+
+    def status_of(self, response: Any) -> int:
+        raise NotImplementedError
+
+    def traced(self, wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Any:
+        call, args, kwargs = self.begin(instance, args, kwargs)
+        if call is None:
+            return wrapped(*args, **kwargs)
+        try:
+            response = wrapped(*args, **kwargs)
+        except BaseException:
+            self.end(call, failed=True)
+            raise
+        self.end(call, response)
+        return response
+
+    async def traced_async(self, wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Any:
+        call, args, kwargs = self.begin(instance, args, kwargs)
+        if call is None:
+            return await wrapped(*args, **kwargs)
+        try:
+            response = await wrapped(*args, **kwargs)
+        except BaseException:
+            self.end(call, failed=True)
+            raise
+        self.end(call, response)
+        return response
+
+    def begin(self, instance: Any, args: tuple, kwargs: dict) -> Tuple[Optional[Call], tuple, dict]:
+        """Starts tracing a call: None (and the arguments unchanged) outside a transaction and in
+        the layers below the one tracing it; otherwise the call, and its arguments with the trace
+        context headers."""
+        current = _get_current()
+        if current is None or current is _traced_call.get():
+            return None, args, kwargs
+        call = Call()
+        try:
+            call.started = spans.start_span(self.name, *exit_span(*self.request_of(instance, args, kwargs)))
+            call.mark = _traced_call.set(_get_current())
+            headers = propagation.outgoing_headers()
+            if headers:
+                args, kwargs = self.with_headers(instance, args, kwargs, headers)
+        except Exception:
+            report_failure(self.name)
+        return call, args, kwargs
+
+    def detach(self, call: Call) -> None:
+        """For a call whose response comes through another method (http.client's ``request``, then
+        ``getresponse``): the layers below are done, the span stays open but no longer current."""
+        self._unmark(call)
+        call.started = spans.detach(self.name, call.started)
+
+    def end(self, call: Call, response: Any = None, failed: bool = False) -> None:
+        """Ends a call: with its response, when it returned one, or ``failed`` when it raised."""
+        self._unmark(call)
+        outcome = context = None
+        if response is not None and call.started is not None:
+            try:
+                status = self.status_of(response)
+                outcome = "failure" if status >= 400 else "success"
+                # The intake schema deprecates status_code for response.status_code; the Elastic
+                # agent sends status_code, and the engine's OTLP mapping reads it.
+                context = {"http": {"status_code": status, "response": {"status_code": status}}}
+            except Exception:
+                report_failure(self.name)
+        spans.end_span(self.name, call.started, failed, outcome, context)
+
+    def _unmark(self, call: Call) -> None:
+        mark, call.mark = call.mark, None
+        if mark is None:
+            return
+        try:
+            try:
+                _traced_call.reset(mark)
+            except (ValueError, RuntimeError):  # ended in another context
+                traces._restore(mark, _traced_call)
+        except Exception:
+            report_failure(self.name)
+
+
+def exit_span(method: str, scheme: str, host: str, port: Optional[int], target: str) -> Tuple[str, str, str, None, Dict[str, Any]]:
+    """The name, type, subtype, action and context of the exit span of a request for ``target``
+    (a path with its query) on ``scheme://host:port``."""
+    method, scheme, host = method.upper(), scheme.lower(), host.strip("[]")
+    default = _DEFAULT_PORTS.get(scheme)
+    netloc = "[%s]" % host if ":" in host else host
+    if port is not None and port != default:
+        netloc = "%s:%s" % (netloc, port)
+    destination: Dict[str, Any] = {"address": host}
+    if port or default:
+        destination["port"] = port or default
+    context = {"http": {"url": "%s://%s%s" % (scheme, netloc, target), "method": method}, "destination": destination}
+    return "%s %s" % (method, netloc), "external", "http", None, context
+
+
+def url_parts(url: str) -> Tuple[str, str, Optional[int], str]:
+    """The scheme, host, port (None when absent or not a number) and path with query of an
+    absolute URL; its user and password are left out."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    target = parts.path or "/"
+    if parts.query:
+        target = "%s?%s" % (target, parts.query)
+    return parts.scheme, parts.hostname or "", port, target
+
+
+def argument(args: tuple, kwargs: Mapping[str, Any], index: int, name: str, default: Any = None) -> Any:
+    """The argument at position ``index`` (not counting ``self``) or named ``name``."""
+    return args[index] if len(args) > index else kwargs.get(name, default)
+
+
+def with_argument(args: tuple, kwargs: dict, index: int, name: str, value: Any) -> Tuple[tuple, dict]:
+    """The arguments with ``value`` for the one at ``index`` or named ``name``, where it was given."""
+    if len(args) > index:
+        return args[:index] + (value,) + args[index + 1:], kwargs
+    kwargs[name] = value  # wrapt hands each call its own dict
+    return args, kwargs
+
+
+def set_headers(mapping: Any, headers: Iterable[Tuple[str, str]]) -> None:
+    """Sets ``headers`` on a mutable mapping whose names ignore case (requests', httpx's,
+    multidict's, urllib3's): each replaces the values of its name."""
+    for name, value in headers:
+        mapping[name] = value
+
+
+def merged(mapping: Optional[Mapping[str, Any]], headers: Headers) -> Dict[str, Any]:
+    """A new dict of the caller's headers (a plain mapping, or None) and ``headers``, which replace
+    those of the same names in any case: for libraries that take a dict."""
+    names = {name.lower() for name, _ in headers}
+    out = {key: value for key, value in mapping.items() if _text(key).lower() not in names} if mapping else {}
+    out.update(headers)
+    return out
+
+
+def _text(name: Any) -> str:
+    return name.decode("latin-1") if isinstance(name, bytes) else str(name)  # http.client takes bytes too

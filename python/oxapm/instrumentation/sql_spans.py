@@ -1,0 +1,124 @@
+"""The exit spans of SQL databases, as Elastic's agents make them: a statement's span is named by its
+signature (``SELECT FROM users``), of type ``db`` with the database system as subtype and action
+``query`` (``exec`` for a stored procedure call), the statement and the database in ``context.db``,
+the server in ``context.destination``; connecting is a span of action ``connect``. The engine
+infers the service target (``postgresql/shop``) from them when it exports.
+
+Shared by the DB-API 2 layer (``dbapi``) and asyncpg. Nothing here raises: a failure is reported
+once (``base.report_failure``) and the statement runs untraced.
+"""
+
+from __future__ import annotations
+
+from oxapm import _core, traces
+from oxapm.instrumentation import spans
+from oxapm.instrumentation.base import report_failure
+
+TYPE_CHECKING = False  # typing is not imported at run time: it costs milliseconds at every start
+if TYPE_CHECKING:
+    from typing import Any, Dict, Optional
+
+    from oxapm.instrumentation.spans import Started
+
+# Elastic's agents send at most this much of a statement.
+MAX_STATEMENT_LENGTH = 10000
+# The statements whose span reports the rows they changed (as Elastic's agents do for DML).
+_CHANGING_ROWS = ("INSERT", "UPDATE", "DELETE", "MERGE", "REPLACE")
+
+
+class Endpoint:
+    """The database one connection talks to, read once when it connects: the span subtype, and
+    the context sections every span on that connection carries."""
+
+    __slots__ = ("subtype", "db", "destination")
+
+    def __init__(self, subtype: str, instance: Optional[str] = None, user: Optional[str] = None,
+                 address: Optional[str] = None, port: Optional[int] = None) -> None:
+        self.subtype = subtype
+        self.db: Dict[str, Any] = {"type": "sql"}
+        if instance:
+            self.db["instance"] = instance
+        if user:
+            self.db["user"] = user
+        self.destination: Dict[str, Any] = {}
+        if address:
+            self.destination["address"] = address
+        if port:
+            self.destination["port"] = int(port)
+
+    def context(self, statement: Optional[str] = None) -> Dict[str, Dict[str, Any]]:
+        db = self.db.copy()
+        if statement is not None:
+            db["statement"] = statement[:MAX_STATEMENT_LENGTH]
+        if self.destination:
+            return {"db": db, "destination": self.destination}
+        return {"db": db}
+
+    def __repr__(self) -> str:
+        return "Endpoint(%r, %r, %r)" % (self.subtype, self.db, self.destination)
+
+
+def recording() -> bool:
+    """Whether a span could be recorded now: spares the statement's text and signature when not."""
+    return traces._get_current() is not None
+
+
+def text(statement: Any, context: Any = None) -> str:
+    """A statement as the text of its span: bytes decoded, psycopg's ``sql.Composable`` rendered
+    for ``context`` (the connection or cursor that runs it)."""
+    if isinstance(statement, str):
+        return statement
+    if isinstance(statement, (bytes, bytearray, memoryview)):
+        return bytes(statement).decode("utf-8", "replace")
+    as_string = getattr(statement, "as_string", None)
+    if as_string is not None:
+        return as_string(context)
+    return str(statement)
+
+
+def start_statement(instrumentation: str, endpoint: Endpoint, statement: str, action: str = "query") -> Optional[Started]:
+    """The span of one statement (``action`` exec: ``statement`` is a procedure's name)."""
+    try:
+        name = statement + "()" if action == "exec" else _core.sql_signature(statement)
+        return spans.start_span(instrumentation, name, "db", endpoint.subtype, action, endpoint.context(statement))
+    except Exception:
+        report_failure(instrumentation)
+        return None
+
+
+def changes_rows(started: Optional[Started]) -> bool:
+    """Whether the statement's span reports the rows it changed (then ask the cursor)."""
+    return started is not None and started[0].name.startswith(_CHANGING_ROWS)
+
+
+def end_statement(instrumentation: str, started: Optional[Started], failed: bool = False, rows_affected: Any = None) -> None:
+    """Ends a statement's span; ``rows_affected`` when the library knows it (an int, -1 or None
+    when it does not)."""
+    if isinstance(rows_affected, int) and rows_affected >= 0:
+        spans.end_span(instrumentation, started, failed, context={"db": {"rows_affected": rows_affected}})
+    else:
+        spans.end_span(instrumentation, started, failed)
+
+
+def start_connect(instrumentation: str, library: str, subtype: str) -> Optional[Started]:
+    """The span of opening a connection (``psycopg2.connect``); its endpoint is known once connected."""
+    return spans.start_span(instrumentation, library + ".connect", "db", subtype, "connect")
+
+
+def end_connect(instrumentation: str, started: Optional[Started], endpoint: Optional[Endpoint] = None, failed: bool = False) -> None:
+    spans.end_span(instrumentation, started, failed, context=endpoint.context() if endpoint is not None else None)
+
+
+def postgresql_endpoint(info: Any) -> Endpoint:
+    """From libpq's view of a connection (``connection.info`` of psycopg2 and psycopg): a host that
+    is a directory is a Unix socket's, and no network address."""
+    host = info.host
+    return Endpoint("postgresql", info.dbname, info.user, None if not host or host.startswith("/") else host, info.port)
+
+
+def mysql_endpoint(host: Any, port: Any, user: Any, database: Any, unix_socket: Any = None) -> Endpoint:
+    """From the attributes MySQL clients keep (bytes in some, once connected)."""
+    decode = lambda value: value.decode("utf-8", "replace") if isinstance(value, bytes) else value  # noqa: E731
+    if unix_socket:
+        host = port = None
+    return Endpoint("mysql", decode(database), decode(user), host, port)
