@@ -226,3 +226,22 @@ def test_an_opentelemetry_instrumentation_of_the_same_app_is_no_second_transacti
     assert [t["name"] for t in recorded.poll().of("transaction")] == [ROUTE_NAME]
     (contrib,) = [s for s in recorded.spans if s["name"] == ROUTE_NAME]
     assert contrib["parent_id"] == transaction["id"] and contrib["otel"]["span_kind"] == "INTERNAL"
+
+
+def test_a_call_to_another_traced_service_continues_the_trace(url, recorded):
+    """A handler calls another traced service with requests: that request's transaction is a
+    child of the exit span, in the same trace."""
+    caller = flask.Flask("caller")
+
+    @caller.route("/call")
+    def call():
+        return requests.get(url + "/users/5").text
+
+    with checks.wsgi_server(caller) as caller_url:
+        assert requests.get(caller_url + "/call", headers={"traceparent": checks.TRACEPARENT}).text == "user 5"
+    transactions = {t["name"]: t for t in recorded.wait_for_transactions(2)}
+    outer, inner = transactions["GET /call"], transactions[ROUTE_NAME]
+    (exit_span,) = [s for s in recorded.poll().spans if s["type"] == "external"]
+    assert exit_span["transaction_id"] == exit_span["parent_id"] == outer["id"]
+    assert inner["parent_id"] == exit_span["id"]
+    assert outer["trace_id"] == inner["trace_id"] == exit_span["trace_id"] == checks.TRACE_ID
