@@ -5,10 +5,11 @@ application's ``__call__``), named after the route template: ``GET /users/{id}``
 Two instrumentations, so that each can be disabled by its name: ``starlette`` traces Starlette
 applications that are not FastAPI ones, ``fastapi`` FastAPI applications. Both read the template
 (``path_format``: ``{id}``, without the convertor of ``{id:int}``) from Starlette's routing
-(``Route.handle``, ``Mount.handle``: patched once, while either is applied); FastAPI versions that route included routers themselves report the full template
-through their telemetry hook (``fastapi.routing._route_selected``), read as well. While oxapm traces
-a FastAPI request, FastAPI's own OpenTelemetry instrumentation stands aside for it (as it does for
-OpenTelemetry's middleware): its server span would be a second transaction for the same request.
+(``Route.handle``, ``Mount.handle``: patched once, while either is applied). FastAPI versions that
+route included routers themselves report the full template through their telemetry hook
+(``fastapi.routing._route_selected``), read as well. While oxapm traces a FastAPI request,
+FastAPI's own OpenTelemetry instrumentation stands aside for it (as it does for OpenTelemetry's
+middleware): its server span would be a second transaction for the same request.
 """
 
 from __future__ import annotations
@@ -36,8 +37,9 @@ class StarletteInstrumentation(Instrumentation):
         def call(wrapped, instance, args, kwargs):
             arguments = asgi.call_arguments(args, kwargs)
             fastapi = sys.modules.get("fastapi")
+            # A FastAPI application is the fastapi instrumentation's (whether it is applied or not).
             if arguments is None or (fastapi is not None and isinstance(instance, getattr(fastapi, "FastAPI", ()))):
-                return wrapped(*args, **kwargs)  # a FastAPI application: the fastapi instrumentation's
+                return wrapped(*args, **kwargs)
             return asgi.traced_call(self.name, wrapped, *arguments)
 
         self.wrap(Starlette, "__call__", call)
