@@ -41,10 +41,11 @@ def instrument() -> None:
     if client is not None and not client.config.instrument:
         return
     left_out = disabled()
+    versions = installed.versions()  # once: each lookup of the index stats every sys.path entry
     ready = []
     with _lock:
         for name, entry in registry.entries().items():
-            if name in _active or name in _waiting or name in _unsupported or name in left_out or not _supported(name, entry):
+            if name in _active or name in _waiting or name in _unsupported or name in left_out or not _supported(name, entry, versions):
                 continue
             if any(module in sys.modules for module in entry.modules):
                 _active[name] = None
@@ -94,13 +95,13 @@ def disabled() -> Set[str]:
     return {name.strip() for name in names if name.strip()}
 
 
-def _supported(name: str, entry: Entry) -> bool:
+def _supported(name: str, entry: Entry, versions: Dict[str, str]) -> bool:
     """Whether the installed library is one ``entry`` instruments. A library that is not installed
     (by any of its distribution names) is not; one of an unsupported version is not either, and
     says so once it is imported."""
     if not entry.distributions:
         return True
-    version = next(filter(None, map(installed.version_of, entry.distributions)), None)
+    version = next(filter(None, (installed.version_of(d, versions) for d in entry.distributions)), None)
     if version is None:
         return False
     if registry.supports(entry.versions, version) is not False:

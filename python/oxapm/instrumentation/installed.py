@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from typing import Any, Dict, List, Optional, Tuple
 
 GROUP = "opentelemetry_instrumentor"
-_FORMAT = 2  # of the cached entries
+_FORMAT = 3  # of the cached entries
 # Programs of one environment may start with different paths (PYTHONPATH): a few are remembered.
 _KEYS_KEPT = 8
 
@@ -51,8 +51,9 @@ def versions() -> Dict[str, str]:
     return _index()[1]
 
 
-def version_of(distribution: str) -> Optional[str]:
-    return versions().get(_canonical(distribution))
+def version_of(distribution: str, installed_versions: Dict[str, str]) -> Optional[str]:
+    """``distribution``'s version in ``versions()``, by any spelling of its name."""
+    return installed_versions.get(_canonical(distribution))
 
 
 # The index for this process's current sys.path (a program may change its path after the start),
@@ -69,20 +70,21 @@ def _index() -> Tuple[List[Instrumentor], Dict[str, str]]:
 
 
 def _cached_or_scanned(path: str, key: Tuple[Any, ...]) -> Tuple[List[Instrumentor], Dict[str, str]]:
-    cache: Dict[Tuple[Any, ...], Tuple[Any, ...]] = {}
+    # The file maps each key to its entry marshalled apart: only this key's entry is decoded.
+    cache: Dict[Tuple[Any, ...], bytes] = {}
     try:
         with open(path, "rb") as f:
             loaded = marshal.load(f)
         cache = loaded if isinstance(loaded, dict) else {}
+        if key in cache:
+            entries, found_versions = marshal.loads(cache[key])
+            return [Instrumentor(*entry) for entry in entries], found_versions
     except (OSError, EOFError, ValueError, TypeError):
         pass
-    if key in cache:
-        entries, found_versions = cache[key]
-        return [Instrumentor(*entry) for entry in entries], found_versions
     found, found_versions = scan()
     # Dicts keep their order: the oldest key goes first.
     kept = dict(list(cache.items())[-(_KEYS_KEPT - 1):])
-    kept[key] = ([tuple(i) for i in found], found_versions)
+    kept[key] = marshal.dumps(([tuple(i) for i in found], found_versions))
     _store(path, kept)
     return found, found_versions
 
@@ -191,7 +193,7 @@ def _fnv1a(data: bytes) -> int:
     return value
 
 
-def _store(path: str, cache: Dict[Tuple[Any, ...], List[Tuple[Any, ...]]]) -> None:
+def _store(path: str, cache: Dict[Tuple[Any, ...], bytes]) -> None:
     """Best effort (a read-only home only costs the scan on every start); written whole, then
     renamed, so that concurrent starts never read half a file."""
     try:
