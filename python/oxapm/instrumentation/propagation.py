@@ -22,8 +22,20 @@ if TYPE_CHECKING:
 logger = LazyLogger("oxapm.instrumentation")
 
 _DEFAULT_NAMES = "tracecontext,baggage"
-# (OTEL_PROPAGATORS, elastic header on) -> (formats written, formats read)
-_formats: Dict[Tuple[str, bool], Tuple[List[_core.PropagationFormat], List[_core.PropagationFormat]]] = {}
+class _Formats:
+    """The formats written and read for one configuration, with what each reads, precomputed:
+    they are used on every request and every outgoing call."""
+
+    __slots__ = ("written", "read")
+
+    def __init__(self, written: List[_core.PropagationFormat], read: List[_core.PropagationFormat]) -> None:
+        self.written = written
+        # (format, the lower-case names of the headers it reads), for the formats that carry a span
+        self.read = [(f, [name.lower() for name in f.extracted_headers]) for f in read if f.carries_span]
+
+
+# (OTEL_PROPAGATORS, elastic header on) -> the formats
+_configurations: Dict[Tuple[str, bool], _Formats] = {}
 
 
 def outgoing_headers() -> List[Tuple[str, str]]:
@@ -36,14 +48,11 @@ def outgoing_headers() -> List[Tuple[str, str]]:
         header, tracestate = current.traceparent(), current.tracestate
     else:
         return []
-    parsed = _core.parse_traceparent(header)
-    if parsed is None:
-        return []
-    _, trace_id, span_id, flags = parsed
-    span = (int(trace_id, 16), int(span_id, 16), flags, tracestate)
+    # The engine writes "00-<32 hex trace id>-<16 hex span id>-<2 hex flags>".
+    span = (int(header[3:35], 16), int(header[36:52], 16), int(header[53:55], 16), tracestate)
     baggage = _current_baggage()
     headers: Dict[str, Tuple[str, str]] = {}  # by lower-case name: formats share tracestate
-    for propagation_format in _configured()[0]:
+    for propagation_format in _configured().written:
         for name, value in propagation_format.inject(span, baggage):
             headers.setdefault(name.lower(), (name, value))
     return list(headers.values())
@@ -53,10 +62,8 @@ def incoming_parent(header: Callable[[str], Optional[str]]) -> Optional[TracePar
     """The parent named by an incoming request's headers; ``header(name)`` returns the value of
     the header named ``name`` (lower case), or None. Formats are tried in configured order; a
     malformed header is no parent."""
-    for propagation_format in _configured()[1]:
-        if not propagation_format.carries_span:
-            continue
-        pairs = [(name, value) for name, value in ((n, header(n.lower())) for n in propagation_format.extracted_headers) if value is not None]
+    for propagation_format, names in _configured().read:
+        pairs = [(name, value) for name, value in zip(names, map(header, names)) if value is not None]
         if not pairs:
             continue
         span, _ = propagation_format.extract(pairs)
@@ -66,19 +73,20 @@ def incoming_parent(header: Callable[[str], Optional[str]]) -> Optional[TracePar
     return None
 
 
-def _configured() -> Tuple[List[_core.PropagationFormat], List[_core.PropagationFormat]]:
+def _configured() -> _Formats:
     client = get_client()
     names = os.environ.get("OTEL_PROPAGATORS", "").strip() or _DEFAULT_NAMES
     elastic = bool(client.config.use_elastic_traceparent_header) if client is not None else True
-    key = (names, elastic)
-    if key not in _formats:
+    configuration = _configurations.get((names, elastic))
+    if configuration is None:
         written = _formats_named(names)
-        if not any(f.name == "elastic" for f in written):
-            legacy = [_core.PropagationFormat("elastic")]
-            _formats[key] = (written + legacy if elastic else written, written + legacy)
+        if any(f.name == "elastic" for f in written):
+            configuration = _Formats(written, written)
         else:
-            _formats[key] = (written, written)
-    return _formats[key]
+            legacy = [_core.PropagationFormat("elastic")]
+            configuration = _Formats(written + legacy if elastic else written, written + legacy)
+        _configurations[(names, elastic)] = configuration
+    return configuration
 
 
 def _formats_named(names: str) -> List[_core.PropagationFormat]:
