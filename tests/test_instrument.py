@@ -11,7 +11,7 @@ import pytest
 from conftest import exported
 
 import oxapm
-from oxapm.instrumentation import base, control, propagation, registry, spans
+from oxapm.instrumentation import base, control, installed, propagation, registry, spans
 from oxapm.instrumentation.registry import Entry
 
 calls = []
@@ -421,3 +421,15 @@ def test_the_incoming_tracestate_is_kept(client):
     found = propagation.incoming_parent({"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
                                          "tracestate": "vendor=x,es=s:0.5"}.get)
     assert found.tracestate == "vendor=x,es=s:0.5"
+
+
+def test_an_unreadable_index_of_installed_distributions_leaves_the_standard_library_instrumented(client, monkeypatch, caplog):
+    def broken():
+        raise ValueError("a distribution with broken metadata")
+
+    monkeypatch.setattr(installed, "versions", broken)
+    registry.register("fake", entry("FakeInstrumentation"))
+    registry.register("other", entry("OtherInstrumentation", distributions=("pytest",)))
+    oxapm.instrument()  # does not raise
+    assert calls == [("instrument", "fake")]
+    assert [r for r in caplog.records if "installed distributions" in r.getMessage()]

@@ -41,7 +41,11 @@ def instrument() -> None:
     if client is not None and not client.config.instrument:
         return
     left_out = disabled()
-    versions = installed.versions()  # once: each lookup of the index stats every sys.path entry
+    try:
+        versions = installed.versions()  # once: each lookup of the index stats every sys.path entry
+    except Exception:  # a broken distribution's metadata: only the standard library is instrumented
+        logger.warning("could not list the installed distributions; only the standard library is instrumented", exc_info=True)
+        versions = {}
     ready = []
     with _lock:
         for name, entry in registry.entries().items():
