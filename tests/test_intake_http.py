@@ -2,7 +2,9 @@
 size and time, flush at close and at interpreter exit, and an application thread that never waits."""
 
 import os
+import platform
 import re
+import socket
 import subprocess
 import sys
 import textwrap
@@ -48,10 +50,13 @@ def test_events_arrive_gzipped_with_metadata_first(intake):
     assert service["name"] == "shop" and service["version"] == "1.2.3" and service["environment"] == "staging"
     assert service["agent"]["name"] == "python" and service["agent"]["version"] == oxapm.VERSION
     assert service["language"]["name"] == "python"
-    assert service["runtime"]["name"] == "CPython"
+    assert service["runtime"] == {"name": platform.python_implementation(), "version": platform.python_version()}
+    assert service["language"]["version"] == platform.python_version()
     assert service["framework"] == {"name": "flask", "version": "3.0"}
     assert metadata["process"]["pid"] == os.getpid() and metadata["process"]["argv"]
-    assert metadata["system"]["detected_hostname"] and metadata["system"]["architecture"]
+    # Read without importing socket and platform at start; the same values.
+    assert metadata["system"]["detected_hostname"] == socket.gethostname()
+    assert metadata["system"]["architecture"] == platform.machine()
     assert metadata["labels"] == {"team": "checkout", "tier": "1"}
 
 

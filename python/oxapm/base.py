@@ -21,7 +21,7 @@ from oxapm.version import VERSION
 TYPE_CHECKING = False  # typing is not imported at run time: it costs milliseconds at every start
 if TYPE_CHECKING:
     import datetime
-    from typing import Any, Dict, List, Optional
+    from typing import Any, Dict, List, Optional, Tuple
 
 logger = LazyLogger("oxapm")
 
@@ -265,11 +265,23 @@ def _weakly(client: Client, method: str):
 _IMPLEMENTATION_NAMES = {"cpython": "CPython", "pypy": "PyPy", "graalpy": "GraalVM", "ironpython": "IronPython"}
 
 
+def _host() -> Tuple[str, str]:
+    """(host name, machine architecture): from os.uname() where there is one (importing socket and
+    platform would cost milliseconds at every start), from those modules on Windows."""
+    if hasattr(os, "uname"):
+        uname = os.uname()
+        return uname.nodename, uname.machine
+    import platform
+    import socket
+
+    return socket.gethostname(), platform.machine()
+
+
 def _metadata(config: Config) -> Dict[str, Any]:
     """The intake ``metadata`` object: who sends (service, agent, runtime, process, host)."""
-    uname = os.uname()
+    hostname, machine = _host()
     # As platform.python_version() and platform.python_implementation() say, without importing
-    # platform (nor socket, for the host name): oxapm run starts the agent in every interpreter.
+    # platform: oxapm run starts the agent in every interpreter.
     python_version = "%d.%d.%d" % sys.version_info[:3]
     implementation = _IMPLEMENTATION_NAMES.get(sys.implementation.name, sys.implementation.name)
     service: Dict[str, Any] = {
@@ -287,8 +299,8 @@ def _metadata(config: Config) -> Dict[str, Any]:
     if config.framework_name:
         service["framework"] = {"name": config.framework_name, "version": config.framework_version or ""}
     system: Dict[str, Any] = {
-        "detected_hostname": uname.nodename,
-        "architecture": uname.machine,
+        "detected_hostname": hostname,
+        "architecture": machine,
         "platform": sys.platform,
     }
     if config.hostname:
