@@ -88,8 +88,7 @@ def serve(instrumentation: str, describe: Callable[..., Incoming], *args: Any) -
         if client is None or not client.is_recording or _serving.get() is not None:
             return None
         incoming = describe(*args)
-        ignores_url = getattr(client._engine, "ignores_url", None)  # the engine's transaction_ignore_urls
-        if ignores_url is not None and ignores_url(incoming.path):
+        if client._engine.ignores_url(incoming.path):  # transaction_ignore_urls
             return None
         parent = propagation.incoming_parent(incoming.headers.get)
         transaction = client.begin_transaction("request", trace_parent=parent, auto_activate=False)
