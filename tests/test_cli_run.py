@@ -18,7 +18,8 @@ from oxapm.zerocode import launch
 BIN = Path(sys.executable).parent
 
 # The program most tests run: sqlite3 and requests (against a local http.server) inside one
-# transaction begun through oxapm's Elastic API, so that the contrib spans have a parent.
+# transaction begun through oxapm's Elastic API, so that the spans of oxapm's sqlite3 and requests
+# instrumentations have a parent.
 SQLITE_AND_REQUESTS = """
     import http.server, sqlite3, threading
     import requests
@@ -80,8 +81,7 @@ def fake_instrumentation(tmp_path, instrument_body):
 # --- oxapm run -------------------------------------------------------------------------------------
 
 
-def test_contrib_spans_of_sqlite3_and_requests_reach_apm_server(tmp_path, intake):
-    """Needs oxapm.otel.install (the OpenTelemetry SDK)."""
+def test_spans_of_sqlite3_and_requests_reach_apm_server(tmp_path, intake):
     result = run(tmp_path, SQLITE_AND_REQUESTS, "--server-url", intake.url, "--service-name", "zero-code")
     assert result.returncode == 0, result.stderr
     assert warnings_in(result.stderr) == []
@@ -96,8 +96,7 @@ def test_contrib_spans_of_sqlite3_and_requests_reach_apm_server(tmp_path, intake
     assert all(s["transaction_id"] == transaction["id"] for s in spans)
 
 
-def test_contrib_spans_reach_an_otlp_receiver(tmp_path, otlp_http):
-    """Needs oxapm.otel.install (the OpenTelemetry SDK)."""
+def test_spans_of_sqlite3_and_requests_reach_an_otlp_receiver(tmp_path, otlp_http):
     result = run(tmp_path, SQLITE_AND_REQUESTS, "--traces_exporter", "otlp", "--exporter-otlp-endpoint", otlp_http.url)
     assert result.returncode == 0, result.stderr
     assert otlp_http.wait_for(lambda requests: len(spans_of(requests)) >= 4)
