@@ -102,12 +102,12 @@ def one_warning_per_failure(caplog, monkeypatch, instrumentation):
     assert len(warnings) == 1, [r.getMessage() for r in caplog.records]
 
 
-def break_signatures(monkeypatch):
-    """The engine's SQL signature raises from now on: an internal failure of the agent."""
-    def broken(sql):
-        raise RuntimeError("sql_signature is broken")
+def break_statement_spans(monkeypatch):
+    """The engine's start of a statement's span raises from now on: an internal failure of the agent."""
+    def broken(*args):
+        raise RuntimeError("begin_sql_span is broken")
 
-    monkeypatch.setattr(_core, "sql_signature", broken)
+    monkeypatch.setattr(_core, "begin_sql_span", broken)
 
 
 @pytest.fixture

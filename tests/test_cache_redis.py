@@ -255,7 +255,7 @@ def test_uninstrument_restores_redis(client, instrument, cache):
     assert exported(client).spans == []
 
 
-@pytest.mark.parametrize("owner, helper", [(redis_instrumentation, "destination"), (_core, "begin_span")], ids=["ours", "engine"])
+@pytest.mark.parametrize("owner, helper", [(redis_instrumentation, "destination"), (_core, "begin_exit_span")], ids=["ours", "engine"])
 def test_a_failing_agent_leaves_the_commands_working_with_one_warning(client, instrument, cache, key, monkeypatch, caplog, owner, helper):
     def broken(*args):
         raise RuntimeError("agent bug")

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 from dbtesting import (
-    break_signatures,
+    break_statement_spans,
     expected,
     expected_targets,
     inferred_targets,
@@ -129,7 +129,7 @@ def test_instrument_applies_it_and_uninstrument_restores_connect(client, only_re
 
 
 def test_an_agent_failure_leaves_the_statement_working_with_one_warning(client, postgres, caplog, monkeypatch, instrumentation):
-    break_signatures(monkeypatch)
+    break_statement_spans(monkeypatch)
 
     async def work():
         async with aiopg.connect(postgres.dsn) as connection, connection.cursor() as cursor:

@@ -8,7 +8,7 @@ import asyncio
 import pytest
 from dbtesting import (
     both_formats,
-    break_signatures,
+    break_statement_spans,
     expected,
     expected_targets,
     inferred_targets,
@@ -165,7 +165,7 @@ def test_an_agent_failure_leaves_the_statement_working_with_one_warning(client, 
     async def work():
         connection = await asyncpg.connect(postgres.url)
         try:
-            break_signatures(monkeypatch)
+            break_statement_spans(monkeypatch)
             return [await connection.fetchval("SELECT $1::int", n) for n in range(3)]
         finally:
             await connection.close()

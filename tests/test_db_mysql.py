@@ -10,7 +10,7 @@ import pytest
 from conftest import exported
 from dbtesting import (
     both_formats,
-    break_signatures,
+    break_statement_spans,
     expected,
     expected_targets,
     inferred_targets,
@@ -215,7 +215,7 @@ def test_disabled_by_name_or_applied_and_removed(monkeypatch, only_registered, n
 
 
 def test_an_agent_failure_leaves_the_statement_working_with_one_warning(client, mariadb, caplog, monkeypatch, library):
-    break_signatures(monkeypatch)
+    break_statement_spans(monkeypatch)
     connection = library.connect(mariadb)
 
     def work():
@@ -303,7 +303,7 @@ def test_aiomysql_failures_and_contained_agent_failures(client, mariadb, endpoin
             async with connection.cursor() as cursor:
                 with pytest.raises(pymysql.err.ProgrammingError) as raised:
                     await cursor.execute("SELEC 1")
-                break_signatures(monkeypatch)
+                break_statement_spans(monkeypatch)
                 await cursor.execute("SELECT 2")
                 return raised, await cursor.fetchone()
         finally:

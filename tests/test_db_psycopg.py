@@ -9,7 +9,7 @@ import json
 import pytest
 from conftest import exported
 from dbtesting import (
-    break_signatures,
+    break_statement_spans,
     expected,
     expected_targets,
     inferred_targets,
@@ -175,7 +175,7 @@ def test_instrument_applies_it_and_uninstrument_restores_connect(client, only_re
 
 
 def test_an_agent_failure_leaves_the_statement_working_with_one_warning(client, postgres, caplog, monkeypatch, instrumentation):
-    break_signatures(monkeypatch)
+    break_statement_spans(monkeypatch)
     with psycopg.connect(postgres.dsn) as connection, one_warning_per_failure(caplog, monkeypatch, "psycopg"):
         rows, spans = spans_of_work(client, lambda: [connection.execute("SELECT %s::int", (n,)).fetchone() for n in range(3)])
     assert rows == [(0,), (1,), (2,)] and spans == []

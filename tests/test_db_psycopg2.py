@@ -10,7 +10,7 @@ import pytest
 from conftest import exported
 from dbtesting import (
     both_formats,
-    break_signatures,
+    break_statement_spans,
     expected,
     inferred_targets,
     instrumented,
@@ -259,7 +259,7 @@ def test_instrument_applies_it_and_uninstrument_restores_everything_it_wrapped(c
 
 
 def test_an_agent_failure_leaves_the_statement_working_with_one_warning(client, connection, caplog, monkeypatch):
-    break_signatures(monkeypatch)
+    break_statement_spans(monkeypatch)
     with one_warning_per_failure(caplog, monkeypatch, "psycopg2"):
         def work():
             with connection.cursor() as cursor:

@@ -5,7 +5,7 @@ failures, both export formats, disabling, uninstrumenting and contained agent fa
 import pytest
 from dbtesting import (
     both_formats,
-    break_signatures,
+    break_statement_spans,
     expected,
     expected_targets,
     inferred_targets,
@@ -166,7 +166,7 @@ def test_disabled_by_name_or_applied_and_removed(monkeypatch, only_registered, o
 
 
 def test_an_agent_failure_leaves_the_statement_working_with_one_warning(client, odbc_postgres, caplog, monkeypatch, instrumentation):
-    break_signatures(monkeypatch)
+    break_statement_spans(monkeypatch)
     with pyodbc.connect(odbc_postgres.dsn) as connection, one_warning_per_failure(caplog, monkeypatch, "pyodbc"):
         row, spans = spans_of_work(client, lambda: [tuple(connection.execute("SELECT %d" % n).fetchone()) for n in range(2)])
     assert row == [(0,), (1,)] and spans == []

@@ -20,7 +20,7 @@ from conftest import attributes, exported, spans_of, use_otlp
 
 import oxapm
 from oxapm.instrumentation import base, control, propagation
-from oxapm.instrumentation.outgoing_http import exit_span, url_parts
+from oxapm import _core
 
 TRACE_CONTEXT_HEADERS = ("traceparent", "tracestate", "elastic-apm-traceparent")
 
@@ -325,6 +325,15 @@ def test_credentials_in_the_url_are_left_out(agent, server, call):
     assert "s3cret" not in str(events.all) and "alice" not in str(events.all)
 
 
+def exit_span_of(client, request):
+    """The exported exit span the engine starts for ``request`` (see ``_core.begin_http_span``)."""
+    transaction = client.begin_transaction("request")
+    _core.begin_http_span(transaction, request)._end_http(200)
+    client.end_transaction("GET /")
+    (span,) = exported(client).spans
+    return span
+
+
 @pytest.mark.parametrize("method, scheme, host, port, target, name, url, destination", [
     ("get", "HTTP", "example.com", None, "/", "GET example.com", "http://example.com/", {"address": "example.com", "port": 80}),
     ("POST", "https", "example.com", 443, "/a?b=c", "POST example.com", "https://example.com/a?b=c", {"address": "example.com", "port": 443}),
@@ -333,9 +342,12 @@ def test_credentials_in_the_url_are_left_out(agent, server, call):
     ("GET", "http", "[::1]", None, "/", "GET [::1]", "http://[::1]/", {"address": "::1", "port": 80}),
     ("GET", "ftp", "files", None, "/x", "GET files", "ftp://files/x", {"address": "files"}),
 ])
-def test_span_names_urls_and_destinations(method, scheme, host, port, target, name, url, destination):
-    assert exit_span(method, scheme, host, port, target) == (name, "external", "http", None,
-                                                            {"http": {"url": url, "method": method.upper()}, "destination": destination})
+def test_span_names_urls_and_destinations(agent, method, scheme, host, port, target, name, url, destination):
+    span = exit_span_of(agent(), (method, scheme, host, port, target))
+    assert (span["name"], span["type"], span["subtype"], span.get("action")) == (name, "external", "http", None)
+    assert span["context"]["http"]["url"] == url and span["context"]["http"]["method"] == method.upper()
+    assert span["context"]["destination"]["address"] == destination["address"]
+    assert span["context"]["destination"].get("port") == destination.get("port")
 
 
 @pytest.mark.parametrize("url, parts", [
@@ -344,8 +356,9 @@ def test_span_names_urls_and_destinations(method, scheme, host, port, target, na
     ("http://[::1]:81/x", ("http", "::1", 81, "/x")),
     ("http://example.com:port/", ("http", "example.com", None, "/")),
 ])
-def test_url_parts(url, parts):
-    assert url_parts(url) == parts
+def test_an_absolute_url_is_split_as_urlsplit_splits_it(agent, url, parts):
+    client = agent()
+    assert exit_span_of(client, ("GET", url))["context"]["http"]["url"] == exit_span_of(client, ("GET",) + parts)["context"]["http"]["url"]
 
 
 def test_redirects_followed_by_requests_are_one_span_with_the_final_status(agent, server):

@@ -327,9 +327,10 @@ def check_app_renames(url: str, recorded: Recorded) -> None:
 
 
 def check_legacy_and_configured_propagators(url: str, recorded: Recorded, monkeypatch) -> None:
-    """Elastic's legacy header is read; OTEL_PROPAGATORS chooses the others (b3 here)."""
-    requests.get(url + "/users/1", headers={"elastic-apm-traceparent": TRACEPARENT})
+    """Elastic's legacy header is read; OTEL_PROPAGATORS (read when the client first propagates)
+    chooses the others (b3 here)."""
     monkeypatch.setenv("OTEL_PROPAGATORS", "b3")
+    requests.get(url + "/users/1", headers={"elastic-apm-traceparent": TRACEPARENT})
     requests.get(url + "/users/2", headers={"b3": "%s-%s-1" % ("1" * 32, "2" * 16)})
     legacy, b3 = sorted(recorded.wait_for_transactions(2), key=lambda t: t["context"]["request"]["url"]["pathname"])
     assert (legacy["trace_id"], legacy["parent_id"]) == (TRACE_ID, PARENT_ID)
@@ -489,12 +490,12 @@ def check_disabled(url: str, name: str, monkeypatch, variable: str) -> None:
 def check_internal_failure(url: str, recorded: Recorded, monkeypatch, caplog) -> None:
     """An agent helper failing inside a request: served as usual, one warning, however many
     requests."""
-    from oxapm.instrumentation import web
+    from oxapm.instrumentation import propagation
 
     def broken(*args, **kwargs):
         raise RuntimeError("agent bug")
 
-    monkeypatch.setattr(web, "request_context", broken)
+    monkeypatch.setattr(propagation, "incoming_parent", broken)
     caplog.set_level(logging.WARNING, logger="oxapm")
     for _ in range(2):
         response = requests.get(url + "/users/5", headers={"traceparent": TRACEPARENT})

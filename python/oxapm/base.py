@@ -67,24 +67,36 @@ class Client:
         links: Optional[List[TraceParent]] = None,
     ) -> Optional[traces.Transaction]:
         """Starts a transaction (a child of ``trace_parent`` when given) and makes it current."""
-        if not self.is_recording:
-            return None
-        if self._pid != os.getpid():
-            # Forked by a server that does not run os.register_at_fork hooks (uwsgi).
-            self._after_fork()
         if not isinstance(trace_parent, TraceParent):
             trace_parent = None
-        transaction = traces.Transaction(
-            self._engine,
+        transaction = self._begin_transaction(
             str(transaction_type),
             trace_parent.to_string() if trace_parent is not None else None,
             trace_parent.tracestate if trace_parent is not None else None,
             traces._link_ids(links) if isinstance(links, (list, tuple)) else None,
             _seconds(start),
         )
-        transaction._started()
-        if auto_activate:
+        if transaction is not None and auto_activate:
             traces.set_transaction(transaction)
+        return transaction
+
+    def _begin_transaction(
+        self,
+        transaction_type: str,
+        traceparent: Optional[str] = None,
+        tracestate: Optional[str] = None,
+        links: Optional[List[tuple]] = None,
+        start: Optional[float] = None,
+    ) -> Optional[traces.Transaction]:
+        """Starts a transaction, not made current: in the trace of the ``traceparent`` and
+        ``tracestate`` headers when given (the instrumentations pass the headers they read)."""
+        if not self.is_recording:
+            return None
+        if self._pid != os.getpid():
+            # Forked by a server that does not run os.register_at_fork hooks (uwsgi).
+            self._after_fork()
+        transaction = traces.Transaction(self._engine, transaction_type, traceparent, tracestate, links, start)
+        transaction._started()
         return transaction
 
     def end_transaction(self, name: Optional[str] = None, result: str = "", duration: Optional[float] = None) -> Optional[traces.Transaction]:

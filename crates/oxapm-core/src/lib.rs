@@ -7,13 +7,15 @@
 //! traces are recorded. On the way out, `policy` finishes every record: `bridge` gives spans
 //! started through the OpenTelemetry API their Elastic shape, `service_target` names the service an
 //! exit span calls, and `sanitize` redacts secrets, with the `wildcard` patterns of the config.
-//! `sql` names database spans after their statement, for the instrumentations.
+//! For the instrumentations, `sql` names database spans after their statement and `http` builds
+//! the context of requests served and of calls made.
 
 pub mod bridge;
 pub mod config;
 pub mod diag;
 pub mod engine;
 pub mod exporters;
+pub mod http;
 pub mod ids;
 pub mod intake;
 pub mod model;

@@ -1,9 +1,10 @@
 //! Property tests (proptest) for every parser that reads outside input: trace context headers, the
-//! propagation formats, configuration values (the OTLP exporter's variables included) and SQL
-//! statements. Whatever the input, they return a value or a rejection, never panic, and what they
-//! accept round-trips.
+//! propagation formats, configuration values (the OTLP exporter's variables included), SQL
+//! statements and the URLs of outgoing calls. Whatever the input, they return a value or a
+//! rejection, never panic, and what they accept round-trips.
 
 use oxapm_core::config::{self, Kind};
+use oxapm_core::http::OutgoingRequest;
 use oxapm_core::ids::{SpanId, TraceId};
 use oxapm_core::otlp;
 use oxapm_core::propagation::{self, Format, Propagated, SpanContext};
@@ -200,5 +201,20 @@ proptest! {
             prop_assert!(settings.endpoint.starts_with("http://") || settings.endpoint.starts_with("https://"));
         }
         prop_assert!(warnings.iter().all(|w| !w.contains(&secret)), "{:?}", warnings);
+    }
+
+    #[test]
+    fn urls_never_panic_and_lose_their_credentials(
+        scheme in "(https?|HTTP|ftp|[a-z][a-z+.-]{0,5})",
+        user in "[a-z]{0,5}(:s3cret)?@",
+        host in "([a-zA-Z0-9.-]{0,20}|\\[[0-9a-f:]{0,12}\\]?)",
+        rest in "(:[0-9a-z]{0,6})?[/?#]?.{0,40}",
+    ) {
+        let url = format!("{scheme}://{user}{host}{rest}");
+        let request = OutgoingRequest::for_url("GET", &url);
+        let (name, context) = request.exit_span();
+        prop_assert!(name.starts_with("GET "));
+        prop_assert!(!context["http"]["url"].as_str().unwrap_or("").contains("s3cret"), "{}", url);
+        prop_assert!(request.port.is_none_or(|port| (0..=65535).contains(&port)));
     }
 }

@@ -4,6 +4,7 @@ use oxapm_core::model::{truncate_keyword, JsonMap, LabelValue, Labels};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 use serde_json::Value;
+use std::borrow::Cow;
 
 /// Nesting deeper than this is cut; context dicts are meant to be shallow.
 const MAX_DEPTH: usize = 16;
@@ -26,7 +27,7 @@ fn to_json_at(obj: &Bound<'_, PyAny>, depth: usize) -> Value {
         return Value::Bool(b.is_true());
     }
     if let Ok(s) = obj.cast::<PyString>() {
-        return Value::String(s.to_string_lossy().into_owned());
+        return Value::String(text(s).into_owned());
     }
     if obj.cast::<PyInt>().is_ok() {
         if let Ok(i) = obj.extract::<i64>() {
@@ -60,11 +61,64 @@ fn dict_to_map_at(d: &Bound<'_, PyDict>, depth: usize) -> JsonMap {
     d.iter().map(|(k, v)| (display(&k), to_json_at(&v, depth))).collect()
 }
 
-fn display(obj: &Bound<'_, PyAny>) -> String {
+/// `str(obj)`.
+pub fn display(obj: &Bound<'_, PyAny>) -> String {
+    if let Ok(s) = obj.cast::<PyString>() {
+        return text(s).into_owned();
+    }
     match obj.str() {
-        Ok(s) => s.to_string_lossy().into_owned(),
+        Ok(s) => text(&s).into_owned(),
         Err(_) => "<unprintable>".to_owned(),
     }
+}
+
+/// A Python string's text, borrowed from the string's UTF-8 form where Python keeps one; lone
+/// surrogates become U+FFFD.
+///
+/// pyo3 cannot borrow it under the stable ABI of Python 3.9 (`PyUnicode_AsUTF8AndSize` joined the
+/// stable ABI in 3.10) and encodes a copy instead, through the codec registry: that was a good
+/// part of the cost of each context dict. The function is exported by every CPython 3 on the
+/// platforms with ELF or Mach-O linking, so it is called directly there.
+pub fn text<'a>(s: &'a Bound<'_, PyString>) -> Cow<'a, str> {
+    #[cfg(not(windows))]
+    {
+        extern "C" {
+            fn PyUnicode_AsUTF8AndSize(unicode: *mut pyo3::ffi::PyObject, size: *mut pyo3::ffi::Py_ssize_t) -> *const std::os::raw::c_char;
+        }
+        let mut size: pyo3::ffi::Py_ssize_t = 0;
+        // SAFETY: `s` is a live str object and the GIL is held; the UTF-8 buffer lives as long as
+        // the string, which `'a` borrows.
+        let data = unsafe { PyUnicode_AsUTF8AndSize(s.as_ptr(), &mut size) };
+        if !data.is_null() {
+            // SAFETY: CPython returns `size` bytes of valid UTF-8.
+            return Cow::Borrowed(unsafe { std::str::from_utf8_unchecked(std::slice::from_raw_parts(data.cast::<u8>(), size as usize)) });
+        }
+        // Lone surrogates: no UTF-8 form. The error is dropped; the lossy copy below replaces them.
+        drop(PyErr::take(s.py()));
+    }
+    s.to_string_lossy()
+}
+
+/// A JSON value as Python's `json.loads` would give it.
+pub fn to_python<'py>(py: Python<'py>, value: &Value) -> PyResult<Bound<'py, PyAny>> {
+    Ok(match value {
+        Value::Null => py.None().into_bound(py),
+        Value::Bool(b) => PyBool::new(py, *b).to_owned().into_any(),
+        Value::Number(n) => match (n.as_i64(), n.as_u64()) {
+            (Some(i), _) => i.into_pyobject(py)?.into_any(),
+            (None, Some(u)) => u.into_pyobject(py)?.into_any(),
+            _ => n.as_f64().unwrap_or(f64::NAN).into_pyobject(py)?.into_any(),
+        },
+        Value::String(s) => PyString::new(py, s).into_any(),
+        Value::Array(items) => PyList::new(py, items.iter().map(|item| to_python(py, item)).collect::<PyResult<Vec<_>>>()?)?.into_any(),
+        Value::Object(map) => {
+            let dict = PyDict::new(py);
+            for (key, item) in map {
+                dict.set_item(key, to_python(py, item)?)?;
+            }
+            dict.into_any()
+        }
+    })
 }
 
 /// Strings, booleans and numbers are kept (`Decimal` as a float); anything else is stringified.
@@ -73,7 +127,7 @@ pub fn label_value(v: &Bound<'_, PyAny>) -> LabelValue {
         return LabelValue::Bool(b.is_true());
     }
     if let Ok(s) = v.cast::<PyString>() {
-        return LabelValue::Str(truncate_keyword(&s.to_string_lossy()).into_owned());
+        return LabelValue::Str(truncate_keyword(&text(s)).into_owned());
     }
     if v.cast::<PyInt>().is_ok() {
         if let Ok(i) = v.extract::<i64>() {

@@ -4,8 +4,10 @@
 mod convert;
 mod engine;
 mod hooks;
+mod http;
 mod otel;
 mod propagation;
+mod sql;
 mod trace;
 mod tracer;
 
@@ -79,11 +81,18 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<tracer::Tracer>()?;
     m.add_function(wrap_pyfunction!(hooks::set_span_hooks, m)?)?;
     m.add_class::<propagation::PropagationFormat>()?;
+    m.add_function(wrap_pyfunction!(propagation::outgoing_headers, m)?)?;
+    m.add_function(wrap_pyfunction!(propagation::incoming_parent, m)?)?;
     m.add_function(wrap_pyfunction!(trace::begin_span, m)?)?;
+    m.add_function(wrap_pyfunction!(trace::begin_exit_span, m)?)?;
     m.add_function(wrap_pyfunction!(parse_traceparent, m)?)?;
     m.add_function(wrap_pyfunction!(normalize_tracestate, m)?)?;
     m.add_function(wrap_pyfunction!(reseed_ids, m)?)?;
     m.add_function(wrap_pyfunction!(environment_variables, m)?)?;
     m.add_function(wrap_pyfunction!(sql_signature, m)?)?;
+    m.add_class::<sql::SqlEndpoint>()?;
+    m.add_function(wrap_pyfunction!(sql::begin_sql_span, m)?)?;
+    m.add_function(wrap_pyfunction!(http::begin_http_span, m)?)?;
+    m.add_function(wrap_pyfunction!(http::wsgi_incoming, m)?)?;
     Ok(())
 }

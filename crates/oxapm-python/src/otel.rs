@@ -28,7 +28,7 @@ pub fn attribute_value(value: &Bound<'_, PyAny>) -> Option<AttributeValue> {
         return Some(AttributeValue::Bool(b.is_true()));
     }
     if let Ok(s) = value.cast::<PyString>() {
-        return Some(AttributeValue::Str(s.to_string_lossy().into_owned()));
+        return Some(AttributeValue::Str(crate::convert::text(s).into_owned()));
     }
     if value.cast::<PyInt>().is_ok() {
         return value.extract::<i64>().ok().map(AttributeValue::Int);

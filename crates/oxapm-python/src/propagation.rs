@@ -1,11 +1,15 @@
 //! `PropagationFormat`: one of the engine's propagation formats, for the OpenTelemetry propagators
-//! of `oxapm.otel.propagators`, which make one call per extract or inject.
+//! of `oxapm.otel.propagators`, which make one call per extract or inject; and the headers of the
+//! instrumentations' requests, read and written in every configured format in one call.
 
+use crate::convert::display;
+use crate::trace::{Span, Transaction};
 use oxapm_core::ids::{SpanId, TraceId};
 use oxapm_core::propagation::{self, Format, Propagated, SpanContext};
-use oxapm_core::traceparent::TraceState;
+use oxapm_core::traceparent::{TraceParent, TraceState};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
+use pyo3::types::PyDict;
 
 /// `(trace_id, span_id, trace_flags, tracestate)`: ids as the ints OpenTelemetry's `SpanContext`
 /// holds, the tracestate as its header.
@@ -71,4 +75,56 @@ impl PropagationFormat {
         });
         propagation::inject(self.format, &Propagated { span, baggage })
     }
+}
+
+/// The `(name, value)` headers carrying `current` (a transaction, or a span of one) and `baggage`
+/// in each of `formats`; a header two formats write (tracestate) once, as the first writes it.
+/// Empty for anything else. The outgoing calls of the instrumentations make one such call each.
+#[pyfunction]
+pub fn outgoing_headers(current: &Bound<'_, PyAny>, formats: Vec<PyRef<'_, PropagationFormat>>, baggage: Vec<(String, String)>) -> Vec<(String, String)> {
+    let span = if let Ok(transaction) = current.cast::<Transaction>() {
+        span_context(&transaction.borrow(), None)
+    } else if let Ok(span) = current.cast::<Span>() {
+        let span = span.borrow();
+        span_context(&span.transaction.bind(current.py()).borrow(), Some(span.active.record.id))
+    } else {
+        return Vec::new();
+    };
+    let propagated = Propagated { span: Some(span), baggage };
+    let mut headers: Vec<(String, String)> = Vec::new();
+    for format in formats {
+        for (name, value) in propagation::inject(format.format, &propagated) {
+            if !headers.iter().any(|(written, _)| written.eq_ignore_ascii_case(&name)) {
+                headers.push((name, value));
+            }
+        }
+    }
+    headers
+}
+
+fn span_context(transaction: &Transaction, span_id: Option<SpanId>) -> SpanContext {
+    let traceparent = transaction.active.traceparent(span_id);
+    SpanContext { trace_id: traceparent.trace_id, span_id: traceparent.parent_id, flags: traceparent.flags, tracestate: transaction.active.tracestate.clone() }
+}
+
+/// The parent an incoming request names in `headers` (lower-case names), read in each of
+/// `formats` in turn: `(traceparent, tracestate)` headers, or None when none carries a valid one.
+#[pyfunction]
+pub fn incoming_parent(formats: Vec<PyRef<'_, PropagationFormat>>, headers: &Bound<'_, PyDict>) -> PyResult<Option<(String, String)>> {
+    for format in formats.iter().filter(|f| f.format.carries_span()) {
+        let mut pairs = Vec::new();
+        for name in format.format.extracted_headers() {
+            if let Some(value) = headers.get_item(name.to_ascii_lowercase())?.filter(|v| !v.is_none()) {
+                pairs.push((*name, display(&value)));
+            }
+        }
+        if pairs.is_empty() {
+            continue;
+        }
+        if let Some(span) = propagation::extract(format.format, &pairs).span {
+            let traceparent = TraceParent { version: 0, trace_id: span.trace_id, parent_id: span.span_id, flags: span.flags };
+            return Ok(Some((traceparent.to_header(), span.tracestate.to_header())));
+        }
+    }
+    Ok(None)
 }

@@ -6,7 +6,7 @@ use crate::hooks;
 use crate::otel::{self, OtelTarget};
 use oxapm_core::engine::Engine;
 use oxapm_core::ids::{SpanId, TraceId};
-use oxapm_core::model::{truncate_keyword, Event, JsonMap, Labels, Link, Outcome};
+use oxapm_core::model::{truncate_keyword, Event, JsonMap, Labels, Link, OtelData, Outcome, SpanKind};
 use oxapm_core::trace::{split_span_type, ActiveSpan, ActiveTransaction, TransactionStart};
 use oxapm_core::traceparent::{TraceParent, TraceState};
 use pyo3::prelude::*;
@@ -158,6 +158,51 @@ pub fn begin_span(parent: &Bound<'_, PyAny>, args: &Bound<'_, PyTuple>) -> PyRes
     span.map(|span| Ok(hooks::started(py, Py::new(py, span)?))).transpose()
 }
 
+/// Starts an exit span (a leaf: a call to another service) under `parent`, with its context, for
+/// the instrumentations. None when nothing is recorded: see `begin_under`; nor below a CLIENT span
+/// started through the OpenTelemetry API (a contrib instrumentation patched over ours traces the
+/// call already).
+pub fn begin_exit(
+    parent: &Bound<'_, PyAny>,
+    name: &str,
+    span_type: &str,
+    subtype: Option<&str>,
+    action: Option<&str>,
+    context: JsonMap,
+) -> PyResult<Option<Py<Span>>> {
+    if is_otel_client(parent) {
+        return Ok(None);
+    }
+    let args = SpanArgs { name, span_type, subtype, action, labels: None, leaf: true, extra: None, links: &[], start_epoch_us: None };
+    let Some(mut span) = begin_under(parent, &args) else { return Ok(None) };
+    span.active.record.context = context;
+    let py = parent.py();
+    Ok(Some(hooks::started(py, Py::new(py, span)?)))
+}
+
+/// `begin_exit` with the context as a dict (`{"db": {...}, "destination": {...}}`), for the
+/// instrumentations whose spans have no dedicated call.
+#[pyfunction]
+#[pyo3(signature = (parent, name, span_type, subtype=None, action=None, context=None))]
+pub fn begin_exit_span(
+    parent: &Bound<'_, PyAny>,
+    name: &str,
+    span_type: &str,
+    subtype: Option<&str>,
+    action: Option<&str>,
+    context: Option<&Bound<'_, PyDict>>,
+) -> PyResult<Option<Py<Span>>> {
+    begin_exit(parent, name, span_type, subtype, action, context.map(dict_to_map).unwrap_or_default())
+}
+
+fn is_otel_client(parent: &Bound<'_, PyAny>) -> bool {
+    let client = |otel: &Option<Box<OtelData>>| otel.as_ref().is_some_and(|o| o.kind == Some(SpanKind::Client));
+    if let Ok(span) = parent.cast::<Span>() {
+        return client(&span.borrow().active.record.otel);
+    }
+    parent.cast::<Transaction>().is_ok_and(|transaction| client(&transaction.borrow().active.record.otel))
+}
+
 /// Ends a record for the engine: span processors see it first, when there are any.
 fn finish_into(py: Python<'_>, engine: &Engine, event: Event) {
     if hooks::active() {
@@ -265,6 +310,27 @@ impl Transaction {
         merge_context(&mut self.active.record.context, key, data, true);
     }
 
+    /// Sets `context.request` from an `oxapm.instrumentation.web.Incoming` request (see
+    /// `oxapm_core::http::request_context`).
+    fn _set_request(&mut self, incoming: &Bound<'_, PyAny>, capture_headers: bool) -> PyResult<()> {
+        let request = crate::http::incoming_request_context(incoming, capture_headers)?;
+        self.active.record.context.insert("request".into(), serde_json::Value::Object(request));
+        Ok(())
+    }
+
+    /// Sets `context.response`: the status, and `headers` (name, value pairs) when given.
+    #[pyo3(signature = (status, headers=None))]
+    fn _set_response(&mut self, status: i64, headers: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+        let response = crate::http::response(status, headers)?;
+        self.active.record.context.insert("response".into(), serde_json::Value::Object(response));
+        Ok(())
+    }
+
+    /// A copy of `context[key]`, or None.
+    fn _context<'py>(&self, py: Python<'py>, key: &str) -> PyResult<Option<Bound<'py, PyAny>>> {
+        self.active.record.context.get(key).map(|value| crate::convert::to_python(py, value)).transpose()
+    }
+
     /// Links to a span of another trace: a `TraceParent` or an OTel `SpanContext`.
     #[pyo3(signature = (context, attributes=None))]
     fn add_link(&mut self, context: &Bound<'_, PyAny>, attributes: Option<&Bound<'_, PyAny>>) {
@@ -351,7 +417,7 @@ impl Transaction {
 #[pyclass(module = "oxapm._core")]
 pub struct Span {
     pub(crate) active: ActiveSpan,
-    transaction: Py<Transaction>,
+    pub(crate) transaction: Py<Transaction>,
     /// The transaction or span this one was started under.
     parent: Py<PyAny>,
     engine: Arc<Engine>,
@@ -446,6 +512,21 @@ impl Span {
     /// it had already ended.
     #[pyo3(signature = (failed=false))]
     fn _end(&mut self, py: Python<'_>, failed: bool) -> bool {
+        self.finish(py, failed, None)
+    }
+
+    /// Ends the exit span of an HTTP call: with the response's `status` (its outcome failure from
+    /// 400 on, success below), or `failed` when the call raised.
+    #[pyo3(signature = (status=None, failed=false))]
+    fn _end_http(&mut self, py: Python<'_>, status: Option<i64>, failed: bool) -> bool {
+        if let Some(status) = status {
+            let context = &mut self.active.record.context;
+            let http = context.entry("http").or_insert_with(|| serde_json::Value::Object(JsonMap::new()));
+            if let serde_json::Value::Object(http) = http {
+                http.extend(oxapm_core::http::response_status(status));
+            }
+            self.active.record.outcome = if status >= 400 { Outcome::Failure } else { Outcome::Success };
+        }
         self.finish(py, failed, None)
     }
 

@@ -12,6 +12,7 @@ names them better.
 
 from __future__ import annotations
 
+from oxapm import _core
 from oxapm.instrumentation import web
 
 TYPE_CHECKING = False  # typing is not imported at run time: it costs milliseconds at every start
@@ -61,33 +62,8 @@ def traced_call(instrumentation: str, app: WSGIApp, environ: Dict[str, Any], sta
 
 
 def incoming(environ: Dict[str, Any]) -> web.Incoming:
-    """A request as PEP 3333 describes it."""
-    headers = {}
-    for key, value in environ.items():
-        if key.startswith("HTTP_"):
-            headers[key[5:].replace("_", "-").lower()] = value
-        elif key in ("CONTENT_TYPE", "CONTENT_LENGTH") and value:
-            headers[key.replace("_", "-").lower()] = value
-    scheme = environ.get("wsgi.url_scheme", "http")
-    host = headers.get("host")
-    if not host:
-        port = str(environ.get("SERVER_PORT", ""))
-        default = port == ("443" if scheme == "https" else "80")
-        host = environ.get("SERVER_NAME", "") + ("" if default or not port else ":" + port)
-    # PEP 3333 strings carry the path's bytes as latin-1.
-    path = (environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")).encode("latin-1").decode("utf-8", "replace")
-    protocol = environ.get("SERVER_PROTOCOL", "")
-    return web.Incoming(
-        method=environ.get("REQUEST_METHOD", "GET"),
-        scheme=scheme,
-        host=host,
-        path=path or "/",
-        query=environ.get("QUERY_STRING", ""),
-        http_version=protocol[5:] if protocol.startswith("HTTP/") else None,
-        remote_address=environ.get("REMOTE_ADDR"),
-        headers=headers,
-        env=environ,
-    )
+    """A request as PEP 3333 describes it (read by the engine: this runs on every request)."""
+    return web.Incoming(*_core.wsgi_incoming(environ), env=environ)
 
 
 class _RecordingInput:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import wrapt
 
+from oxapm import traces
 from oxapm.instrumentation import sql_spans
 from oxapm.instrumentation.base import report_failure
 from oxapm.instrumentation.sql_spans import Endpoint
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 
 # The names a statement argument goes by when passed by keyword, across the libraries.
 _STATEMENT_KEYWORDS = ("query", "sql", "operation", "statement", "procname", "sql_script")
+_get_current = traces._get_current
 
 
 class Traced:
@@ -169,7 +171,7 @@ class _Proxy(wrapt.ObjectProxy):
         self._self_endpoint = endpoint
 
     def _self_start(self, traced: Traced, args: tuple, kwargs: dict) -> Optional[Started]:
-        if not sql_spans.recording():
+        if _get_current() is None:  # spares the statement's text and signature
             return None
         database = self._self_database
         try:
@@ -178,7 +180,7 @@ class _Proxy(wrapt.ObjectProxy):
                 argument = args[0] if args else next((kwargs[key] for key in _STATEMENT_KEYWORDS if key in kwargs), None)
                 if argument is None:
                     return None  # the library will say what is missing
-                statement = sql_spans.text(argument, self.__wrapped__)
+                statement = argument if type(argument) is str else sql_spans.text(argument, self.__wrapped__)
         except Exception:
             report_failure(database.instrumentation)
             return None

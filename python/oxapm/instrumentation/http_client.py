@@ -8,7 +8,7 @@ connection's next ``request``; the span is lost when there is none.
 
 from __future__ import annotations
 
-from oxapm.instrumentation.outgoing_http import OutgoingHttpInstrumentation, argument, merged, url_parts, with_argument
+from oxapm.instrumentation.outgoing_http import OutgoingHttpInstrumentation, argument, merged, with_argument
 
 TYPE_CHECKING = False  # typing is not imported at run time: it costs milliseconds at every start
 if TYPE_CHECKING:
@@ -70,7 +70,7 @@ class HttpClientInstrumentation(OutgoingHttpInstrumentation):
     def request_of(self, instance: Any, args: tuple, kwargs: dict) -> Request:
         method, url = argument(args, kwargs, 0, "method"), argument(args, kwargs, 1, "url")
         if not url.startswith("/") and "://" in url:  # the absolute URL sent to a proxy
-            return (method,) + url_parts(url)
+            return method, url
         # Through a CONNECT tunnel (set_tunnel) the connection's host is the proxy's.
         tunnel = getattr(instance, "_tunnel_host", None)
         host, port = (tunnel, instance._tunnel_port) if tunnel else (instance.host, instance.port)

@@ -3,7 +3,7 @@ response served from its cache is a span too."""
 
 from __future__ import annotations
 
-from oxapm.instrumentation.outgoing_http import OutgoingHttpInstrumentation, argument, merged, url_parts, with_argument
+from oxapm.instrumentation.outgoing_http import OutgoingHttpInstrumentation, argument, merged, with_argument
 
 TYPE_CHECKING = False  # typing is not imported at run time: it costs milliseconds at every start
 if TYPE_CHECKING:
@@ -22,7 +22,7 @@ class Httplib2Instrumentation(OutgoingHttpInstrumentation):
 
     def request_of(self, instance: Any, args: tuple, kwargs: dict) -> Request:
         method = argument(args, kwargs, 1, "method") or "GET"
-        return (method,) + url_parts(argument(args, kwargs, 0, "uri"))
+        return method, argument(args, kwargs, 0, "uri")
 
     def with_headers(self, instance: Any, args: tuple, kwargs: dict, headers: Headers) -> tuple:
         return with_argument(args, kwargs, 3, "headers", merged(argument(args, kwargs, 3, "headers"), headers))

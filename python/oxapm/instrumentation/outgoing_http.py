@@ -26,23 +26,21 @@ and the headers are on the request already.
 from __future__ import annotations
 
 import contextvars
-from urllib.parse import urlsplit
 
-from oxapm import traces
+from oxapm import _core, traces
 from oxapm.instrumentation import propagation, spans
 from oxapm.instrumentation.base import Instrumentation, report_failure
 
 TYPE_CHECKING = False  # typing is not imported at run time: it costs milliseconds at every start
 if TYPE_CHECKING:
-    from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
+    from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
     from oxapm.instrumentation.spans import Started
 
     Headers = List[Tuple[str, str]]
-    # method, scheme, host, port (None: the scheme's default), path with query
-    Request = Tuple[str, str, str, Optional[int], str]
-
-_DEFAULT_PORTS = {"http": 80, "https": 443}
+    # (method, absolute URL), or (method, scheme, host, port (None: the scheme's default), path
+    # with query): what the engine's begin_http_span takes.
+    Request = Union[Tuple[str, str], Tuple[str, str, str, Optional[int], str]]
 
 # What was current (the exit span, or the transaction when none is recorded) when the outermost
 # instrumented layer of the call in progress took it: the layers below see it still current.
@@ -111,7 +109,7 @@ class OutgoingHttpInstrumentation(Instrumentation):
             return None, args, kwargs
         call = Call()
         try:
-            call.started = spans.start_span(self.name, *exit_span(*self.request_of(instance, args, kwargs)))
+            call.started = spans.start_exit(self.name, _core.begin_http_span, self.request_of(instance, args, kwargs))
             call.mark = _traced_call.set(_get_current())
             headers = propagation.outgoing_headers()
             if headers:
@@ -124,22 +122,19 @@ class OutgoingHttpInstrumentation(Instrumentation):
         """For a call whose response comes through another method (http.client's ``request``, then
         ``getresponse``): the layers below are done, the span stays open but no longer current."""
         self._unmark(call)
-        call.started = spans.detach(self.name, call.started)
+        if call.started is not None:
+            call.started = spans.detach(self.name, call.started)
 
     def end(self, call: Call, response: Any = None, failed: bool = False) -> None:
         """Ends a call: with its response, when it returned one, or ``failed`` when it raised."""
         self._unmark(call)
-        outcome = context = None
+        status = None
         if response is not None and call.started is not None:
             try:
                 status = self.status_of(response)
-                outcome = "failure" if status >= 400 else "success"
-                # The intake schema deprecates status_code for response.status_code; the Elastic
-                # agent sends status_code, and the engine's OTLP mapping reads it.
-                context = {"http": {"status_code": status, "response": {"status_code": status}}}
             except Exception:
                 report_failure(self.name)
-        spans.end_span(self.name, call.started, failed, outcome, context)
+        spans.end_http_span(self.name, call.started, status, failed)
 
     def _unmark(self, call: Call) -> None:
         mark, call.mark = call.mark, None
@@ -152,35 +147,6 @@ class OutgoingHttpInstrumentation(Instrumentation):
                 traces._restore(mark, _traced_call)
         except Exception:
             report_failure(self.name)
-
-
-def exit_span(method: str, scheme: str, host: str, port: Optional[int], target: str) -> Tuple[str, str, str, None, Dict[str, Any]]:
-    """The name, type, subtype, action and context of the exit span of a request for ``target``
-    (a path with its query) on ``scheme://host:port``."""
-    method, scheme, host = method.upper(), scheme.lower(), host.strip("[]")
-    default = _DEFAULT_PORTS.get(scheme)
-    netloc = "[%s]" % host if ":" in host else host
-    if port is not None and port != default:
-        netloc = "%s:%s" % (netloc, port)
-    destination: Dict[str, Any] = {"address": host}
-    if port or default:
-        destination["port"] = port or default
-    context = {"http": {"url": "%s://%s%s" % (scheme, netloc, target), "method": method}, "destination": destination}
-    return "%s %s" % (method, netloc), "external", "http", None, context
-
-
-def url_parts(url: str) -> Tuple[str, str, Optional[int], str]:
-    """The scheme, host, port (None when absent or not a number) and path with query of an
-    absolute URL; its user and password are left out."""
-    parts = urlsplit(url)
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    target = parts.path or "/"
-    if parts.query:
-        target = "%s?%s" % (target, parts.query)
-    return parts.scheme, parts.hostname or "", port, target
 
 
 def argument(args: tuple, kwargs: Mapping[str, Any], index: int, name: str, default: Any = None) -> Any:

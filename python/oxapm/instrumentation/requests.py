@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from oxapm.instrumentation.outgoing_http import OutgoingHttpInstrumentation, argument, set_headers, url_parts
+from oxapm.instrumentation.outgoing_http import OutgoingHttpInstrumentation, argument, set_headers
 
 TYPE_CHECKING = False  # typing is not imported at run time: it costs milliseconds at every start
 if TYPE_CHECKING:
@@ -22,7 +22,7 @@ class RequestsInstrumentation(OutgoingHttpInstrumentation):
 
     def request_of(self, instance: Any, args: tuple, kwargs: dict) -> Request:
         request = argument(args, kwargs, 0, "request")
-        return (request.method,) + url_parts(request.url)
+        return request.method, request.url
 
     def with_headers(self, instance: Any, args: tuple, kwargs: dict, headers: Headers) -> tuple:
         set_headers(argument(args, kwargs, 0, "request").headers, headers)  # the PreparedRequest sent

@@ -12,50 +12,20 @@ from __future__ import annotations
 
 from oxapm import _core, traces
 from oxapm.instrumentation import spans
-from oxapm.instrumentation.base import report_failure
 
 TYPE_CHECKING = False  # typing is not imported at run time: it costs milliseconds at every start
 if TYPE_CHECKING:
-    from typing import Any, Dict, Optional
+    from typing import Any, Optional
 
     from oxapm.instrumentation.spans import Started
 
-# Elastic's agents send at most this much of a statement.
-MAX_STATEMENT_LENGTH = 10000
 # The statements whose span reports the rows they changed (as Elastic's agents do for DML).
 _CHANGING_ROWS = ("INSERT", "UPDATE", "DELETE", "MERGE", "REPLACE")
 
-
-class Endpoint:
-    """The database one connection talks to, read once when it connects: the span subtype, and
-    the context sections every span on that connection carries."""
-
-    __slots__ = ("subtype", "db", "destination")
-
-    def __init__(self, subtype: str, instance: Optional[str] = None, user: Optional[str] = None,
-                 address: Optional[str] = None, port: Optional[int] = None) -> None:
-        self.subtype = subtype
-        self.db: Dict[str, Any] = {"type": "sql"}
-        if instance:
-            self.db["instance"] = instance
-        if user:
-            self.db["user"] = user
-        self.destination: Dict[str, Any] = {}
-        if address:
-            self.destination["address"] = address
-        if port:
-            self.destination["port"] = int(port)
-
-    def context(self, statement: Optional[str] = None) -> Dict[str, Dict[str, Any]]:
-        db = self.db.copy()
-        if statement is not None:
-            db["statement"] = statement[:MAX_STATEMENT_LENGTH]
-        if self.destination:
-            return {"db": db, "destination": self.destination}
-        return {"db": db}
-
-    def __repr__(self) -> str:
-        return "Endpoint(%r, %r, %r)" % (self.subtype, self.db, self.destination)
+#: The database one connection talks to, read once when it connects: ``Endpoint(subtype,
+#: instance, user, address, port)``, with the ``db`` and ``destination`` context sections every
+#: span on that connection carries.
+Endpoint = _core.SqlEndpoint
 
 
 def recording() -> bool:
@@ -78,12 +48,7 @@ def text(statement: Any, context: Any = None) -> str:
 
 def start_statement(instrumentation: str, endpoint: Endpoint, statement: str, action: str = "query") -> Optional[Started]:
     """The span of one statement (``action`` exec: ``statement`` is a procedure's name)."""
-    try:
-        name = statement + "()" if action == "exec" else _core.sql_signature(statement)
-        return spans.start_span(instrumentation, name, "db", endpoint.subtype, action, endpoint.context(statement))
-    except Exception:
-        report_failure(instrumentation)
-        return None
+    return spans.start_exit(instrumentation, _core.begin_sql_span, endpoint, statement, action)
 
 
 def changes_rows(started: Optional[Started]) -> bool:

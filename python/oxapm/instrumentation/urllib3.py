@@ -3,7 +3,7 @@ per redirect followed by a ``PoolManager`` (its own retries and redirects are in
 
 from __future__ import annotations
 
-from oxapm.instrumentation.outgoing_http import OutgoingHttpInstrumentation, argument, set_headers, url_parts, with_argument
+from oxapm.instrumentation.outgoing_http import OutgoingHttpInstrumentation, argument, set_headers, with_argument
 
 TYPE_CHECKING = False  # typing is not imported at run time: it costs milliseconds at every start
 if TYPE_CHECKING:
@@ -26,7 +26,7 @@ class Urllib3Instrumentation(OutgoingHttpInstrumentation):
         method, url = argument(args, kwargs, 0, "method"), argument(args, kwargs, 1, "url")
         if url.startswith("/"):
             return method, instance.scheme, instance.host, instance.port, url
-        return (method,) + url_parts(url)  # the absolute URL sent to a proxy
+        return method, url  # the absolute URL sent to a proxy
 
     def with_headers(self, instance: Any, args: tuple, kwargs: dict, headers: Headers) -> tuple:
         given = argument(args, kwargs, 3, "headers")

@@ -25,11 +25,10 @@ from oxapm.base import get_client
 from oxapm.conf.constants import OUTCOME
 from oxapm.instrumentation import propagation
 from oxapm.instrumentation.base import report_failure
-from oxapm.utils.encoding import keyword_field
 
 TYPE_CHECKING = False  # typing is not imported at run time: it costs milliseconds at every start
 if TYPE_CHECKING:
-    from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
+    from typing import Any, Callable, Dict, Iterable, Optional, Tuple, Union
 
     from oxapm.base import Client
 
@@ -40,8 +39,6 @@ MAX_BODY_BYTES = 64 * 1024
 #: The methods whose requests carry a body (the others get no ``body`` field).
 METHODS_WITH_BODY = frozenset(("POST", "PUT", "PATCH", "DELETE"))
 REDACTED = "[REDACTED]"
-#: The only WSGI environ keys reported: the rest may hold anything the server put there.
-ENVIRON_KEYS = ("REMOTE_ADDR", "SERVER_NAME", "SERVER_PORT")
 
 # The request being served in this context, by the outermost instrumented layer: inner layers (a
 # framework inside a hand-placed middleware, a mounted application) only add to it.
@@ -90,8 +87,8 @@ def serve(instrumentation: str, describe: Callable[..., Incoming], *args: Any) -
         incoming = describe(*args)
         if client._engine.ignores_url(incoming.path):  # transaction_ignore_urls
             return None
-        parent = propagation.incoming_parent(incoming.headers.get)
-        transaction = client.begin_transaction("request", trace_parent=parent, auto_activate=False)
+        parent = propagation.incoming_parent(incoming.headers)
+        transaction = client._begin_transaction("request", *parent) if parent else client._begin_transaction("request")
         return Served(instrumentation, client, transaction, incoming) if transaction is not None else None
     except Exception:
         report_failure(instrumentation)
@@ -110,7 +107,7 @@ class Served:
 
     __slots__ = (
         "instrumentation", "client", "transaction", "incoming", "status", "body_source", "user_source",
-        "_prefix", "_name", "_request_context", "_response_headers", "_kept", "_body_in_transactions",
+        "_prefix", "_name", "_response_headers", "_kept", "_body_in_transactions",
         "_body_in_errors", "_raised", "_captured", "_failed", "_ended",
     )
 
@@ -126,7 +123,6 @@ class Served:
         self.user_source: Optional[Callable[[], Optional[Dict[str, Any]]]] = None
         self._prefix = ""
         self._name = transaction.name = "%s unknown route" % incoming.method
-        self._request_context: Optional[Dict[str, Any]] = None
         self._response_headers: Optional[Iterable[Tuple[Any, Any]]] = None
         self._raised: Optional[BaseException] = None
         self._captured: Optional[BaseException] = None
@@ -138,7 +134,7 @@ class Served:
         has_body = incoming.method in METHODS_WITH_BODY
         self._kept: Optional[bytearray] = bytearray() if has_body and capture_body != "off" else None
         if transaction.is_sampled:
-            transaction._set_context("request", self._request())
+            transaction._set_request(incoming, bool(client.config.capture_headers))
 
     @property
     def ended(self) -> bool:
@@ -232,10 +228,8 @@ class Served:
 
     def _add_context(self, transaction: traces.Transaction, status: Optional[int]) -> None:
         if status is not None:
-            response: Dict[str, Any] = {"status_code": status}
-            if self.client.config.capture_headers and self._response_headers is not None:
-                response["headers"] = _header_map(self._response_headers)
-            transaction._set_context("response", response)
+            capture_headers = self.client.config.capture_headers and self._response_headers is not None
+            transaction._set_response(status, self._response_headers if capture_headers else None)
         if self.incoming.method in METHODS_WITH_BODY:
             body = self._body() if self._body_in_transactions else REDACTED
             if body is not None:
@@ -265,7 +259,7 @@ class Served:
                 context = None
                 if self.incoming.method in METHODS_WITH_BODY:
                     body = self._body() if self._body_in_errors else REDACTED
-                    request = dict(self._request())
+                    request = self._request()
                     if body is not None:
                         request["body"] = body
                     context = {"request": request}
@@ -276,10 +270,13 @@ class Served:
             report_failure(self.instrumentation)
 
     def _request(self) -> Dict[str, Any]:
-        """``context.request``, made once."""
-        if self._request_context is None:
-            self._request_context = request_context(self.incoming, bool(self.client.config.capture_headers))
-        return self._request_context
+        """A copy of ``context.request``, for an error (made now when the transaction, not
+        sampled, has none)."""
+        request = self.transaction._context("request")
+        if request is None:
+            self.transaction._set_request(self.incoming, bool(self.client.config.capture_headers))
+            request = self.transaction._context("request")
+        return request
 
     def _body(self) -> Union[str, Dict[str, Any], None]:
         """The body as captured: a form as a map, anything else as text; None when the
@@ -304,48 +301,6 @@ class Served:
         if form is not None:
             return {name: _cut(value) for name, value in form.items()}
         return _cut(data.decode(_charset(content_type), "replace"))
-
-
-def request_context(incoming: Incoming, capture_headers: bool) -> Dict[str, Any]:
-    """``context.request`` of a request: method, URL, HTTP version, peer, headers and cookies."""
-    hostname, _, port = incoming.host.rpartition(":")
-    if not port.isdigit():  # no port, or an IPv6 address without one
-        hostname, port = incoming.host, ""
-    query = "?" + incoming.query if incoming.query else ""
-    url: Dict[str, Any] = {
-        "full": keyword_field("%s://%s%s%s" % (incoming.scheme, incoming.host, incoming.path, query)),
-        "protocol": incoming.scheme + ":",
-        "hostname": keyword_field(hostname),
-        "pathname": keyword_field(incoming.path),
-    }
-    if port:
-        url["port"] = port
-    if query:
-        url["search"] = keyword_field(query)
-    context: Dict[str, Any] = {"method": keyword_field(incoming.method), "url": url}
-    if incoming.http_version:
-        context["http_version"] = keyword_field(incoming.http_version)
-    if incoming.remote_address:
-        context["socket"] = {"remote_address": incoming.remote_address}
-    if capture_headers:
-        # Cookies go to their own map (sanitized by name on export), not as the raw header.
-        context["headers"] = {name: value for name, value in incoming.headers.items() if name != "cookie"}
-        cookie = incoming.headers.get("cookie")
-        if cookie:
-            context["cookies"] = cookies(cookie)
-    if incoming.env is not None:
-        context["env"] = {key: str(incoming.env[key]) for key in ENVIRON_KEYS if key in incoming.env}
-    return context
-
-
-def cookies(header: str) -> Dict[str, str]:
-    """The name=value pairs of a Cookie header."""
-    found = {}
-    for pair in header.split(";"):
-        name, sep, value = pair.strip().partition("=")
-        if sep and name:
-            found[name] = value
-    return found
 
 
 def form_fields(content_type: str, data: bytes) -> Optional[Dict[str, Any]]:
@@ -415,14 +370,6 @@ def _charset(content_type: str) -> str:
             except LookupError:
                 break
     return "utf-8"
-
-
-def _header_map(pairs: Iterable[Tuple[Any, Any]]) -> Dict[str, Union[str, List[str]]]:
-    """Headers as the intake wants them: lower-case names, a list for a repeated one."""
-    headers: Dict[str, Union[str, List[str]]] = {}
-    for name, value in _text_pairs(pairs):
-        add_field(headers, name, value)
-    return headers
 
 
 def header_dict(pairs: Iterable[Tuple[Any, Any]]) -> Dict[str, str]:
