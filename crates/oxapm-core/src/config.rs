@@ -19,9 +19,11 @@ pub enum Kind {
     ServiceName,
     /// A sample rate in [0, 1], rounded to 4 decimal places.
     SampleRate,
-    /// Milliseconds; a bare number is taken in the given default unit.
+    /// Milliseconds; a bare number is taken in the given default unit. Negative only when
+    /// `signed` (where a negative value means "never", as `span_stack_trace_min_duration=-1`).
     Duration {
         bare_unit_ms: f64,
+        signed: bool,
     },
     /// Bytes; `b`, `kb`, `mb`, `gb` suffixes.
     Size,
@@ -55,8 +57,9 @@ const fn opt(key: &'static str, kind: Kind, default: Option<&'static str>) -> Op
     OptionSpec { key, kind, default, secret: false }
 }
 
-const SECONDS: Kind = Kind::Duration { bare_unit_ms: 1000.0 };
-const MILLIS: Kind = Kind::Duration { bare_unit_ms: 1.0 };
+const SECONDS: Kind = Kind::Duration { bare_unit_ms: 1000.0, signed: false };
+const MILLIS: Kind = Kind::Duration { bare_unit_ms: 1.0, signed: false };
+const SIGNED_MILLIS: Kind = Kind::Duration { bare_unit_ms: 1.0, signed: true };
 
 pub const DEFAULT_SANITIZE_FIELD_NAMES: &str = "password,passwd,pwd,secret,*key,*token*,*session*,*credit*,*card*,*auth*,set-cookie,*principal*";
 
@@ -107,6 +110,19 @@ pub const OPTIONS: &[OptionSpec] = &[
     opt("CAPTURE_BODY", Kind::Enum(&["off", "errors", "transactions", "all"]), Some("off")),
     opt("CAPTURE_HEADERS", Kind::Bool, Some("true")),
     opt("TRANSACTION_IGNORE_URLS", Kind::List, None),
+    // Trace shaping (see `shaping`): all of them can be changed by central configuration.
+    opt("TRANSACTION_MAX_SPANS", Kind::Int, Some("500")),
+    opt("SPAN_COMPRESSION_ENABLED", Kind::Bool, Some("true")),
+    opt("SPAN_COMPRESSION_EXACT_MATCH_MAX_DURATION", MILLIS, Some("50ms")),
+    opt("SPAN_COMPRESSION_SAME_KIND_MAX_DURATION", MILLIS, Some("0ms")),
+    opt("EXIT_SPAN_MIN_DURATION", MILLIS, Some("0ms")),
+    opt("SPAN_STACK_TRACE_MIN_DURATION", SIGNED_MILLIS, Some("5ms")),
+    // Deprecated for the one above, with the opposite sign convention (-1 always, 0 never).
+    opt("SPAN_FRAMES_MIN_DURATION", SIGNED_MILLIS, None),
+    opt("BREAKDOWN_METRICS", Kind::Bool, Some("true")),
+    opt("DISABLE_METRICS", Kind::List, None),
+    opt("CENTRAL_CONFIG", Kind::Bool, Some("true")),
+    opt("TRACE_CONTINUATION_STRATEGY", Kind::Enum(&["continue", "restart", "restart_external"]), Some("continue")),
     opt("FRAMEWORK_NAME", Kind::Str, None),
     opt("FRAMEWORK_VERSION", Kind::Str, None),
 ];
@@ -167,6 +183,8 @@ impl Source {
 #[derive(Clone, Debug)]
 pub struct Config {
     values: Vec<(&'static str, ConfigValue)>,
+    /// The options given somewhere (environment, config dict, keyword), not left to their default.
+    explicit: Vec<&'static str>,
     /// The OTLP trace exporter's settings (`OTEL_EXPORTER_OTLP_*`); `None` if its endpoint is unusable.
     pub otlp_traces: Option<OtlpSettings>,
     /// `OTEL_ATTRIBUTE_*` and `OTEL_SPAN_*` limits.
@@ -183,6 +201,7 @@ impl Config {
         let upper = |m: &HashMap<String, String>| m.iter().map(|(k, v)| (k.to_ascii_uppercase(), v.clone())).collect::<HashMap<_, _>>();
         let (inline, defaults) = (upper(inline), upper(defaults));
         let mut values = Vec::with_capacity(OPTIONS.len());
+        let mut explicit = Vec::new();
         for spec in OPTIONS {
             let candidates = [
                 (Source::ElasticEnv, env.get(&format!("ELASTIC_APM_{}", spec.key)).cloned()),
@@ -195,7 +214,12 @@ impl Config {
                 .into_iter()
                 .filter_map(|(source, raw)| raw.map(|raw| (source, raw)))
                 .find_map(|(source, raw)| match parse(spec.kind, &raw) {
-                    Ok(value) => Some(value),
+                    Ok(value) => {
+                        if !matches!(source, Source::BuiltIn) {
+                            explicit.push(spec.key);
+                        }
+                        Some(value)
+                    }
                     Err(why) => {
                         let shown = if spec.secret { "<redacted>".to_owned() } else { format!("{raw:?}") };
                         warnings.push(format!("invalid value {shown} for {}: {why}; ignored", source.describe(spec.key)));
@@ -210,7 +234,7 @@ impl Config {
         // Some variables are read twice (the OTLP headers also give APM Server credentials).
         let mut seen = std::collections::HashSet::new();
         warnings.retain(|w| seen.insert(w.clone()));
-        Config { values, otlp_traces, span_limits, warnings }
+        Config { values, explicit, otlp_traces, span_limits, warnings }
     }
 
     pub fn sampler(&self) -> Sampler {
@@ -220,6 +244,11 @@ impl Config {
 
     pub fn get(&self, key: &str) -> &ConfigValue {
         self.values.iter().find(|(k, _)| *k == key).map(|(_, v)| v).unwrap_or(&ConfigValue::Unset)
+    }
+
+    /// Whether `key` was given rather than left to its built-in default.
+    pub fn is_explicit(&self, key: &str) -> bool {
+        self.explicit.contains(&key)
     }
 
     pub fn entries(&self) -> impl Iterator<Item = (&'static str, &ConfigValue)> {
@@ -280,9 +309,10 @@ pub fn parse(kind: Kind, raw: &str) -> Result<ConfigValue, String> {
             }
             _ => Err("expected a number between 0 and 1".to_owned()),
         },
-        Kind::Duration { bare_unit_ms } => {
-            parse_duration_ms(s, bare_unit_ms).map(ConfigValue::Float).ok_or_else(|| "expected a duration like 500ms, 10s or 1m".to_owned())
-        }
+        Kind::Duration { bare_unit_ms, signed } => match parse_duration_ms(s, bare_unit_ms) {
+            Some(ms) if signed || ms >= 0.0 => Ok(ConfigValue::Float(ms)),
+            _ => Err("expected a duration like 500ms, 10s or 1m".to_owned()),
+        },
         Kind::Size => parse_size(s).map(|b| ConfigValue::Int(b as i64)).ok_or_else(|| "expected a size like 768kb or 1mb".to_owned()),
         Kind::List => Ok(ConfigValue::List(split_list(s))),
         Kind::Map => {
@@ -332,7 +362,7 @@ fn split_number_unit(s: &str) -> (&str, String) {
 
 fn parse_duration_ms(s: &str, bare_unit_ms: f64) -> Option<f64> {
     let (number, unit) = split_number_unit(s);
-    let n: f64 = number.parse().ok().filter(|n: &f64| *n >= 0.0 && n.is_finite())?;
+    let n: f64 = number.parse().ok().filter(|n: &f64| n.is_finite())?;
     let factor = match unit.as_str() {
         "" => bare_unit_ms,
         "us" => 0.001,

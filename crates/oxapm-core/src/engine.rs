@@ -12,8 +12,9 @@ use crate::otlp::proto::Resource;
 use crate::otlp::resource;
 use crate::pipeline::{Exporter, Pipeline, Stats, StatsSnapshot};
 use crate::policy::Policy;
+use crate::shaping::ShapingSettings;
 use serde_json::Value;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 /// Where Elastic agents send by default when nothing else is configured.
@@ -25,6 +26,8 @@ pub struct Engine {
     pub policy: Arc<Policy>,
     /// The OpenTelemetry resource of this process, as OTLP sends it.
     pub resource: Resource,
+    /// What transactions report of their spans; each transaction reads it when it starts.
+    shaping: RwLock<Arc<ShapingSettings>>,
     pipeline: Pipeline,
     memory: Option<MemoryExporter>,
     stats: Arc<Stats>,
@@ -85,7 +88,12 @@ impl Engine {
         let capacity = config.int("MAX_QUEUE_SIZE").clamp(1, 10_000_000) as usize;
         let policy = Arc::new(Policy::new(&config));
         let pipeline = Pipeline::start(capacity, exporters, stats.clone(), policy.clone());
-        Engine { config, policy, resource, pipeline, memory, stats }
+        let shaping = RwLock::new(Arc::new(ShapingSettings::from_config(&config)));
+        Engine { config, policy, resource, shaping, pipeline, memory, stats }
+    }
+
+    pub fn shaping(&self) -> Arc<ShapingSettings> {
+        self.shaping.read().map(|s| s.clone()).unwrap_or_default()
     }
 
     pub fn push(&self, event: Event) {

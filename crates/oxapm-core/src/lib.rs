@@ -26,6 +26,7 @@ pub mod propagation;
 pub mod sampling;
 pub mod sanitize;
 pub mod service_target;
+pub mod shaping;
 pub mod sql;
 pub mod trace;
 pub mod traceparent;

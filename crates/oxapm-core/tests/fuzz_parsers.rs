@@ -158,7 +158,7 @@ proptest! {
     fn config_values_never_panic(raw in ".{0,40}") {
         for kind in [
             Kind::Str, Kind::Bool, Kind::Int, Kind::ServiceName, Kind::SampleRate,
-            Kind::Duration { bare_unit_ms: 1.0 }, Kind::Size, Kind::List, Kind::Map,
+            Kind::Duration { bare_unit_ms: 1.0, signed: true }, Kind::Size, Kind::List, Kind::Map,
             Kind::Enum(&["off", "errors"]), Kind::Url,
         ] {
             let _ = config::parse(kind, &raw);
