@@ -8,6 +8,16 @@
 
 use crate::config::Config;
 
+/// What a finished transaction adds to the breakdown metrics: the self time (time not spent in a
+/// child) of its spans of one type and subtype, or of the transaction itself as type `app`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SelfTime {
+    pub span_type: String,
+    pub subtype: Option<String>,
+    pub count: u64,
+    pub sum_us: u64,
+}
+
 /// `span_compression_*`: the longest spans each strategy compresses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Compression {
