@@ -2,7 +2,10 @@
 //! Field names and shapes follow the schemas in specs/intake-v2.
 
 use crate::ids::{SpanId, TraceId};
-use crate::model::{AttributeValue, Attributes, ErrorRecord, Event, JsonMap, LabelValue, Labels, Link, OtelData, SpanRecord, TransactionRecord};
+use crate::model::{
+    AttributeValue, Attributes, ErrorRecord, Event, JsonMap, LabelValue, Labels, Link, MetricKind, MetricSample, MetricSpan, MetricTransaction, Metricset,
+    OtelData, SpanRecord, TransactionRecord,
+};
 use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
 use serde_json::Value;
@@ -14,6 +17,7 @@ pub fn encode_event(event: &Event, out: &mut Vec<u8>) {
         Event::Span(span) => serde_json::to_writer(&mut *out, &SpanLine { span: SpanView::from(span.as_ref()) }),
         Event::Transaction(txn) => serde_json::to_writer(&mut *out, &TransactionLine { transaction: TransactionView::from(txn.as_ref()) }),
         Event::Error(error) => serde_json::to_writer(&mut *out, &ErrorLine { error: ErrorView::from(error.as_ref()) }),
+        Event::Metricset(metricset) => serde_json::to_writer(&mut *out, &MetricsetLine { metricset: MetricsetView::from(metricset.as_ref()) }),
     };
     out.push(b'\n');
 }
@@ -293,6 +297,73 @@ impl<'a> From<&'a ErrorRecord> for ErrorView<'a> {
     }
 }
 
+#[derive(Serialize)]
+struct MetricsetLine<'a> {
+    metricset: MetricsetView<'a>,
+}
+
+#[derive(Serialize)]
+struct MetricsetView<'a> {
+    timestamp: u64,
+    samples: Samples<'a>,
+    #[serde(skip_serializing_if = "Labels::is_empty")]
+    tags: &'a Labels,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    transaction: Option<MetricTransactionView<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    span: Option<MetricSpanView<'a>>,
+}
+
+/// `{"name": {"value": x, "type": "gauge"}}`; a value JSON cannot carry (NaN) is left out.
+struct Samples<'a>(&'a [MetricSample]);
+
+#[derive(Serialize)]
+struct SampleView {
+    value: f64,
+    #[serde(rename = "type")]
+    kind: &'static str,
+}
+
+impl Serialize for Samples<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(None)?;
+        for sample in self.0.iter().filter(|sample| sample.value.is_finite()) {
+            let kind = match sample.kind {
+                MetricKind::Gauge => "gauge",
+                MetricKind::Counter | MetricKind::DeltaCounter => "counter",
+            };
+            map.serialize_entry(&sample.name, &SampleView { value: sample.value, kind })?;
+        }
+        map.end()
+    }
+}
+
+#[derive(Serialize)]
+struct MetricTransactionView<'a> {
+    name: &'a str,
+    #[serde(rename = "type")]
+    transaction_type: &'a str,
+}
+
+#[derive(Serialize)]
+struct MetricSpanView<'a> {
+    #[serde(rename = "type")]
+    span_type: &'a str,
+    subtype: &'a str,
+}
+
+impl<'a> From<&'a Metricset> for MetricsetView<'a> {
+    fn from(m: &'a Metricset) -> Self {
+        MetricsetView {
+            timestamp: m.timestamp_us,
+            samples: Samples(&m.samples),
+            tags: &m.labels,
+            transaction: m.transaction.as_ref().map(|t: &'a MetricTransaction| MetricTransactionView { name: &t.name, transaction_type: &t.transaction_type }),
+            span: m.span.as_ref().map(|s: &'a MetricSpan| MetricSpanView { span_type: &s.span_type, subtype: &s.subtype }),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -341,5 +412,36 @@ mod tests {
         let v = line(Event::Error(Box::new(error)));
         assert_eq!(v["error"]["log"]["message"], "m");
         assert!(v["error"].get("trace_id").is_none());
+    }
+
+    #[test]
+    fn metricset_lines_as_elastic_agents_send_them() {
+        let sample = |name: &str, value: f64, kind| MetricSample { name: name.into(), value, kind };
+        let breakdown = Metricset {
+            timestamp_us: 1_795_280_318_686_937,
+            samples: vec![sample("span.self_time.count", 1.0, MetricKind::DeltaCounter), sample("span.self_time.sum.us", 10160.0, MetricKind::DeltaCounter)],
+            transaction: Some(MetricTransaction { name: "GET /users".into(), transaction_type: "request".into() }),
+            span: Some(MetricSpan { span_type: "app".into(), subtype: String::new() }),
+            ..Default::default()
+        };
+        let v = line(Event::Metricset(Box::new(breakdown)));
+        assert_eq!(
+            v,
+            serde_json::json!({"metricset": {
+                "timestamp": 1_795_280_318_686_937u64,
+                "samples": {"span.self_time.count": {"value": 1.0, "type": "counter"}, "span.self_time.sum.us": {"value": 10160.0, "type": "counter"}},
+                "transaction": {"name": "GET /users", "type": "request"},
+                "span": {"type": "app", "subtype": ""},
+            }})
+        );
+        let mut system = Metricset {
+            samples: vec![sample("system.memory.total", 2e9, MetricKind::Gauge), sample("bad", f64::NAN, MetricKind::Gauge)],
+            ..Default::default()
+        };
+        system.labels.set("k", LabelValue::Str("v".into()));
+        let v = line(Event::Metricset(Box::new(system)));
+        assert_eq!(v["metricset"]["samples"], serde_json::json!({"system.memory.total": {"value": 2e9, "type": "gauge"}}));
+        assert_eq!(v["metricset"]["tags"], serde_json::json!({"k": "v"}));
+        assert!(v["metricset"].get("transaction").is_none() && v["metricset"].get("span").is_none());
     }
 }

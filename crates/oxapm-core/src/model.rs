@@ -352,11 +352,57 @@ pub struct ErrorRecord {
     pub context: JsonMap,
 }
 
+/// How a metric sample adds up over time, which decides its OTLP shape (a Gauge or a Sum).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MetricKind {
+    /// A reading at the collection time.
+    Gauge,
+    /// A count since the engine started.
+    Counter,
+    /// A count since the previous collection (the breakdown metrics).
+    DeltaCounter,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct MetricSample {
+    pub name: String,
+    pub value: f64,
+    pub kind: MetricKind,
+}
+
+/// The transaction a breakdown metricset describes.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct MetricTransaction {
+    pub name: String,
+    pub transaction_type: String,
+}
+
+/// The kind of span a breakdown metricset describes (type `app`, subtype empty: the transaction's
+/// own time).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct MetricSpan {
+    pub span_type: String,
+    pub subtype: String,
+}
+
+/// Samples collected at one time that share their transaction, span and labels.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Metricset {
+    pub timestamp_us: u64,
+    /// For delta counters: when the interval they count began.
+    pub start_us: u64,
+    pub samples: Vec<MetricSample>,
+    pub transaction: Option<MetricTransaction>,
+    pub span: Option<MetricSpan>,
+    pub labels: Labels,
+}
+
 #[derive(Clone, Debug)]
 pub enum Event {
     Span(Box<SpanRecord>),
     Transaction(Box<TransactionRecord>),
     Error(Box<ErrorRecord>),
+    Metricset(Box<Metricset>),
 }
 
 pub fn now_epoch_us() -> u64 {

@@ -36,6 +36,8 @@ impl Policy {
             Event::Span(span) => service_target::infer(span),
             Event::Transaction(transaction) => sanitize::http_context(&mut transaction.context, &self.sanitize_field_names),
             Event::Error(error) => sanitize::http_context(&mut error.context, &self.sanitize_field_names),
+            // Names, numbers and the engine's own labels: nothing to redact.
+            Event::Metricset(_) => {}
         }
     }
 }

@@ -46,6 +46,8 @@ impl Exporter for ConsoleExporter {
                         .unwrap_or("error");
                     let _ = writeln!(out, "error {} · {}", error.id, what);
                 }
+                // The waterfall shows traces; metrics would drown it every interval.
+                Event::Metricset(_) => {}
             }
         }
         if !out.is_empty() {

@@ -31,7 +31,8 @@ pub fn span(event: &Event) -> Option<(Span, Option<&Arc<Scope>>)> {
     match event {
         Event::Span(span) => Some((from_span(span), scope_of(&span.otel))),
         Event::Transaction(transaction) if transaction.sampled => Some((from_transaction(transaction), scope_of(&transaction.otel))),
-        // Errors belong to the logs signal (issue 7); unsampled transactions are not recorded.
+        // Errors belong to the logs signal (issue 7), metricsets to the metrics signal; unsampled
+        // transactions are not recorded.
         _ => None,
     }
 }
@@ -261,7 +262,7 @@ fn links(links: &[Link]) -> Vec<SpanLink> {
         .collect()
 }
 
-fn label_attributes(labels: &Labels, out: &mut Vec<KeyValue>) {
+pub(crate) fn label_attributes(labels: &Labels, out: &mut Vec<KeyValue>) {
     for (key, value) in &labels.0 {
         let value = match value {
             LabelValue::Str(s) => any_value::Value::StringValue(s.clone()),
