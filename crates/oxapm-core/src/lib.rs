@@ -8,7 +8,8 @@
 //! started through the OpenTelemetry API their Elastic shape, `service_target` names the service an
 //! exit span calls, and `sanitize` redacts secrets, with the `wildcard` patterns of the config.
 //! For the instrumentations, `sql` names database spans after their statement and `http` builds
-//! the context of requests served and of calls made.
+//! the context of requests served and of calls made. `metrics` collects metricsets (breakdown,
+//! system, process, Python GC) on the export thread.
 
 pub mod bridge;
 pub mod config;
@@ -18,6 +19,7 @@ pub mod exporters;
 pub mod http;
 pub mod ids;
 pub mod intake;
+pub mod metrics;
 pub mod model;
 pub mod otlp;
 pub mod pipeline;

@@ -3,9 +3,11 @@
 //!
 //! The worker sleeps on a control channel, not on the event queue, so pushing an event never wakes
 //! it: a wake-up is sent once per `WAKE_BATCH` events, and the worker also wakes at each exporter's
-//! deadline and at least every `MAX_IDLE`.
+//! deadline and at least every `MAX_IDLE`. With metrics on, it also wakes to collect them, and
+//! collects at each flush and at shutdown; metricsets go to the exporters like the other events.
 
 use crate::diag;
+use crate::metrics::Collector;
 use crate::model::Event;
 use crate::policy::Policy;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -98,11 +100,29 @@ pub struct Pipeline {
 impl Pipeline {
     /// `policy` finishes each record on the worker before the exporters see it.
     pub fn start(capacity: usize, exporters: Vec<Box<dyn Exporter>>, stats: Arc<Stats>, policy: Arc<Policy>) -> Pipeline {
+        Pipeline::start_with_metrics(capacity, exporters, stats, policy, None)
+    }
+
+    /// `metrics`, when given, collects on the worker.
+    pub fn start_with_metrics(
+        capacity: usize,
+        exporters: Vec<Box<dyn Exporter>>,
+        stats: Arc<Stats>,
+        policy: Arc<Policy>,
+        metrics: Option<Collector>,
+    ) -> Pipeline {
         let (events, event_rx) = mpsc::sync_channel(capacity.max(1));
         let (control, control_rx) = mpsc::channel();
         let wake_pending = Arc::new(AtomicBool::new(false));
-        let worker =
-            Worker { events: event_rx, control: control_rx, exporters, policy, wake_pending: wake_pending.clone(), batch: Vec::with_capacity(EXPORT_CHUNK) };
+        let worker = Worker {
+            events: event_rx,
+            control: control_rx,
+            exporters,
+            policy,
+            metrics,
+            wake_pending: wake_pending.clone(),
+            batch: Vec::with_capacity(EXPORT_CHUNK),
+        };
         let handle = std::thread::Builder::new().name("oxapm-export".into()).spawn(move || worker.run());
         let worker = match handle {
             Ok(handle) => Some(handle),
@@ -169,6 +189,7 @@ struct Worker {
     control: Receiver<Control>,
     exporters: Vec<Box<dyn Exporter>>,
     policy: Arc<Policy>,
+    metrics: Option<Collector>,
     wake_pending: Arc<AtomicBool>,
     batch: Vec<Event>,
 }
@@ -177,7 +198,8 @@ impl Worker {
     fn run(mut self) {
         loop {
             let now = Instant::now();
-            let next = self.exporters.iter().filter_map(|e| e.deadline()).min().unwrap_or(now + MAX_IDLE).min(now + MAX_IDLE);
+            let deadlines = self.exporters.iter().filter_map(|e| e.deadline()).chain(self.metrics.as_ref().map(Collector::deadline));
+            let next = deadlines.min().unwrap_or(now + MAX_IDLE).min(now + MAX_IDLE);
             match self.control.recv_timeout(next.saturating_duration_since(now)) {
                 Ok(Control::Wake) => {
                     self.wake_pending.store(false, Ordering::Release);
@@ -186,11 +208,13 @@ impl Worker {
                 Err(RecvTimeoutError::Timeout) => self.drain(),
                 Ok(Control::Flush(deadline, reply)) => {
                     self.drain();
+                    self.collect_metrics();
                     self.flush_all(deadline);
                     let _ = reply.send(());
                 }
                 Ok(Control::Shutdown(deadline, reply)) => {
                     self.drain();
+                    self.collect_metrics();
                     self.close_all(deadline);
                     let _ = reply.send(());
                     return;
@@ -202,6 +226,9 @@ impl Worker {
                 }
             }
             let now = Instant::now();
+            if self.metrics.as_ref().is_some_and(|m| m.deadline() <= now) {
+                self.collect_metrics();
+            }
             for exporter in &mut self.exporters {
                 if exporter.deadline().is_some_and(|d| d <= now) {
                     exporter.tick(now);
@@ -218,6 +245,13 @@ impl Worker {
                 self.export_batch();
             }
         }
+        self.export_batch();
+    }
+
+    /// Metricsets are the engine's own records: nothing for the policy to finish.
+    fn collect_metrics(&mut self) {
+        let Some(metrics) = &mut self.metrics else { return };
+        self.batch.extend(metrics.collect());
         self.export_batch();
     }
 
@@ -335,6 +369,34 @@ mod tests {
         let started = Instant::now();
         assert!(!pipeline.shutdown(Duration::from_millis(200)));
         assert!(started.elapsed() < Duration::from_secs(15));
+    }
+
+    #[test]
+    fn metrics_are_collected_at_their_interval_and_at_flush() {
+        struct Metricsets(Arc<Mutex<usize>>);
+        impl Exporter for Metricsets {
+            fn export(&mut self, events: &[Event]) {
+                *self.0.lock().unwrap() += events.iter().filter(|e| matches!(e, Event::Metricset(_))).count();
+            }
+            fn deadline(&self) -> Option<Instant> {
+                None
+            }
+            fn flush(&mut self, _: Instant) {}
+        }
+        let env = std::collections::HashMap::from([("ELASTIC_APM_METRICS_INTERVAL".to_owned(), "100ms".to_owned())]);
+        let config = crate::config::Config::resolve(&env, &Default::default(), &Default::default());
+        let (collector, inputs) = Collector::new(&config).unwrap();
+        inputs.gc.collected(0); // Something to report on any platform.
+        let seen = Arc::new(Mutex::new(0));
+        let pipeline = Pipeline::start_with_metrics(8, vec![Box::new(Metricsets(seen.clone()))], Arc::default(), Arc::default(), Some(collector));
+        let give_up = Instant::now() + Duration::from_secs(10);
+        while *seen.lock().unwrap() == 0 && Instant::now() < give_up {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let before = *seen.lock().unwrap();
+        assert!(before > 0, "no collection at the interval");
+        assert!(pipeline.flush(Duration::from_secs(5)));
+        assert!(*seen.lock().unwrap() > before, "no collection at flush");
     }
 
     #[test]
