@@ -88,6 +88,8 @@ pub const OPTIONS: &[OptionSpec] = &[
     // How long close() and interpreter exit may take to deliver what is buffered.
     opt("SHUTDOWN_TIMEOUT", SECONDS, Some("5s")),
     opt("METRICS_INTERVAL", MILLIS, Some("30s")),
+    // Where metrics go over OTLP (`OTEL_METRICS_EXPORTER`): see `Engine::start` for the default.
+    opt("METRICS_EXPORTER", Kind::List, None),
     opt("TRANSACTION_SAMPLE_RATE", Kind::SampleRate, Some("1.0")),
     // Whether a parent's decision wins over the rate (`OTEL_TRACES_SAMPLER`); Elastic's is parent-based.
     opt("TRACES_SAMPLER", Kind::Enum(SAMPLER_NAMES), Some("parentbased_traceidratio")),
@@ -134,6 +136,7 @@ const OTEL_VARIABLES: &[&str] = &[
     "OTEL_RESOURCE_ATTRIBUTES",
     "OTEL_SDK_DISABLED",
     "OTEL_TRACES_EXPORTER",
+    "OTEL_METRICS_EXPORTER",
     "OTEL_TRACES_SAMPLER",
     "OTEL_TRACES_SAMPLER_ARG",
     "OTEL_METRIC_EXPORT_INTERVAL",
@@ -152,7 +155,8 @@ const OTEL_VARIABLES: &[&str] = &[
 /// OpenTelemetry ones (`oxapm run` offers a flag for each).
 pub fn environment_variables() -> Vec<String> {
     let elastic = OPTIONS.iter().map(|spec| format!("ELASTIC_APM_{}", spec.key));
-    let otel = OTEL_VARIABLES.iter().map(|name| name.to_string()).chain(crate::otlp::settings::variables("TRACES"));
+    let otlp = ["TRACES", "METRICS"].into_iter().flat_map(crate::otlp::settings::variables);
+    let otel = OTEL_VARIABLES.iter().map(|name| name.to_string()).chain(otlp);
     let mut seen = std::collections::HashSet::new();
     elastic.chain(otel).filter(|name| seen.insert(name.clone())).collect()
 }
@@ -187,6 +191,8 @@ pub struct Config {
     explicit: Vec<&'static str>,
     /// The OTLP trace exporter's settings (`OTEL_EXPORTER_OTLP_*`); `None` if its endpoint is unusable.
     pub otlp_traces: Option<OtlpSettings>,
+    /// The OTLP metrics exporter's settings, likewise; resolved only when metrics go to OTLP.
+    pub otlp_metrics: Option<OtlpSettings>,
     /// `OTEL_ATTRIBUTE_*` and `OTEL_SPAN_*` limits.
     pub span_limits: SpanLimits,
     pub warnings: Vec<String>,
@@ -231,10 +237,32 @@ impl Config {
         }
         let otlp_traces = crate::otlp::settings::resolve(env, "TRACES", &mut warnings);
         let span_limits = span_limits(env, &mut warnings);
+        let mut config = Config { values, explicit, otlp_traces, otlp_metrics: None, span_limits, warnings };
+        if config.sends_metrics_over_otlp() {
+            let mut metrics_warnings = Vec::new();
+            config.otlp_metrics = crate::otlp::settings::resolve(env, "METRICS", &mut metrics_warnings);
+            // The trace settings, always resolved, already reported the generic variables: only the
+            // metrics-specific ones (OTEL_EXPORTER_OTLP_METRICS_*) are news.
+            config.warnings.extend(metrics_warnings.into_iter().filter(|w| w.contains("_METRICS_")));
+        }
         // Some variables are read twice (the OTLP headers also give APM Server credentials).
         let mut seen = std::collections::HashSet::new();
-        warnings.retain(|w| seen.insert(w.clone()));
-        Config { values, explicit, otlp_traces, span_limits, warnings }
+        config.warnings.retain(|w| seen.insert(w.clone()));
+        config
+    }
+
+    /// Whether metrics go to OTLP: `OTEL_METRICS_EXPORTER` says `otlp` (the intake and memory
+    /// exporters carry metrics whenever they carry traces). Unset, it is `otlp` as in the
+    /// OpenTelemetry SDK, but only where OTLP is in use (traces go to OTLP): an Elastic setup sends
+    /// no OTLP by surprise. Never with metrics off (`metrics_interval` 0).
+    pub fn sends_metrics_over_otlp(&self) -> bool {
+        if self.duration("METRICS_INTERVAL").is_zero() {
+            return false;
+        }
+        match self.list("METRICS_EXPORTER") {
+            [] => self.list("TRACES_EXPORTER").iter().any(|name| name == "otlp"),
+            selected => selected.iter().any(|name| name == "otlp"),
+        }
     }
 
     pub fn sampler(&self) -> Sampler {
@@ -481,6 +509,9 @@ fn otel_equivalents(env: &HashMap<String, String>, warnings: &mut Vec<String>) -
     if let Some(raw) = env.get("OTEL_TRACES_EXPORTER") {
         out.insert("TRACES_EXPORTER", ("OTEL_TRACES_EXPORTER", raw.clone()));
     }
+    if let Some(raw) = env.get("OTEL_METRICS_EXPORTER") {
+        out.insert("METRICS_EXPORTER", ("OTEL_METRICS_EXPORTER", raw.clone()));
+    }
     if let Some(raw) = env.get("OTEL_BSP_MAX_QUEUE_SIZE") {
         out.insert("MAX_QUEUE_SIZE", ("OTEL_BSP_MAX_QUEUE_SIZE", raw.clone()));
     }
@@ -633,5 +664,19 @@ mod tests {
         assert!(parse(Kind::Url, "localhost:8200").is_err());
         assert_eq!(parse(Kind::Url, "http://apm:8200/"), Ok(ConfigValue::Str("http://apm:8200".into())));
         assert!(parse(Kind::Map, "a=1,b").is_err());
+    }
+
+    #[test]
+    fn metrics_go_to_otlp_when_asked_or_when_traces_do() {
+        let sends = |pairs: &[(&str, &str)]| Config::resolve(&map(pairs), &HashMap::new(), &HashMap::new()).sends_metrics_over_otlp();
+        assert!(!sends(&[]));
+        assert!(sends(&[("OTEL_TRACES_EXPORTER", "otlp")]));
+        assert!(!sends(&[("OTEL_TRACES_EXPORTER", "otlp"), ("OTEL_METRICS_EXPORTER", "none")]));
+        assert!(!sends(&[("OTEL_TRACES_EXPORTER", "otlp"), ("ELASTIC_APM_METRICS_INTERVAL", "0")]));
+        assert!(sends(&[("OTEL_METRICS_EXPORTER", "otlp")]));
+        let bad_endpoint =
+            Config::resolve(&map(&[("OTEL_METRICS_EXPORTER", "otlp"), ("OTEL_EXPORTER_OTLP_ENDPOINT", "nope")]), &HashMap::new(), &HashMap::new());
+        assert_eq!(bad_endpoint.warnings.len(), 1, "the generic variable is reported once: {:?}", bad_endpoint.warnings);
+        assert!(bad_endpoint.otlp_metrics.is_none());
     }
 }

@@ -1,6 +1,8 @@
-//! OpenTelemetry Protocol: the messages (`proto`), how records become OTLP spans (`traces`) under
-//! the process's `resource`, and the exporter `settings` read from `OTEL_EXPORTER_OTLP_*`.
+//! OpenTelemetry Protocol: the messages (`proto`), how records become OTLP spans (`traces`) and
+//! metricsets OTLP metrics (`metrics`) under the process's `resource`, and the exporter `settings`
+//! read from `OTEL_EXPORTER_OTLP_*`.
 
+pub mod metrics;
 pub mod proto;
 pub mod resource;
 pub mod settings;

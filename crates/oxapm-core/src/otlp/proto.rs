@@ -1,5 +1,5 @@
 //! The OTLP messages oxapm sends, declared from opentelemetry-proto v1 (`common`, `resource`,
-//! `trace` and the trace collector service). Field numbers and types follow the `.proto` files;
+//! `trace`, `metrics` and their collector services). Field numbers and types follow the `.proto` files;
 //! the tests decode our bytes with the official Python `opentelemetry-proto` package.
 
 use prost::{Message, Oneof};
@@ -209,3 +209,109 @@ pub enum StatusCode {
 /// `SpanFlags`: the low byte carries the W3C trace flags.
 pub const SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE: u32 = 0x100;
 pub const SPAN_FLAGS_CONTEXT_IS_REMOTE: u32 = 0x200;
+
+#[derive(Clone, PartialEq, Message)]
+pub struct ExportMetricsServiceRequest {
+    #[prost(message, repeated, tag = "1")]
+    pub resource_metrics: Vec<ResourceMetrics>,
+}
+
+/// Same fields as the trace service's; `rejected_data_points` in place of `rejected_spans`.
+#[derive(Clone, PartialEq, Message)]
+pub struct ExportMetricsServiceResponse {
+    #[prost(message, optional, tag = "1")]
+    pub partial_success: Option<ExportMetricsPartialSuccess>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct ExportMetricsPartialSuccess {
+    #[prost(int64, tag = "1")]
+    pub rejected_data_points: i64,
+    #[prost(string, tag = "2")]
+    pub error_message: String,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct ResourceMetrics {
+    #[prost(message, optional, tag = "1")]
+    pub resource: Option<Resource>,
+    #[prost(message, repeated, tag = "2")]
+    pub scope_metrics: Vec<ScopeMetrics>,
+    #[prost(string, tag = "3")]
+    pub schema_url: String,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct ScopeMetrics {
+    #[prost(message, optional, tag = "1")]
+    pub scope: Option<InstrumentationScope>,
+    #[prost(message, repeated, tag = "2")]
+    pub metrics: Vec<Metric>,
+    #[prost(string, tag = "3")]
+    pub schema_url: String,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct Metric {
+    #[prost(string, tag = "1")]
+    pub name: String,
+    #[prost(string, tag = "2")]
+    pub description: String,
+    #[prost(string, tag = "3")]
+    pub unit: String,
+    /// Histograms (9), exponential histograms (10) and summaries (11) are not sent.
+    #[prost(oneof = "metric::Data", tags = "5, 7")]
+    pub data: Option<metric::Data>,
+}
+
+pub mod metric {
+    use super::*;
+
+    #[derive(Clone, PartialEq, Oneof)]
+    pub enum Data {
+        #[prost(message, tag = "5")]
+        Gauge(Gauge),
+        #[prost(message, tag = "7")]
+        Sum(Sum),
+    }
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct Gauge {
+    #[prost(message, repeated, tag = "1")]
+    pub data_points: Vec<NumberDataPoint>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct Sum {
+    #[prost(message, repeated, tag = "1")]
+    pub data_points: Vec<NumberDataPoint>,
+    #[prost(enumeration = "AggregationTemporality", tag = "2")]
+    pub aggregation_temporality: i32,
+    #[prost(bool, tag = "3")]
+    pub is_monotonic: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration)]
+#[repr(i32)]
+pub enum AggregationTemporality {
+    Unspecified = 0,
+    Delta = 1,
+    Cumulative = 2,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct NumberDataPoint {
+    #[prost(message, repeated, tag = "7")]
+    pub attributes: Vec<KeyValue>,
+    #[prost(fixed64, tag = "2")]
+    pub start_time_unix_nano: u64,
+    #[prost(fixed64, tag = "3")]
+    pub time_unix_nano: u64,
+    /// The `value` oneof's `as_double`, always set (so a zero is still sent); `as_int` (6) is not
+    /// used: samples are doubles.
+    #[prost(double, optional, tag = "4")]
+    pub as_double: Option<f64>,
+    #[prost(uint32, tag = "8")]
+    pub flags: u32,
+}
