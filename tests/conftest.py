@@ -122,6 +122,13 @@ def _clean_context(monkeypatch):
 
 
 @pytest.fixture
+def no_metrics(monkeypatch):
+    """Metrics off (they are on by default, collected at every flush and close): for tests that
+    count what was delivered (``pytestmark = pytest.mark.usefixtures("no_metrics")``)."""
+    monkeypatch.setenv("ELASTIC_APM_METRICS_INTERVAL", "0")
+
+
+@pytest.fixture
 def client():
     c = oxapm.Client(service_name="test-service", traces_exporter="memory")
     yield c

@@ -7,6 +7,7 @@ imported where they are used: importing oxapm stays cheap.
 from __future__ import annotations
 
 import atexit
+import gc
 import os
 import sys
 from _weakref import ref as weak_ref  # weakref.ref, without the weakref module's imports
@@ -21,7 +22,7 @@ from oxapm.version import VERSION
 TYPE_CHECKING = False  # typing is not imported at run time: it costs milliseconds at every start
 if TYPE_CHECKING:
     import datetime
-    from typing import Any, Dict, List, Optional, Tuple
+    from typing import Any, Callable, Dict, List, Optional, Tuple
 
 logger = LazyLogger("oxapm")
 
@@ -45,11 +46,13 @@ class Client:
         global _client
         self.config = Config(config, inline)
         self._engine: Optional[_core.Engine] = None
+        self._gc_callback: Optional[Callable[[str, Dict[str, int]], None]] = None
         self._open = False
         self._pid = os.getpid()
         if self.config.enabled:
             self._engine = _core.Engine(self.config._resolved, _metadata(self.config), VERSION)
             self._open = True
+            self._count_collections(self._engine)
             atexit.register(_weakly(self, "close"))
             os.register_at_fork(after_in_child=_weakly(self, "_after_fork"))
         _client = self
@@ -208,12 +211,23 @@ class Client:
             # Kept, never dropped: a lock its thread held at the fork stays held in this process.
             _engines_of_parent.append(self._engine)
             self._engine = _core.Engine(self.config._resolved, _metadata(self.config), VERSION)
+            self._count_collections(self._engine)
+
+    def _count_collections(self, engine: Optional[_core.Engine]) -> None:
+        """Has the garbage collector report its runs to ``engine`` (to nobody when None), for the
+        ``python.gc.*`` metrics: the export thread reads counters and never takes the GIL."""
+        if self._gc_callback in gc.callbacks:
+            gc.callbacks.remove(self._gc_callback)
+        self._gc_callback = engine.gc_callback if engine is not None and self.config.metrics_interval else None
+        if self._gc_callback is not None:
+            gc.callbacks.append(self._gc_callback)
 
     def close(self, timeout: Optional[float] = None) -> None:
         """Sends what is queued and stops, within ``timeout`` seconds (default: shutdown_timeout)."""
         if not self._open:
             return
         self._open = False
+        self._count_collections(None)
         deadline = timeout if timeout is not None else self.config.shutdown_timeout / 1000.0
         if not self._engine.close(deadline):
             logger.warning("could not send everything queued within %.1f s at close", deadline)

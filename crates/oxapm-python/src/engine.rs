@@ -135,6 +135,16 @@ impl Engine {
         id
     }
 
+    /// For `gc.callbacks`: counts each finished garbage collection by generation, for the metrics
+    /// the export thread collects without the GIL. Anything unexpected is ignored.
+    fn gc_callback(&self, phase: &Bound<'_, PyAny>, info: &Bound<'_, PyAny>) {
+        if phase.eq("stop").unwrap_or(false) {
+            if let Ok(generation) = info.get_item("generation").and_then(|g| g.extract::<usize>()) {
+                self.inner.gc_collected(generation);
+            }
+        }
+    }
+
     /// Whether `transaction_ignore_urls` says a request for `path` starts no transaction.
     fn ignores_url(&self, path: &str) -> bool {
         self.inner.policy.ignores_url(path)
