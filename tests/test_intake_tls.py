@@ -10,7 +10,8 @@ from conftest import IntakeRecorder
 
 import oxapm
 
-pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
+# These tests count what was delivered; metrics have their own tests (test_metrics.py).
+pytestmark = [pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command"), pytest.mark.usefixtures("no_metrics")]
 
 
 @pytest.fixture
