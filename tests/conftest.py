@@ -121,11 +121,17 @@ def _clean_context(monkeypatch):
     traces.set_transaction(None)
 
 
-@pytest.fixture
-def no_metrics(monkeypatch):
-    """Metrics off (they are on by default, collected at every flush and close): for tests that
-    count what was delivered (``pytestmark = pytest.mark.usefixtures("no_metrics")``)."""
-    monkeypatch.setenv("ELASTIC_APM_METRICS_INTERVAL", "0")
+def pytest_configure(config):
+    config.addinivalue_line("markers", "metrics: the agent's default metrics_interval applies (others run with metrics off)")
+
+
+@pytest.fixture(autouse=True)
+def _metrics_off_unless_tested(request, monkeypatch):
+    """Metrics are on by default and collected at every flush and close: tests that count what was
+    delivered would see metricsets too. Off, then, except where a module is marked ``metrics``
+    (as the Elastic agent's own test client does with metrics_interval)."""
+    if request.node.get_closest_marker("metrics") is None:
+        monkeypatch.setenv("ELASTIC_APM_METRICS_INTERVAL", "0")
 
 
 @pytest.fixture

@@ -13,9 +13,6 @@ import oxapm
 from oxapm import base, traces
 from oxapm.utils.disttracing import TraceParent, TracingOptions
 
-# These tests count what was delivered; metrics have their own tests (test_metrics.py).
-pytestmark = pytest.mark.usefixtures("no_metrics")
-
 LONG = "".join(chr(ord("a") + i % 26) for i in range(2000))
 
 

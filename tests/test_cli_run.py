@@ -15,9 +15,6 @@ from conftest import attributes, spans_of
 from oxapm.instrumentation import import_hooks, installed
 from oxapm.zerocode import launch
 
-# These tests count what was delivered; metrics have their own tests (test_metrics.py).
-pytestmark = pytest.mark.usefixtures("no_metrics")
-
 BIN = Path(sys.executable).parent
 
 # The program most tests run: sqlite3 and requests (against a local http.server) inside one

@@ -10,6 +10,8 @@ from conftest import exported
 
 import oxapm
 
+pytestmark = pytest.mark.metrics  # the defaults, metrics_interval included
+
 SECRETS = ("s3cr3t-T0ken-value", "ap1-K3y-value", "0tel-Bearer-secret", "0tel-ApiKey-secret")
 
 

@@ -13,9 +13,6 @@ from conftest import RawServer, record, spans_of, use_otlp, validate_event
 
 import oxapm
 
-# These tests count what was delivered; metrics have their own tests (test_metrics.py).
-pytestmark = pytest.mark.usefixtures("no_metrics")
-
 
 class FaultyServer(RawServer):
     def __init__(self, faults):

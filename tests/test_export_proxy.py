@@ -4,13 +4,9 @@ OTLP/HTTP)."""
 import socket
 import threading
 
-import pytest
 from conftest import RawServer, pipe, record, spans_of, use_otlp
 
 import oxapm
-
-# These tests count what was delivered; metrics have their own tests (test_metrics.py).
-pytestmark = pytest.mark.usefixtures("no_metrics")
 
 
 class ConnectProxy(RawServer):

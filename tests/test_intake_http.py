@@ -14,9 +14,6 @@ import pytest
 
 import oxapm
 
-# These tests count what was delivered; metrics have their own tests (test_metrics.py).
-pytestmark = pytest.mark.usefixtures("no_metrics")
-
 
 def _run_transactions(n, spans=2):
     client = oxapm.get_client()

@@ -10,8 +10,7 @@ from conftest import IntakeRecorder
 
 import oxapm
 
-# These tests count what was delivered; metrics have their own tests (test_metrics.py).
-pytestmark = [pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command"), pytest.mark.usefixtures("no_metrics")]
+pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ import oxapm
 MEMORY_METRICS = {"system.memory.actual.free", "system.memory.total", "system.process.memory.size", "system.process.memory.rss.bytes"}
 CPU_METRICS = {"system.cpu.total.norm.pct", "system.process.cpu.total.norm.pct"}
 GC_METRICS = {"python.gc.collections.gen0", "python.gc.collections.gen1", "python.gc.collections.gen2"}
+pytestmark = pytest.mark.metrics
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="system metrics are read from /proc")
 
 

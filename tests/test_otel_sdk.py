@@ -17,9 +17,6 @@ from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, S
 import oxapm
 from oxapm.otel.trace import TracerProvider
 
-# These tests count what was delivered; metrics have their own tests (test_metrics.py).
-pytestmark = pytest.mark.usefixtures("no_metrics")
-
 REMOTE = SpanContext(0x0AF7651916CD43DD8448EB211C80319C, 0xB7AD6B7169203331, is_remote=True, trace_flags=TraceFlags(1))
 
 

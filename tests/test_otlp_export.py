@@ -12,9 +12,6 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 import oxapm
 from oxapm import TraceParent
 
-# These tests count what was delivered; metrics have their own tests (test_metrics.py).
-pytestmark = pytest.mark.usefixtures("no_metrics")
-
 
 def test_every_field_matches_the_intake_events_of_the_same_run(otlp_http, intake, monkeypatch):
     # Both exporters on at once: OTLP from OTEL_TRACES_EXPORTER, intake from ELASTIC_APM_SERVER_URL.

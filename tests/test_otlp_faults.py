@@ -16,9 +16,6 @@ from otlp_receiver import RotelReceiver, free_port, rotel_agent_path
 
 import oxapm
 
-# These tests count what was delivered; metrics have their own tests (test_metrics.py).
-pytestmark = pytest.mark.usefixtures("no_metrics")
-
 
 def _otlp_client(monkeypatch, endpoint, protocol="http/protobuf"):
     use_otlp(monkeypatch, endpoint, protocol)

@@ -7,9 +7,6 @@ from otlp_receiver import rotel  # noqa: F401  (a fixture)
 
 import oxapm
 
-# These tests count what was delivered; metrics have their own tests (test_metrics.py).
-pytestmark = pytest.mark.usefixtures("no_metrics")
-
 
 @pytest.mark.parametrize("protocol", ["http/protobuf", "grpc"])
 @pytest.mark.parametrize("compression", ["none", "gzip"])

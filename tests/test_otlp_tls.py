@@ -14,8 +14,7 @@ from otlp_receiver import rotel  # noqa: F401  (a fixture)
 
 import oxapm
 
-# These tests count what was delivered; metrics have their own tests (test_metrics.py).
-pytestmark = [pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command"), pytest.mark.usefixtures("no_metrics")]
+pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
 
 
 class MutualTlsTerminator(RawServer):
