@@ -3,6 +3,8 @@ over intake (schema-validated) and OTLP (decoded with opentelemetry-proto). Brea
 tested in the engine (metrics::breakdown, engine tests) until transactions report their self times."""
 
 import gc
+import json
+import os
 import sys
 import time
 
@@ -65,6 +67,33 @@ def test_cpu_percentages_need_a_second_reading():
         client.close()
     assert MEMORY_METRICS <= set(first["samples"])
     assert not CPU_METRICS & set(first["samples"])
+
+
+@linux_only
+def test_a_forked_child_starts_its_own_cpu_baseline_and_gc_counting():
+    client = memory_client(metrics_interval="1h")
+    try:
+        exported(client)  # the parent's first collection: its CPU baseline
+        parent_engine = client._engine
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                names = sorted(sample_names(exported(client).of("metricset")))
+                counting_into = [getattr(cb, "__self__", None) for cb in gc.callbacks]
+                counts = {"own": counting_into.count(client._engine), "parent's": counting_into.count(parent_engine)}
+                os.write(write_end, json.dumps({"names": names, "counts": counts}).encode())
+            finally:
+                os._exit(0)
+        os.close(write_end)
+        with os.fdopen(read_end) as pipe:
+            child = json.loads(pipe.read())
+        os.waitpid(pid, 0)
+    finally:
+        client.close()
+    assert MEMORY_METRICS <= set(child["names"])
+    assert not CPU_METRICS & set(child["names"]), "the child's first collection has no baseline yet"
+    assert child["counts"] == {"own": 1, "parent's": 0}, "the child counts into its own engine only"
 
 
 def test_garbage_collections_are_counted_per_generation():
