@@ -155,12 +155,6 @@ fn from_span(s: &SpanRecord) -> Span {
     if let Some(action) = &s.action {
         attributes.push(string("elastic.span.action", action.as_str()));
     }
-    if let Some(composite) = &s.composite {
-        // OTLP has no composite spans: the Elastic fields, under Elastic names.
-        attributes.push(string("elastic.span.composite.compression_strategy", composite.strategy.as_str()));
-        attributes.push(attribute("elastic.span.composite.count", any_value::Value::IntValue(i64::from(composite.count))));
-        attributes.push(attribute("elastic.span.composite.sum.us", any_value::Value::IntValue(composite.sum_us as i64)));
-    }
     context_attributes(&s.context, s.subtype.as_deref().filter(|_| s.span_type == "db"), &mut attributes);
     label_attributes(&s.labels, &mut attributes);
     let mut span = Span {
@@ -180,6 +174,12 @@ fn from_span(s: &SpanRecord) -> Span {
     };
     if let Some(otel) = &s.otel {
         apply_otel(&mut span, otel, &s.labels);
+    }
+    if let Some(composite) = &s.composite {
+        // OTLP has no composite spans: the Elastic fields, under Elastic names.
+        span.attributes.push(string("elastic.span.composite.compression_strategy", composite.strategy.as_str()));
+        span.attributes.push(attribute("elastic.span.composite.count", any_value::Value::IntValue(i64::from(composite.count))));
+        span.attributes.push(attribute("elastic.span.composite.sum.us", any_value::Value::IntValue(composite.sum_us as i64)));
     }
     span
 }
