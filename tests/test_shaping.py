@@ -5,6 +5,7 @@ and of the OpenTelemetry API alike: span compression, the fast drop of short exi
 import http.server
 import sqlite3
 import threading
+import time
 import urllib.request
 
 import pytest
@@ -197,3 +198,29 @@ def test_the_shaping_options_over_intake(intake):
     assert [kind for kind, _ in events if kind == "span"] == []
     assert transactions[0]["span_count"] == {"started": 0, "dropped": 2}
     assert transactions[0]["dropped_spans_stats"][0]["service_target_type"] == "redis"
+
+
+def _spans_with_stacks(**options):
+    client = memory_client(**options)
+
+    def work():
+        with oxapm.capture_span("quick"):
+            pass
+        with oxapm.capture_span("slow"):
+            time.sleep(0.02)
+
+    _, spans = in_transaction(client, work)
+    client.close()
+    return {span["name"]: span.get("stacktrace") for span in spans}
+
+
+def test_spans_longer_than_span_stack_trace_min_duration_carry_their_stack():
+    stacks = _spans_with_stacks()  # the default minimum: 5 ms
+    assert stacks["quick"] is None
+    frames = stacks["slow"]
+    assert frames[0]["function"] == "work" and frames[0]["filename"].endswith("test_shaping.py")
+    assert not any(frame.get("module", "").startswith("oxapm") for frame in frames), "the agent's frames are left out"
+    assert all(stack is not None for stack in _spans_with_stacks(span_stack_trace_min_duration="0ms").values())
+    assert all(stack is None for stack in _spans_with_stacks(span_stack_trace_min_duration="-1ms").values())
+    # The deprecated option, the other way round: -1 for every span.
+    assert all(stack is not None for stack in _spans_with_stacks(span_frames_min_duration=-1).values())

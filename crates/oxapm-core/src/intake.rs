@@ -160,6 +160,8 @@ struct SpanView<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     composite: Option<CompositeView>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    stacktrace: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     otel: Option<OtelView<'a>>,
 }
 
@@ -187,6 +189,7 @@ impl<'a> From<&'a SpanRecord> for SpanView<'a> {
             sample_rate: s.sample_rate,
             context: ContextView { context: &s.context, labels: &s.labels },
             links: links(&s.links),
+            stacktrace: s.stacktrace.as_ref(),
             composite: s.composite.map(|c| CompositeView { compression_strategy: c.strategy.as_str(), count: c.count, sum: ms(c.sum_us) }),
             otel: otel_view(&s.otel),
         }

@@ -340,6 +340,8 @@ pub struct SpanRecord {
     pub propagated: bool,
     /// Set when consecutive siblings were compressed into this span.
     pub composite: Option<Composite>,
+    /// Intake `stacktrace` frames, captured when the span lasted `span_stack_trace_min_duration`.
+    pub stacktrace: Option<Value>,
     pub labels: Labels,
     /// Elastic span context (`db`, `http`, `destination`, `service`, `message`), tags excluded.
     pub context: JsonMap,

@@ -196,6 +196,11 @@ impl ActiveTransaction {
         Some(record)
     }
 
+    /// Whether `span`, still running, has lasted long enough for a stack trace.
+    pub fn wants_stack_trace(&self, span: &ActiveSpan) -> bool {
+        !span.ended && self.shaper.settings.stack_trace_min_us.is_some_and(|min| span.start.elapsed().as_micros() as u64 >= min)
+    }
+
     /// The breakdown metrics' self times of the ended transaction (empty when `breakdown_metrics`
     /// is off or it was not sampled), taken.
     pub fn take_self_times(&mut self) -> Vec<SelfTime> {

@@ -605,6 +605,7 @@ impl Span {
     /// Ends the span in its transaction, which decides what is reported (see
     /// `ActiveTransaction::end_span`). Span processors run after the borrows are released.
     fn finish(&mut self, py: Python<'_>, failed: bool, end_us: Option<u64>) -> bool {
+        crate::stack_capture::capture_if_due(py, &self.transaction, &mut self.active);
         let mut spans = Vec::new();
         let ended = {
             let Ok(mut transaction) = self.transaction.bind(py).try_borrow_mut() else { return false };
