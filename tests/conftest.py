@@ -111,11 +111,15 @@ def exported(client: oxapm.Client) -> Exported:
 @pytest.fixture(autouse=True)
 def _clean_context(monkeypatch):
     """No test sees another's transaction, client, agent environment variables or proxy settings
-    (the loopback servers are reached directly unless a test sets a proxy)."""
+    (the loopback servers are reached directly unless a test sets a proxy).
+
+    Span compression is off unless a test removes the variable (test_shaping.py): the other tests
+    check the span each call makes, and consecutive identical calls would be one composite."""
     proxies = {"http_proxy", "https_proxy", "all_proxy", "no_proxy"}
     for name in list(os.environ):
         if name.startswith(("ELASTIC_APM_", "OTEL_")) or name.lower() in proxies:
             monkeypatch.delenv(name)
+    monkeypatch.setenv("ELASTIC_APM_SPAN_COMPRESSION_ENABLED", "false")
     traces.set_transaction(None)
     yield
     traces.set_transaction(None)
