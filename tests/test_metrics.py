@@ -220,3 +220,56 @@ def test_intake_gets_metricsets_without_otlp(intake, otlp_http, monkeypatch):
     assert otlp_http.requests == []
     names = {name for kind, body in intake.events() if kind == "metricset" for name in body["samples"]}
     assert "python.gc.collections.gen2" in names
+
+
+def _breakdown_transaction(client):
+    client.begin_transaction("request")
+    for _ in range(2):
+        with oxapm.capture_span("SELECT", span_type="db", span_subtype="sqlite", leaf=True):
+            pass
+    with oxapm.capture_span("render", span_type="template"):
+        with oxapm.capture_span("SELECT", span_type="db", span_subtype="sqlite", leaf=True):
+            pass
+    client.end_transaction("GET /items", "HTTP 2xx")
+
+
+def test_breakdown_self_times_by_span_type_at_each_collection():
+    client = memory_client(metrics_interval="1h")
+    _breakdown_transaction(client)
+    _breakdown_transaction(client)
+    breakdown = {}
+    for metricset in exported(client).of("metricset"):
+        if "span" in metricset:
+            assert metricset["transaction"] == {"name": "GET /items", "type": "request"}
+            key = (metricset["span"]["type"], metricset["span"].get("subtype") or None)
+            breakdown[key] = {name: sample["value"] for name, sample in metricset["samples"].items()}
+    assert sorted(breakdown) == [("app", None), ("db", "sqlite"), ("template", None)]
+    assert [breakdown[key]["span.self_time.count"] for key in sorted(breakdown)] == [2, 6, 2]
+    assert all(values["span.self_time.sum.us"] >= 0 for values in breakdown.values())
+    # Counts are per interval: the next collection starts from nothing.
+    _breakdown_transaction(client)
+    again = [m for m in exported(client).of("metricset") if m.get("span", {}).get("type") == "db"]
+    assert [m["samples"]["span.self_time.count"]["value"] for m in again] == [3]
+    client.close()
+
+
+def test_no_breakdown_when_breakdown_metrics_is_off():
+    client = memory_client(metrics_interval="1h", breakdown_metrics=False)
+    _breakdown_transaction(client)
+    assert not [m for m in exported(client).of("metricset") if "span" in m]
+    client.close()
+
+
+def test_breakdown_over_otlp(otlp_http, monkeypatch):
+    use_otlp(monkeypatch, otlp_http.url)
+    client = oxapm.Client(service_name="otlp-breakdown", metrics_interval="1h")
+    _breakdown_transaction(client)
+    client.close()
+    counts = otlp_metrics(metrics_requests(otlp_http))["span.self_time.count"]
+    points = {}
+    for metric in counts:
+        for point in metric.sum.data_points:
+            attributes = {kv.key: kv.value.string_value for kv in point.attributes}
+            points[(attributes["span.type"], attributes.get("span.subtype", ""))] = point.as_int or point.as_double
+            assert attributes["transaction.name"] == "GET /items"
+    assert points == {("app", ""): 1, ("db", "sqlite"): 3, ("template", ""): 1}

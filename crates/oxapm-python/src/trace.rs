@@ -417,6 +417,10 @@ impl Transaction {
     fn finish(&mut self, py: Python<'_>, end_us: Option<u64>) -> bool {
         let mut spans = Vec::new();
         let Some(record) = self.active.finish_at(end_us, &mut |span| spans.push(span)) else { return false };
+        let self_times = self.active.take_self_times();
+        if !self_times.is_empty() {
+            self.engine.record_breakdown(&record.name, &record.transaction_type, &self_times);
+        }
         finish_spans(py, &self.engine, spans);
         finish_into(py, &self.engine, Event::Transaction(Box::new(record)));
         true
