@@ -5,7 +5,9 @@
 //! it: a wake-up is sent once per `WAKE_BATCH` events, and the worker also wakes at each exporter's
 //! deadline and at least every `MAX_IDLE`.
 
+use crate::config::Config;
 use crate::diag;
+use crate::live::Live;
 use crate::model::Event;
 use crate::policy::Policy;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -32,6 +34,8 @@ pub trait Exporter: Send {
     fn close(&mut self, deadline: Instant) {
         self.flush(deadline);
     }
+    /// Takes the options central configuration changed (the exporters that read any).
+    fn reconfigure(&mut self, _config: &Config) {}
 }
 
 /// Counters readable from Python. The delivery counters add up over the exporters: with intake
@@ -84,6 +88,7 @@ enum Control {
     Wake,
     Flush(Instant, Sender<()>),
     Shutdown(Instant, Sender<()>),
+    Reconfigure(Arc<Config>),
 }
 
 pub struct Pipeline {
@@ -97,7 +102,7 @@ pub struct Pipeline {
 
 impl Pipeline {
     /// `policy` finishes each record on the worker before the exporters see it.
-    pub fn start(capacity: usize, exporters: Vec<Box<dyn Exporter>>, stats: Arc<Stats>, policy: Arc<Policy>) -> Pipeline {
+    pub fn start(capacity: usize, exporters: Vec<Box<dyn Exporter>>, stats: Arc<Stats>, policy: Live<Policy>) -> Pipeline {
         let (events, event_rx) = mpsc::sync_channel(capacity.max(1));
         let (control, control_rx) = mpsc::channel();
         let wake_pending = Arc::new(AtomicBool::new(false));
@@ -153,6 +158,11 @@ impl Pipeline {
         done
     }
 
+    /// Hands the exporters the options central configuration changed.
+    pub fn reconfigure(&self, config: Arc<Config>) {
+        let _ = self.control.send(Control::Reconfigure(config));
+    }
+
     fn request(&self, deadline: Instant, message: impl FnOnce(Sender<()>) -> Control) -> bool {
         let (reply, done) = mpsc::channel();
         if self.control.send(message(reply)).is_err() {
@@ -168,7 +178,7 @@ struct Worker {
     events: Receiver<Event>,
     control: Receiver<Control>,
     exporters: Vec<Box<dyn Exporter>>,
-    policy: Arc<Policy>,
+    policy: Live<Policy>,
     wake_pending: Arc<AtomicBool>,
     batch: Vec<Event>,
 }
@@ -188,6 +198,11 @@ impl Worker {
                     self.drain();
                     self.flush_all(deadline);
                     let _ = reply.send(());
+                }
+                Ok(Control::Reconfigure(config)) => {
+                    for exporter in &mut self.exporters {
+                        exporter.reconfigure(&config);
+                    }
                 }
                 Ok(Control::Shutdown(deadline, reply)) => {
                     self.drain();
@@ -211,8 +226,9 @@ impl Worker {
     }
 
     fn drain(&mut self) {
+        let policy = self.policy.get();
         while let Ok(mut event) = self.events.try_recv() {
-            self.policy.finish(&mut event);
+            policy.finish(&mut event);
             self.batch.push(event);
             if self.batch.len() == EXPORT_CHUNK {
                 self.export_batch();
@@ -275,7 +291,7 @@ mod tests {
     #[test]
     fn flush_delivers_everything_pushed_before_it() {
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let pipeline = Pipeline::start(10_000, vec![Box::new(Recorder(seen.clone(), None))], Arc::default(), Arc::default());
+        let pipeline = Pipeline::start(10_000, vec![Box::new(Recorder(seen.clone(), None))], Arc::default(), Live::default());
         for i in 0..5000 {
             pipeline.push(span(&i.to_string()));
         }
@@ -298,7 +314,7 @@ mod tests {
             fn flush(&mut self, _: Instant) {}
         }
         let stats = Arc::new(Stats::default());
-        let pipeline = Pipeline::start(4, vec![Box::new(Stuck)], stats.clone(), Arc::default());
+        let pipeline = Pipeline::start(4, vec![Box::new(Stuck)], stats.clone(), Live::default());
         let started = Instant::now();
         for i in 0..100 {
             pipeline.push(span(&i.to_string()));
@@ -313,7 +329,7 @@ mod tests {
     #[test]
     fn events_after_shutdown_are_ignored_quietly() {
         let stats = Arc::new(Stats::default());
-        let pipeline = Pipeline::start(8, vec![], stats.clone(), Arc::default());
+        let pipeline = Pipeline::start(8, vec![], stats.clone(), Live::default());
         assert!(pipeline.shutdown(Duration::from_secs(1)));
         pipeline.push(span("late"));
         assert_eq!(stats.snapshot(), StatsSnapshot::default());
@@ -331,7 +347,7 @@ mod tests {
                 std::thread::sleep(Duration::from_secs(30));
             }
         }
-        let pipeline = Pipeline::start(8, vec![Box::new(Hanging)], Arc::default(), Arc::default());
+        let pipeline = Pipeline::start(8, vec![Box::new(Hanging)], Arc::default(), Live::default());
         let started = Instant::now();
         assert!(!pipeline.shutdown(Duration::from_millis(200)));
         assert!(started.elapsed() < Duration::from_secs(15));
@@ -341,7 +357,7 @@ mod tests {
     fn the_worker_wakes_at_an_exporter_deadline() {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let soon = Instant::now() + Duration::from_millis(100);
-        let _pipeline = Pipeline::start(8, vec![Box::new(Recorder(seen.clone(), Some(soon)))], Arc::default(), Arc::default());
+        let _pipeline = Pipeline::start(8, vec![Box::new(Recorder(seen.clone(), Some(soon)))], Arc::default(), Live::default());
         // Nothing but the deadline can make the worker flush; give it plenty of time to.
         let flushed = || seen.lock().unwrap().iter().any(|s| s == "<flush>");
         let give_up = Instant::now() + Duration::from_secs(10);
