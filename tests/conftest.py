@@ -111,11 +111,15 @@ def exported(client: oxapm.Client) -> Exported:
 @pytest.fixture(autouse=True)
 def _clean_context(monkeypatch):
     """No test sees another's transaction, client, agent environment variables or proxy settings
-    (the loopback servers are reached directly unless a test sets a proxy)."""
+    (the loopback servers are reached directly unless a test sets a proxy); central configuration
+    is off."""
     proxies = {"http_proxy", "https_proxy", "all_proxy", "no_proxy"}
     for name in list(os.environ):
         if name.startswith(("ELASTIC_APM_", "OTEL_")) or name.lower() in proxies:
             monkeypatch.delenv(name)
+    # The loopback servers are intake recorders, not APM Servers: tests of central configuration
+    # turn it on.
+    monkeypatch.setenv("ELASTIC_APM_CENTRAL_CONFIG", "false")
     traces.set_transaction(None)
     yield
     traces.set_transaction(None)

@@ -47,11 +47,15 @@ class Client:
         self._engine: Optional[_core.Engine] = None
         self._open = False
         self._pid = os.getpid()
+        # Central configuration's latest values, as the server sent them (a forked child's new
+        # engine takes them too).
+        self._remote_config: Dict[str, str] = {}
         if self.config.enabled:
             self._engine = _core.Engine(self.config._resolved, _metadata(self.config), VERSION)
             self._open = True
             atexit.register(_weakly(self, "close"))
             os.register_at_fork(after_in_child=_weakly(self, "_after_fork"))
+            self._start_central_config()
         _client = self
 
     @property
@@ -198,6 +202,20 @@ class Client:
             timestamp=_epoch_seconds(date), transaction=transaction, parent_id=parent_id, **fields
         )
 
+    def _start_central_config(self) -> None:
+        """APM Server's central configuration, polled by an engine thread (when central_config is
+        true and events go to APM Server)."""
+        self._engine.start_central_config(_weakly(self, "_central_config_changed"))
+
+    def _central_config_changed(self, remote: Dict[str, str], changes: Dict[str, Any]) -> None:
+        self._remote_config = remote
+        self.config.update(changes)
+
+    def _reconfigure(self, remote: Dict[str, str]) -> None:
+        """Applies central configuration's latest values (an option left out reverts to its local
+        value); the attributes of ``config`` follow."""
+        self._central_config_changed(dict(remote), self._engine.reconfigure(remote))
+
     def _after_fork(self) -> None:
         """In a forked child: the parent's export thread does not exist here, and its queue holds
         the parent's events. A fresh engine (new thread, empty queue, this pid in the metadata)
@@ -208,6 +226,9 @@ class Client:
             # Kept, never dropped: a lock its thread held at the fork stays held in this process.
             _engines_of_parent.append(self._engine)
             self._engine = _core.Engine(self.config._resolved, _metadata(self.config), VERSION)
+            if self._remote_config:
+                self._engine.reconfigure(self._remote_config)
+            self._start_central_config()
 
     def close(self, timeout: Optional[float] = None) -> None:
         """Sends what is queued and stops, within ``timeout`` seconds (default: shutdown_timeout)."""
@@ -263,13 +284,13 @@ def _epoch_seconds(date: Optional[datetime.datetime]) -> Optional[float]:
 
 
 def _weakly(client: Client, method: str):
-    """A hook calling ``client.<method>()`` that does not keep the client alive."""
+    """A hook calling ``client.<method>(...)`` that does not keep the client alive."""
     ref = weak_ref(client)
 
-    def call() -> None:
+    def call(*args: Any) -> None:
         target = ref()
         if target is not None:
-            getattr(target, method)()
+            getattr(target, method)(*args)
 
     return call
 
