@@ -127,8 +127,8 @@ pub fn start_poller(mut client: CentralConfigClient, engine: Weak<Engine>, liste
         }
         if let Some(values) = fetched.values {
             let Some(engine) = engine.upgrade() else { return };
-            let changes = engine.reconfigure(&values);
-            listener(&values, &changes);
+            let applied = engine.reconfigure(&values);
+            listener(&values, &applied.changes);
         }
         if !matches!(stopped.recv_timeout(fetched.next_in), Err(RecvTimeoutError::Timeout)) {
             return;

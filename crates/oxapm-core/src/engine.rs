@@ -9,14 +9,16 @@ use crate::exporters::console::ConsoleExporter;
 use crate::exporters::intake_http::{intake_exporter, user_agent, IntakeSettings};
 use crate::exporters::memory::MemoryExporter;
 use crate::exporters::otlp::{otlp_exporter, OtlpExport};
+use crate::exporters::tls::{self, TlsMaterial};
 use crate::intake;
 use crate::live::Live;
 use crate::model::Event;
+use crate::opamp::{self, OpampClient};
 use crate::otlp::proto::Resource;
 use crate::otlp::resource;
 use crate::pipeline::{Exporter, Pipeline, Stats, StatsSnapshot};
 use crate::policy::Policy;
-use crate::remote_config::{self, Change, RemoteLayer};
+use crate::remote_config::{self, Applied, RemoteLayer};
 use crate::sampling::Sampler;
 use crate::shaping::ShapingSettings;
 use serde_json::Value;
@@ -50,8 +52,8 @@ pub struct Engine {
     /// Asks APM Server for central configuration (`central_config`, with the intake exporter),
     /// until the poller starts with it.
     central_config: Mutex<Option<CentralConfigClient>>,
-    /// Dropped to stop the poller.
-    stop_poller: Mutex<Option<Sender<()>>>,
+    /// Dropped to stop the pollers (APM Server's, OpAMP's).
+    stop_pollers: Mutex<Vec<Sender<()>>>,
 }
 
 impl Engine {
@@ -137,7 +139,7 @@ impl Engine {
             memory,
             stats,
             central_config: Mutex::new(central_config),
-            stop_poller: Mutex::default(),
+            stop_pollers: Mutex::default(),
         }
     }
 
@@ -166,30 +168,29 @@ impl Engine {
 
     /// Applies central configuration's latest values (names as it spells them: `capture_body`),
     /// in place of the previous ones: an option no longer given reverts to its local value. A
-    /// value that is not taken is warned about once. Returns what changed, also logged.
-    pub fn reconfigure(&self, remote: &HashMap<String, String>) -> Vec<Change> {
+    /// value that is not taken is warned about once. What changed is logged.
+    pub fn reconfigure(&self, remote: &HashMap<String, String>) -> Applied {
         let mut layer = self.remote.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let mut warnings = Vec::new();
-        let next = layer.next(remote, &mut warnings);
-        for warning in &warnings {
+        let mut rejected = Vec::new();
+        let next = layer.next(remote, &mut rejected);
+        for warning in &rejected {
             diag::warn(warning);
         }
         let after = next.over(&self.config);
         let changes = remote_config::changes(&self.effective.get(), &after);
         *layer = next;
-        if changes.is_empty() {
-            return changes;
+        if !changes.is_empty() {
+            for change in &changes {
+                diag::log(diag::Level::Info, &format!("updated config: {} from {} to {}", change.key.to_ascii_lowercase(), change.old, change.new));
+            }
+            self.policy.set(Policy::new(&after));
+            self.sampler.set(after.sampler());
+            self.continuation.set(Continuation::from_config(&after));
+            self.shaping.set(ShapingSettings::from_config(&after));
+            self.effective.set(after);
+            self.pipeline.reconfigure(self.effective.get());
         }
-        for change in &changes {
-            diag::log(diag::Level::Info, &format!("updated config: {} from {} to {}", change.key.to_ascii_lowercase(), change.old, change.new));
-        }
-        self.policy.set(Policy::new(&after));
-        self.sampler.set(after.sampler());
-        self.continuation.set(Continuation::from_config(&after));
-        self.shaping.set(ShapingSettings::from_config(&after));
-        self.effective.set(after);
-        self.pipeline.reconfigure(self.effective.get());
-        changes
+        Applied { changes, rejected }
     }
 
     /// Starts asking APM Server for central configuration, when the configuration says to (the
@@ -197,12 +198,25 @@ impl Engine {
     /// `listener` hears of what each configuration the server sends changed.
     pub fn start_central_config(self: &Arc<Engine>, listener: Listener) -> bool {
         let Some(client) = self.central_config.lock().ok().and_then(|mut c| c.take()) else { return false };
-        let stop = central_config::start_poller(client, Arc::downgrade(self), listener);
-        let started = stop.is_some();
-        if let Ok(mut slot) = self.stop_poller.lock() {
-            *slot = stop;
+        self.keep_poller(central_config::start_poller(client, Arc::downgrade(self), listener))
+    }
+
+    /// Starts an OpAMP client of the server at `endpoint` (EDOT's `ELASTIC_OTEL_OPAMP_ENDPOINT`),
+    /// which applies the remote configuration it is offered; returns whether it started.
+    pub fn start_opamp(self: &Arc<Engine>, endpoint: &str, agent_version: &str, listener: opamp::Listener) -> bool {
+        let tls = TlsMaterial { verify: true, roots_pem: tls::trust(None), identity: None };
+        let (service_name, environment) = (self.config.str("SERVICE_NAME").unwrap_or_default(), self.config.str("ENVIRONMENT"));
+        let user_agent = format!("oxapm/{agent_version}");
+        let client = OpampClient::new(endpoint, service_name, environment, self.config.duration("SERVER_TIMEOUT"), &user_agent, &tls);
+        self.keep_poller(opamp::start_poller(client, Arc::downgrade(self), listener))
+    }
+
+    fn keep_poller(&self, stop: Option<Sender<()>>) -> bool {
+        let Some(stop) = stop else { return false };
+        if let Ok(mut pollers) = self.stop_pollers.lock() {
+            pollers.push(stop);
         }
-        started
+        true
     }
 
     pub fn push(&self, event: Event) {
@@ -214,8 +228,8 @@ impl Engine {
     }
 
     pub fn shutdown(&self, timeout: Duration) -> bool {
-        if let Ok(mut stop) = self.stop_poller.lock() {
-            stop.take(); // dropping the sender stops the poller
+        if let Ok(mut pollers) = self.stop_pollers.lock() {
+            pollers.clear(); // dropping their senders stops them
         }
         self.pipeline.shutdown(timeout)
     }
@@ -273,7 +287,7 @@ mod tests {
             ("transaction_max_spans", "3"),
             ("trace_continuation_strategy", "restart"),
         ]);
-        let changes = engine.reconfigure(&values);
+        let changes = engine.reconfigure(&values).changes;
         assert_eq!(changes.len(), 4, "{changes:?}");
         assert_eq!(engine.sampler().rate, 0.0);
         assert!(engine.policy().ignores_url("/healthz"));
@@ -281,8 +295,8 @@ mod tests {
         assert_eq!(engine.continuation(), Continuation::Restart);
         assert_eq!(engine.effective_config().float("TRANSACTION_SAMPLE_RATE"), 0.0);
         // The same values again change nothing; none at all revert everything.
-        assert!(engine.reconfigure(&values).is_empty());
-        assert_eq!(engine.reconfigure(&HashMap::new()).len(), 4);
+        assert!(engine.reconfigure(&values).changes.is_empty());
+        assert_eq!(engine.reconfigure(&HashMap::new()).changes.len(), 4);
         assert_eq!((engine.sampler().rate, engine.policy().ignores_url("/healthz"), engine.shaping().max_spans), (1.0, false, Some(500)));
         assert_eq!(engine.continuation(), Continuation::Continue);
         engine.shutdown(Duration::from_secs(1));

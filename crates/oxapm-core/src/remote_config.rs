@@ -34,6 +34,14 @@ pub struct RemoteLayer {
     values: Vec<(&'static str, ConfigValue)>,
 }
 
+/// What applying central configuration's values did: the options whose effective value changed,
+/// and a line for each value not taken (also logged).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Applied {
+    pub changes: Vec<Change>,
+    pub rejected: Vec<String>,
+}
+
 /// An option whose effective value a new layer changed.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Change {
