@@ -204,8 +204,19 @@ class Client:
 
     def _start_central_config(self) -> None:
         """APM Server's central configuration, polled by an engine thread (when central_config is
-        true and events go to APM Server)."""
+        true and events go to APM Server), and OpAMP's (``ELASTIC_OTEL_OPAMP_ENDPOINT``)."""
         self._engine.start_central_config(_weakly(self, "_central_config_changed"))
+        opamp_endpoint = os.environ.get("ELASTIC_OTEL_OPAMP_ENDPOINT")
+        if opamp_endpoint:
+            self._engine.start_opamp(opamp_endpoint, VERSION, _weakly(self, "_opamp_config_applied"))
+
+    def _opamp_config_applied(self, changes: Dict[str, Any], deactivate_all: bool, deactivated: List[str]) -> None:
+        """OpAMP's remote configuration, applied by the engine: the attributes of ``config`` follow
+        and the instrumentations it names are turned off."""
+        from oxapm.instrumentation import control
+
+        self.config.update(changes)
+        control.set_deactivated(deactivated, deactivate_all)
 
     def _central_config_changed(self, remote: Dict[str, str], changes: Dict[str, Any]) -> None:
         self._remote_config = remote
@@ -287,10 +298,9 @@ def _weakly(client: Client, method: str):
     """A hook calling ``client.<method>(...)`` that does not keep the client alive."""
     ref = weak_ref(client)
 
-    def call(*args: Any) -> None:
+    def call(*args: Any) -> Any:
         target = ref()
-        if target is not None:
-            getattr(target, method)(*args)
+        return getattr(target, method)(*args) if target is not None else None
 
     return call
 

@@ -6,8 +6,9 @@ use oxapm_core::config::{self, ConfigValue};
 use oxapm_core::diag;
 use oxapm_core::engine;
 use oxapm_core::model::{now_epoch_us, ErrorRecord, ErrorTransaction, Event};
+use oxapm_core::opamp::Deactivation;
 use oxapm_core::otlp::proto::any_value;
-use oxapm_core::remote_config::Change;
+use oxapm_core::remote_config::{Applied, Change};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
 use std::collections::HashMap;
@@ -101,8 +102,8 @@ impl Engine {
     /// new values, for the attributes of the Python `Config`.
     fn reconfigure<'py>(&self, py: Python<'py>, remote: HashMap<String, String>) -> PyResult<Bound<'py, PyDict>> {
         let engine = self.inner.clone();
-        let changes = py.detach(move || engine.reconfigure(&remote));
-        changed_values(py, &changes)
+        let applied = py.detach(move || engine.reconfigure(&remote));
+        changed_values(py, &applied.changes)
     }
 
     /// Starts asking APM Server for central configuration on an engine thread, when the
@@ -119,6 +120,25 @@ impl Engine {
             });
         };
         self.inner.start_central_config(Box::new(listener))
+    }
+
+    /// Starts an OpAMP client of the server at `endpoint` on an engine thread; returns whether it
+    /// did. `on_config(changes, deactivate_all, deactivated)` is called with each remote
+    /// configuration applied (`changes` as `reconfigure` returns them, then the instrumentations it
+    /// turns off); an exception it raises is reported to the server as the reason it failed.
+    fn start_opamp(&self, endpoint: &str, agent_version: &str, on_config: Py<PyAny>) -> bool {
+        let listener = move |applied: &Applied, deactivation: &Deactivation| -> Result<(), String> {
+            let told = Python::try_attach(|py| {
+                let changes = changed_values(py, &applied.changes)?;
+                on_config.call1(py, (changes, deactivation.all, deactivation.names.clone()))
+            });
+            match told {
+                Some(Ok(_)) => Ok(()),
+                Some(Err(e)) => Err(format!("applying the configuration failed: {e}")),
+                None => Err("the interpreter is shutting down".to_owned()),
+            }
+        };
+        self.inner.start_opamp(endpoint, agent_version, Box::new(listener))
     }
 
     /// What transactions started now report of their spans (for tests).
