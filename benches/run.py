@@ -58,6 +58,10 @@ CONTENDERS = {
     "elastic-apm": "elastic-apm",
     "opentelemetry-sdk": "opentelemetry-sdk",
     "ddtrace": "ddtrace",
+    # Span compression at work: the spans are identical database calls (leaf spans), compressed
+    # into one composite per transaction. The sink counts a composite as the spans it stands for.
+    "oxapm-compressed": "oxapm",
+    "elastic-apm-compressed": "elastic-apm",
 }
 # Contenders that ship nothing, so have no delivered figure.
 NO_DELIVERY = {"bare"}
@@ -1033,6 +1037,13 @@ report holds only the sections that were run.)
   no `server_url` the intake exporter is off, so it exports OTLP/HTTP protobuf
   only. Batching is at oxapm's OTLP defaults (`OTEL_BSP_*`: batches of 512
   spans, 5 s schedule; queue `max_queue_size`).
+* **oxapm-compressed** and **elastic-apm-compressed**: the same `Client`
+  options as oxapm and elastic-apm, but every span is the same database call
+  (`capture_span("span-0", span_type="db", span_subtype="sqlite",
+  span_action="query", leaf=True)`), so each agent's span compression (on by
+  default, `exact_match` up to 50 ms) sends one composite span per
+  transaction. The sink counts a composite as the `composite.count` spans it
+  stands for.
 * **oxapm-otel-api**: the opentelemetry-sdk contender's workload through the
   OpenTelemetry API (`oxapm.otel.TracerProvider(client).get_tracer("bench")`,
   one root span + 10 children with `start_as_current_span`) on an oxapm

@@ -102,10 +102,10 @@ def decompress(body: bytes, encoding: str) -> bytes:
     return body
 
 
-def _tally(name, kind: str, measured: Counter, warmup: Counter) -> None:
+def _tally(name, kind: str, measured: Counter, warmup: Counter, count: int = 1) -> None:
     if isinstance(name, bytes):
         name = name.decode("utf-8", "replace")
-    (warmup if isinstance(name, str) and name.startswith(WARMUP_PREFIX) else measured)[kind] += 1
+    (warmup if isinstance(name, str) and name.startswith(WARMUP_PREFIX) else measured)[kind] += count
 
 
 def decode_elastic(data: bytes, measured: Counter, warmup: Counter) -> None:
@@ -117,7 +117,9 @@ def decode_elastic(data: bytes, measured: Counter, warmup: Counter) -> None:
             if kind == "metadata":
                 continue
             name = event.get("name") if isinstance(event, dict) else None
-            _tally(name, kind, measured, warmup)
+            # A composite span (span compression) stands for `count` spans of the workload.
+            composite = event.get("composite") if isinstance(event, dict) else None
+            _tally(name, kind, measured, warmup, composite["count"] if isinstance(composite, dict) else 1)
 
 
 def decode_otlp(data: bytes, measured: Counter, warmup: Counter) -> None:

@@ -190,6 +190,7 @@ def test_every_dynamic_option_takes_effect_and_reverts(client, oxapm_log_level):
             "stack_trace_limit": "5",
             "transaction_ignore_urls": "/health*",
             "transaction_max_spans": "7",
+            "span_compression_enabled": "true",  # off locally (conftest)
             "span_compression_exact_match_max_duration": "10ms",
             "span_compression_same_kind_max_duration": "5ms",
             "exit_span_min_duration": "2ms",

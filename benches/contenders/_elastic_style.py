@@ -23,8 +23,10 @@ CONFIG = dict(
 )
 
 
-def make_setup(module_name, otlp=False):
-    """``otlp=True``: export over OTLP/HTTP protobuf instead of intake (oxapm only)."""
+def make_setup(module_name, otlp=False, exit_spans=False):
+    """``otlp=True``: export over OTLP/HTTP protobuf instead of intake (oxapm only).
+    ``exit_spans=True``: every span is the same database call (a leaf span named after the first
+    name), so span compression turns each transaction's spans into one composite."""
 
     def setup(sink_url):
         apm = importlib.import_module(module_name)
@@ -45,7 +47,14 @@ def make_setup(module_name, otlp=False):
                     pass
             client.end_transaction(txn_name, "success")
 
+        def calls(txn_name, span_names):
+            client.begin_transaction("bench")
+            for _ in span_names:
+                with capture_span(span_names[0], span_type="db", span_subtype="sqlite", span_action="query", leaf=True):
+                    pass
+            client.end_transaction(txn_name, "success")
+
         # close() flushes the queue and joins the sender; elastic-apm has no stats().
-        return transaction, client.close, getattr(client, "stats", None)
+        return calls if exit_spans else transaction, client.close, getattr(client, "stats", None)
 
     return setup

@@ -4,7 +4,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple, final
 
 from typing_extensions import disjoint_base
 
-__all__ = ["__version__", "Config", "Engine", "PropagationFormat", "Span", "SqlEndpoint", "Transaction", "Tracer", "begin_exit_span", "begin_http_span", "begin_span", "begin_sql_span", "environment_variables", "incoming_parent", "normalize_tracestate", "outgoing_headers", "parse_traceparent", "reseed_ids", "set_span_hooks", "sql_signature", "wsgi_incoming"]
+__all__ = ["__version__", "Config", "Engine", "PropagationFormat", "Span", "SqlEndpoint", "Transaction", "Tracer", "begin_exit_span", "begin_http_span", "begin_span", "begin_sql_span", "environment_variables", "incoming_parent", "normalize_tracestate", "outgoing_headers", "parse_traceparent", "reseed_ids", "set_span_hooks", "set_span_stack_capture", "sql_signature", "wsgi_incoming"]
 
 __version__: str
 
@@ -22,6 +22,7 @@ def begin_sql_span(parent: Any, endpoint: SqlEndpoint, statement: str, action: s
 def wsgi_incoming(environ: Dict[str, Any]) -> Tuple[str, str, str, str, str, Optional[str], Optional[str], Dict[str, Any]]: ...
 def outgoing_headers(current: Any, formats: List[PropagationFormat], baggage: List[Tuple[str, str]]) -> List[Tuple[str, str]]: ...
 def incoming_parent(formats: List[PropagationFormat], headers: Dict[str, Any]) -> Optional[Tuple[str, str]]: ...
+def set_span_stack_capture(capture: Optional[Callable[[], Optional[List[Dict[str, Any]]]]]) -> None: ...
 def set_span_hooks(on_start: Optional[Callable[[Any], Any]] = None, on_end: Optional[Callable[[Dict[str, Any]], Any]] = None) -> None: ...
 
 @final

@@ -33,6 +33,18 @@ _set_current = _current.set
 _reset_current = _current.reset
 
 
+def _span_stack() -> Optional[List[Dict[str, Any]]]:
+    """The stack of a span ending after ``span_stack_trace_min_duration`` (the engine calls it):
+    intake frames, innermost first, the agent's own frames left out."""
+    from oxapm import base, stacks  # imported when a span first lasts long enough
+
+    client = base.get_client()
+    return stacks.stack_frames(0, client.config) if client is not None else None
+
+
+_core.set_span_stack_capture(_span_stack)
+
+
 def _link_ids(links: Optional[List[TraceParent]]) -> Optional[List[tuple]]:
     if not links:
         return None
@@ -164,8 +176,8 @@ class capture_span:
         sync: Optional[bool] = None,
         links: Optional[List[TraceParent]] = None,
     ):
-        # skip_frames, start, duration and sync are accepted for compatibility; span stack traces
-        # and explicit span timing are not recorded yet.
+        # skip_frames, start, duration and sync are accepted for compatibility: stack traces leave
+        # the agent's frames out by themselves, and explicit span timing is not recorded yet.
         self._args = (name or "", span_type, span_subtype, span_action, labels, leaf, extra, _link_ids(links) if links else None)
 
     @property

@@ -2,7 +2,9 @@
 //! Field names and shapes follow the schemas in specs/intake-v2.
 
 use crate::ids::{SpanId, TraceId};
-use crate::model::{AttributeValue, Attributes, ErrorRecord, Event, JsonMap, LabelValue, Labels, Link, OtelData, SpanRecord, TransactionRecord};
+use crate::model::{
+    AttributeValue, Attributes, DroppedSpanStats, ErrorRecord, Event, JsonMap, LabelValue, Labels, Link, OtelData, SpanRecord, TransactionRecord,
+};
 use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
 use serde_json::Value;
@@ -156,7 +158,18 @@ struct SpanView<'a> {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     links: Vec<LinkView>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    composite: Option<CompositeView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stacktrace: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     otel: Option<OtelView<'a>>,
+}
+
+#[derive(Serialize)]
+struct CompositeView {
+    compression_strategy: &'static str,
+    count: u32,
+    sum: f64,
 }
 
 impl<'a> From<&'a SpanRecord> for SpanView<'a> {
@@ -176,6 +189,8 @@ impl<'a> From<&'a SpanRecord> for SpanView<'a> {
             sample_rate: s.sample_rate,
             context: ContextView { context: &s.context, labels: &s.labels },
             links: links(&s.links),
+            stacktrace: s.stacktrace.as_ref(),
+            composite: s.composite.map(|c| CompositeView { compression_strategy: c.strategy.as_str(), count: c.count, sum: ms(c.sum_us) }),
             otel: otel_view(&s.otel),
         }
     }
@@ -210,12 +225,47 @@ struct TransactionView<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     sample_rate: Option<f64>,
     span_count: SpanCount,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    dropped_spans_stats: Vec<DroppedSpanStatsView<'a>>,
     #[serde(skip_serializing_if = "ContextView::is_empty")]
     context: ContextView<'a>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     links: Vec<LinkView>,
     #[serde(skip_serializing_if = "Option::is_none")]
     otel: Option<OtelView<'a>>,
+}
+
+#[derive(Serialize)]
+struct DroppedSpanStatsView<'a> {
+    destination_service_resource: &'a str,
+    service_target_type: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    service_target_name: Option<&'a str>,
+    outcome: &'static str,
+    duration: DroppedDuration,
+}
+
+#[derive(Serialize)]
+struct DroppedDuration {
+    count: u64,
+    sum: DroppedSum,
+}
+
+#[derive(Serialize)]
+struct DroppedSum {
+    us: u64,
+}
+
+impl<'a> From<&'a DroppedSpanStats> for DroppedSpanStatsView<'a> {
+    fn from(s: &'a DroppedSpanStats) -> Self {
+        DroppedSpanStatsView {
+            destination_service_resource: &s.destination_resource,
+            service_target_type: &s.target_type,
+            service_target_name: s.target_name.as_deref(),
+            outcome: s.outcome.as_str(),
+            duration: DroppedDuration { count: s.count, sum: DroppedSum { us: s.sum_us } },
+        }
+    }
 }
 
 impl<'a> From<&'a TransactionRecord> for TransactionView<'a> {
@@ -233,6 +283,7 @@ impl<'a> From<&'a TransactionRecord> for TransactionView<'a> {
             sampled: t.sampled,
             sample_rate: t.sample_rate,
             span_count: SpanCount { started: t.spans_started, dropped: t.spans_dropped },
+            dropped_spans_stats: t.dropped_spans_stats.iter().map(DroppedSpanStatsView::from).collect(),
             context: ContextView { context: &t.context, labels: &t.labels },
             links: links(&t.links),
             otel: otel_view(&t.otel),
@@ -305,6 +356,8 @@ mod tests {
         serde_json::from_slice(&out).unwrap()
     }
 
+    use crate::model::{Composite, CompressionStrategy};
+
     #[test]
     fn span_line_has_the_intake_shape() {
         let mut span = SpanRecord {
@@ -327,6 +380,26 @@ mod tests {
         assert_eq!(v["span"]["context"]["tags"]["k"], "NaN");
         assert_eq!(v["span"]["id"].as_str().unwrap().len(), 16);
         assert!(v["span"].get("links").is_none());
+        assert!(v["span"].get("composite").is_none());
+    }
+
+    #[test]
+    fn composites_and_dropped_span_stats() {
+        let composite = Composite { strategy: CompressionStrategy::SameKind, count: 3, sum_us: 4_500 };
+        let v = line(Event::Span(Box::new(SpanRecord { composite: Some(composite), ..Default::default() })));
+        assert_eq!(v["span"]["composite"], serde_json::json!({"compression_strategy": "same_kind", "count": 3, "sum": 4.5}));
+        let stats = DroppedSpanStats {
+            destination_resource: "mysql/shop".into(),
+            target_type: "mysql".into(),
+            target_name: Some("shop".into()),
+            outcome: Outcome::Success,
+            count: 2,
+            sum_us: 300,
+        };
+        let v = line(Event::Transaction(Box::new(TransactionRecord { dropped_spans_stats: vec![stats], ..Default::default() })));
+        let expected = serde_json::json!([{"destination_service_resource": "mysql/shop", "service_target_type": "mysql", "service_target_name": "shop",
+            "outcome": "success", "duration": {"count": 2, "sum": {"us": 300}}}]);
+        assert_eq!(v["transaction"]["dropped_spans_stats"], expected);
     }
 
     #[test]

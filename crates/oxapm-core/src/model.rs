@@ -280,6 +280,43 @@ impl OtelData {
     }
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CompressionStrategy {
+    /// Siblings of the same name.
+    ExactMatch,
+    /// Siblings calling the same service, whatever their names.
+    SameKind,
+}
+
+impl CompressionStrategy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CompressionStrategy::ExactMatch => "exact_match",
+            CompressionStrategy::SameKind => "same_kind",
+        }
+    }
+}
+
+/// What a composite span stands for: `count` consecutive sibling spans, `sum_us` their durations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Composite {
+    pub strategy: CompressionStrategy,
+    pub count: u32,
+    pub sum_us: u64,
+}
+
+/// Exit spans dropped from a transaction (`transaction_max_spans`, `exit_span_min_duration`),
+/// counted by the service they called and their outcome.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DroppedSpanStats {
+    pub destination_resource: String,
+    pub target_type: String,
+    pub target_name: Option<String>,
+    pub outcome: Outcome,
+    pub count: u64,
+    pub sum_us: u64,
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct SpanRecord {
     pub id: SpanId,
@@ -298,6 +335,13 @@ pub struct SpanRecord {
     /// Started as a leaf (`capture_span(..., leaf=True)`): an exit span, a call to another service,
     /// whose service target is inferred on export (`service_target`).
     pub exit: bool,
+    /// Its trace context went out with a call: it cannot be compressed or dropped, as the callee
+    /// names it as its parent.
+    pub propagated: bool,
+    /// Set when consecutive siblings were compressed into this span.
+    pub composite: Option<Composite>,
+    /// Intake `stacktrace` frames, captured when the span lasted `span_stack_trace_min_duration`.
+    pub stacktrace: Option<Value>,
     pub labels: Labels,
     /// Elastic span context (`db`, `http`, `destination`, `service`, `message`), tags excluded.
     pub context: JsonMap,
@@ -318,8 +362,11 @@ pub struct TransactionRecord {
     pub duration_us: u64,
     pub sampled: bool,
     pub sample_rate: Option<f64>,
+    /// Spans reported (a composite counts once) and spans not reported.
     pub spans_started: u32,
     pub spans_dropped: u32,
+    /// At most `MAX_DROPPED_SPAN_STATS` groups.
+    pub dropped_spans_stats: Vec<DroppedSpanStats>,
     pub labels: Labels,
     /// Elastic transaction context (`custom`, `user`, `request`, `response`, ...), tags excluded.
     pub context: JsonMap,

@@ -4,7 +4,9 @@
 use crate::ids::{SpanId, TraceId};
 use crate::model::{now_epoch_us, Link, Outcome, SpanRecord, TransactionRecord};
 use crate::sampling::Sampler;
+use crate::shaping::{Children, SelfTime, Shaper, ShapingSettings};
 use crate::traceparent::{TraceParent, TraceState, FLAG_RANDOM, FLAG_SAMPLED};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// A point in time on both clocks: wall time for timestamps, monotonic time for durations.
@@ -43,6 +45,9 @@ pub struct ActiveTransaction {
     pub trace_flags: u8,
     clock: Clock,
     ended: bool,
+    shaper: Shaper,
+    /// The transaction's direct children.
+    children: Children,
 }
 
 pub struct TransactionStart<'a> {
@@ -51,6 +56,7 @@ pub struct TransactionStart<'a> {
     pub sampler: Sampler,
     pub start_epoch_us: Option<u64>,
     pub links: Vec<Link>,
+    pub shaping: Arc<ShapingSettings>,
 }
 
 impl ActiveTransaction {
@@ -88,7 +94,7 @@ impl ActiveTransaction {
             ..Default::default()
         };
         let trace_flags = random_flag | if sampled { FLAG_SAMPLED } else { 0 };
-        ActiveTransaction { record, tracestate, trace_flags, clock, ended: false }
+        ActiveTransaction { record, tracestate, trace_flags, clock, ended: false, shaper: Shaper::new(start.shaping), children: Children::default() }
     }
 
     pub fn is_sampled(&self) -> bool {
@@ -103,13 +109,13 @@ impl ActiveTransaction {
         TraceParent { version: 0, trace_id: self.record.trace_id, parent_id: current.unwrap_or(self.record.id), flags: self.trace_flags }
     }
 
-    /// Starts a span below `parent_id` (the transaction or one of its spans), or `None` when this
-    /// transaction records no spans. `start_epoch_us` is an explicit start time.
-    pub fn start_span(&mut self, parent_id: Option<SpanId>, name: &str, span_type: &str, start_epoch_us: Option<u64>) -> Option<ActiveSpan> {
+    /// Starts a span below `parent` (None: the transaction), or returns `None` when this
+    /// transaction records no spans. `start_epoch_us` is an explicit start time. A span over
+    /// `transaction_max_spans` still runs, to be counted as dropped when it ends.
+    pub fn start_span(&mut self, parent: Option<&mut ActiveSpan>, name: &str, span_type: &str, start_epoch_us: Option<u64>) -> Option<ActiveSpan> {
         if !self.record.sampled || self.ended {
             return None;
         }
-        self.record.spans_started += 1;
         let (timestamp_us, start) = match start_epoch_us {
             Some(epoch_us) => (epoch_us, Clock::at(epoch_us).instant),
             None => {
@@ -117,28 +123,55 @@ impl ActiveTransaction {
                 (self.clock.epoch_at(now), now)
             }
         };
+        let (parent_id, parent_admitted, siblings) = match parent {
+            Some(parent) => (parent.record.id, parent.admitted, &mut parent.children),
+            None => (self.record.id, true, &mut self.children),
+        };
+        siblings.started(timestamp_us);
+        let admitted = self.shaper.admit(!parent_admitted);
         let record = SpanRecord {
             id: SpanId::random(),
             trace_id: self.record.trace_id,
             transaction_id: self.record.id,
-            parent_id: parent_id.unwrap_or(self.record.id),
+            parent_id,
             name: name.to_owned(),
             span_type: span_type.to_owned(),
             timestamp_us,
             sample_rate: self.record.sample_rate,
             ..Default::default()
         };
-        Some(ActiveSpan { record, start, ended: false })
+        Some(ActiveSpan { record, start, ended: false, admitted, children: Children::default() })
+    }
+
+    /// Ends `span`, a span of this transaction under `parent` (None: the transaction), now or at
+    /// `end_epoch_us`; an unset outcome becomes success, or failure when `failed`. What is to be
+    /// reported now (this span, or siblings it did not compress with) goes to `report`. Returns
+    /// false when the span had already ended.
+    pub fn end_span(
+        &mut self,
+        span: &mut ActiveSpan,
+        parent: Option<&mut ActiveSpan>,
+        failed: bool,
+        end_epoch_us: Option<u64>,
+        report: &mut dyn FnMut(Box<SpanRecord>),
+    ) -> bool {
+        let Some(record) = span.finish(failed, end_epoch_us) else { return false };
+        let (siblings, parent_open) = match parent {
+            Some(parent) => (&mut parent.children, !parent.ended),
+            None => (&mut self.children, !self.ended),
+        };
+        self.shaper.span_ended(Box::new(record), span.admitted, &mut span.children, siblings, parent_open, report);
+        true
     }
 
     /// Ends the transaction; `duration_us` overrides the measured duration. Ending twice yields
-    /// `None` the second time.
-    pub fn finish(&mut self, duration_us: Option<u64>) -> Option<TransactionRecord> {
-        self.finish_at(duration_us.map(|d| self.record.timestamp_us + d))
+    /// `None` the second time. A span still held for compression goes to `report`.
+    pub fn finish(&mut self, duration_us: Option<u64>, report: &mut dyn FnMut(Box<SpanRecord>)) -> Option<TransactionRecord> {
+        self.finish_at(duration_us.map(|d| self.record.timestamp_us + d), report)
     }
 
     /// Ends the transaction at `end_epoch_us` (an explicit end time), else now.
-    pub fn finish_at(&mut self, end_epoch_us: Option<u64>) -> Option<TransactionRecord> {
+    pub fn finish_at(&mut self, end_epoch_us: Option<u64>, report: &mut dyn FnMut(Box<SpanRecord>)) -> Option<TransactionRecord> {
         if std::mem::replace(&mut self.ended, true) {
             return None;
         }
@@ -147,6 +180,12 @@ impl ActiveTransaction {
             Some(end) => end.saturating_sub(record.timestamp_us),
             None => self.clock.elapsed_us(),
         };
+        if record.sampled {
+            self.shaper.transaction_ended(&mut self.children, record.timestamp_us, record.duration_us, report);
+        }
+        record.spans_started = self.shaper.started;
+        record.spans_dropped = self.shaper.dropped;
+        record.dropped_spans_stats = std::mem::take(&mut self.shaper.dropped_stats);
         // Keep what later calls (get_trace_id, traceparent headers) still read.
         self.record.id = record.id;
         self.record.trace_id = record.trace_id;
@@ -156,6 +195,17 @@ impl ActiveTransaction {
         self.record.transaction_type = record.transaction_type.clone();
         Some(record)
     }
+
+    /// Whether `span`, still running, has lasted long enough for a stack trace.
+    pub fn wants_stack_trace(&self, span: &ActiveSpan) -> bool {
+        !span.ended && self.shaper.settings.stack_trace_min_us.is_some_and(|min| span.start.elapsed().as_micros() as u64 >= min)
+    }
+
+    /// The breakdown metrics' self times of the ended transaction (empty when `breakdown_metrics`
+    /// is off or it was not sampled), taken.
+    pub fn take_self_times(&mut self) -> Vec<SelfTime> {
+        std::mem::take(&mut self.shaper.self_times)
+    }
 }
 
 #[derive(Debug)]
@@ -163,6 +213,9 @@ pub struct ActiveSpan {
     pub record: SpanRecord,
     start: Instant,
     ended: bool,
+    /// False past `transaction_max_spans`: counted, not reported.
+    admitted: bool,
+    children: Children,
 }
 
 impl ActiveSpan {
@@ -171,8 +224,8 @@ impl ActiveSpan {
     }
 
     /// Ends the span, now or at `end_epoch_us`; an unset outcome becomes success, or failure when
-    /// it ended by an exception.
-    pub fn finish(&mut self, failed: bool, end_epoch_us: Option<u64>) -> Option<SpanRecord> {
+    /// it ended by an exception. (`ActiveTransaction::end_span` decides what becomes of it.)
+    fn finish(&mut self, failed: bool, end_epoch_us: Option<u64>) -> Option<SpanRecord> {
         if std::mem::replace(&mut self.ended, true) {
             return None;
         }
@@ -183,6 +236,7 @@ impl ActiveSpan {
             transaction_id: self.record.transaction_id,
             parent_id: self.record.parent_id,
             exit: self.record.exit,
+            propagated: self.record.propagated,
             ..Default::default()
         };
         let mut record = std::mem::replace(&mut self.record, ids);
@@ -227,6 +281,7 @@ mod tests {
             sampler: Sampler { rate, parent_based: true },
             start_epoch_us: None,
             links: vec![],
+            shaping: Arc::new(ShapingSettings::default()),
         })
     }
 
@@ -252,6 +307,7 @@ mod tests {
             sampler: Sampler::default(),
             start_epoch_us: None,
             links: vec![],
+            shaping: Arc::new(ShapingSettings::default()),
         });
         assert!(!t.is_sampled());
         assert_eq!(t.record.trace_id, parent.trace_id);
@@ -264,18 +320,20 @@ mod tests {
     #[test]
     fn spans_count_and_nest() {
         let mut t = root(1.0);
+        let mut reported = Vec::new();
         let mut outer = t.start_span(None, "outer", "custom", None).unwrap();
-        let mut inner = t.start_span(Some(outer.record.id), "inner", "db", None).unwrap();
+        let mut inner = t.start_span(Some(&mut outer), "inner", "db", None).unwrap();
         assert_eq!(inner.record.parent_id, outer.record.id);
         assert_eq!(outer.record.parent_id, t.record.id);
-        let inner = inner.finish(true, None).unwrap();
-        assert_eq!(inner.outcome, Outcome::Failure);
-        assert_eq!(outer.finish(false, None).unwrap().outcome, Outcome::Success);
-        assert!(outer.finish(false, None).is_none());
-        let record = t.finish(Some(1500)).unwrap();
+        assert!(t.end_span(&mut inner, Some(&mut outer), true, None, &mut |s| reported.push(s)));
+        assert!(t.end_span(&mut outer, None, false, None, &mut |s| reported.push(s)));
+        assert!(!t.end_span(&mut outer, None, false, None, &mut |s| reported.push(s)));
+        let outcomes: Vec<_> = reported.iter().map(|s| (s.name.as_str(), s.outcome)).collect();
+        assert_eq!(outcomes, [("inner", Outcome::Failure), ("outer", Outcome::Success)]);
+        let record = t.finish(Some(1500), &mut |s| reported.push(s)).unwrap();
         assert_eq!(record.spans_started, 2);
         assert_eq!(record.duration_us, 1500);
-        assert!(t.finish(None).is_none());
+        assert!(t.finish(None, &mut |_| {}).is_none());
         assert_eq!(t.record.trace_id, record.trace_id);
     }
 
@@ -288,8 +346,9 @@ mod tests {
             sampler: Sampler::default(),
             start_epoch_us: Some(epoch),
             links: vec![],
+            shaping: Arc::new(ShapingSettings::default()),
         });
-        let record = t.finish(None).unwrap();
+        let record = t.finish(None, &mut |_| {}).unwrap();
         assert_eq!(record.timestamp_us, epoch);
         assert!(record.duration_us >= 2_000_000);
     }

@@ -8,6 +8,7 @@ mod http;
 mod otel;
 mod propagation;
 mod sql;
+mod stack_capture;
 mod trace;
 mod tracer;
 
@@ -80,6 +81,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<trace::Span>()?;
     m.add_class::<tracer::Tracer>()?;
     m.add_function(wrap_pyfunction!(hooks::set_span_hooks, m)?)?;
+    m.add_function(wrap_pyfunction!(stack_capture::set_span_stack_capture, m)?)?;
     m.add_class::<propagation::PropagationFormat>()?;
     m.add_function(wrap_pyfunction!(propagation::outgoing_headers, m)?)?;
     m.add_function(wrap_pyfunction!(propagation::incoming_parent, m)?)?;

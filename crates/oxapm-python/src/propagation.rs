@@ -85,7 +85,9 @@ pub fn outgoing_headers(current: &Bound<'_, PyAny>, formats: Vec<PyRef<'_, Propa
     let span = if let Ok(transaction) = current.cast::<Transaction>() {
         span_context(&transaction.borrow(), None)
     } else if let Ok(span) = current.cast::<Span>() {
-        let span = span.borrow();
+        let Ok(mut span) = span.try_borrow_mut() else { return Vec::new() };
+        // Its id goes out as the callee's parent: the span must be reported as it is.
+        span.active.record.propagated |= !formats.is_empty();
         span_context(&span.transaction.bind(current.py()).borrow(), Some(span.active.record.id))
     } else {
         return Vec::new();

@@ -6,7 +6,7 @@ use crate::hooks;
 use crate::otel::{self, OtelTarget};
 use oxapm_core::engine::Engine;
 use oxapm_core::ids::{SpanId, TraceId};
-use oxapm_core::model::{truncate_keyword, Event, JsonMap, Labels, Link, OtelData, Outcome, SpanKind};
+use oxapm_core::model::{truncate_keyword, Event, JsonMap, Labels, Link, OtelData, Outcome, SpanKind, SpanRecord};
 use oxapm_core::trace::{split_span_type, ActiveSpan, ActiveTransaction, TransactionStart};
 use oxapm_core::traceparent::{TraceParent, TraceState};
 use pyo3::prelude::*;
@@ -74,10 +74,15 @@ pub struct SpanArgs<'a, 'py> {
     pub start_epoch_us: Option<u64>,
 }
 
-fn begin_child(transaction: &Bound<'_, Transaction>, parent: &Bound<'_, PyAny>, parent_id: Option<SpanId>, args: &SpanArgs<'_, '_>) -> Option<Span> {
+fn begin_child(transaction: &Bound<'_, Transaction>, parent: &Bound<'_, PyAny>, args: &SpanArgs<'_, '_>) -> Option<Span> {
     let mut txn = transaction.borrow_mut();
+    let mut parent_span = match parent.cast::<Span>() {
+        Ok(span) => Some(span.try_borrow_mut().ok()?),
+        Err(_) => None,
+    };
     let (main_type, subtype, action) = split_span_type(args.span_type, args.subtype, args.action);
-    let mut active = txn.active.start_span(parent_id, &truncate_keyword(args.name), &truncate_keyword(main_type), args.start_epoch_us)?;
+    let parent_active = parent_span.as_deref_mut().map(|span| &mut span.active);
+    let mut active = txn.active.start_span(parent_active, &truncate_keyword(args.name), &truncate_keyword(main_type), args.start_epoch_us)?;
     active.record.subtype = subtype.map(|s| truncate_keyword(s).into_owned());
     active.record.action = action.map(|s| truncate_keyword(s).into_owned());
     if let Some(labels) = args.labels {
@@ -98,7 +103,7 @@ fn begin_child(transaction: &Bound<'_, Transaction>, parent: &Bound<'_, PyAny>, 
 /// the new span then goes under that span's nearest ancestor that is still open.
 pub fn begin_under(parent: &Bound<'_, PyAny>, args: &SpanArgs<'_, '_>) -> Option<Span> {
     if let Ok(transaction) = parent.cast::<Transaction>() {
-        return begin_child(transaction, parent, None, args);
+        return begin_child(transaction, parent, args);
     }
     let py = parent.py();
     let mut parent = parent.cast::<Span>().ok()?.clone();
@@ -108,9 +113,9 @@ pub fn begin_under(parent: &Bound<'_, PyAny>, args: &SpanArgs<'_, '_>) -> Option
             if this.active.record.exit {
                 return None;
             }
-            let (transaction, id) = (this.transaction.bind(py).clone(), this.active.record.id);
+            let transaction = this.transaction.bind(py).clone();
             drop(this);
-            return begin_child(&transaction, parent.as_any(), Some(id), args);
+            return begin_child(&transaction, parent.as_any(), args);
         }
         let grandparent = this.parent.bind(py).clone();
         drop(this);
@@ -203,7 +208,13 @@ fn is_otel_client(parent: &Bound<'_, PyAny>) -> bool {
     parent.cast::<Transaction>().is_ok_and(|transaction| client(&transaction.borrow().active.record.otel))
 }
 
-/// Ends a record for the engine: span processors see it first, when there are any.
+/// Ends records for the engine: span processors see them first, when there are any.
+fn finish_spans(py: Python<'_>, engine: &Engine, spans: Vec<Box<SpanRecord>>) {
+    for span in spans {
+        finish_into(py, engine, Event::Span(span));
+    }
+}
+
 fn finish_into(py: Python<'_>, engine: &Engine, event: Event) {
     if hooks::active() {
         hooks::ended(py, &event);
@@ -235,6 +246,7 @@ impl Transaction {
             sampler: engine.inner.sampler(),
             start_epoch_us: epoch_micros(start),
             links,
+            shaping: engine.inner.shaping(),
         });
         Transaction { active, engine: engine.inner.clone(), trace_state: None }
     }
@@ -406,13 +418,11 @@ impl Transaction {
     }
 
     fn finish(&mut self, py: Python<'_>, end_us: Option<u64>) -> bool {
-        match self.active.finish_at(end_us) {
-            Some(record) => {
-                finish_into(py, &self.engine, Event::Transaction(Box::new(record)));
-                true
-            }
-            None => false,
-        }
+        let mut spans = Vec::new();
+        let Some(record) = self.active.finish_at(end_us, &mut |span| spans.push(span)) else { return false };
+        finish_spans(py, &self.engine, spans);
+        finish_into(py, &self.engine, Event::Transaction(Box::new(record)));
+        true
     }
 }
 
@@ -595,13 +605,25 @@ impl Span {
         OtelTarget { otel: &mut self.active.record.otel, links: &mut self.active.record.links, limits: self.engine.config.span_limits }
     }
 
+    /// Ends the span in its transaction, which decides what is reported (see
+    /// `ActiveTransaction::end_span`). Span processors run after the borrows are released.
     fn finish(&mut self, py: Python<'_>, failed: bool, end_us: Option<u64>) -> bool {
-        match self.active.finish(failed, end_us) {
-            Some(record) => {
-                finish_into(py, &self.engine, Event::Span(Box::new(record)));
-                true
-            }
-            None => false,
-        }
+        crate::stack_capture::capture_if_due(py, &self.transaction, &mut self.active);
+        let mut spans = Vec::new();
+        let ended = {
+            let Ok(mut transaction) = self.transaction.bind(py).try_borrow_mut() else { return false };
+            let parent = self.parent.bind(py);
+            let mut parent_span = match parent.cast::<Span>() {
+                Ok(span) => match span.try_borrow_mut() {
+                    Ok(span) => Some(span),
+                    Err(_) => return false,
+                },
+                Err(_) => None,
+            };
+            let parent_active = parent_span.as_deref_mut().map(|span| &mut span.active);
+            transaction.active.end_span(&mut self.active, parent_active, failed, end_us, &mut |span| spans.push(span))
+        };
+        finish_spans(py, &self.engine, spans);
+        ended
     }
 }

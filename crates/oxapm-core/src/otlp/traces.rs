@@ -175,6 +175,12 @@ fn from_span(s: &SpanRecord) -> Span {
     if let Some(otel) = &s.otel {
         apply_otel(&mut span, otel, &s.labels);
     }
+    if let Some(composite) = &s.composite {
+        // OTLP has no composite spans: the Elastic fields, under Elastic names.
+        span.attributes.push(string("elastic.span.composite.compression_strategy", composite.strategy.as_str()));
+        span.attributes.push(attribute("elastic.span.composite.count", any_value::Value::IntValue(i64::from(composite.count))));
+        span.attributes.push(attribute("elastic.span.composite.sum.us", any_value::Value::IntValue(composite.sum_us as i64)));
+    }
     span
 }
 

@@ -1,0 +1,7 @@
+"""oxapm with span compression at work: each transaction's spans are identical database calls."""
+
+from _elastic_style import make_setup
+from _workload import main
+
+if __name__ == "__main__":
+    main("oxapm-compressed", make_setup("oxapm", exit_spans=True), dist="oxapm")
