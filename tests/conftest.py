@@ -114,12 +114,15 @@ def _clean_context(monkeypatch):
     (the loopback servers are reached directly unless a test sets a proxy).
 
     Span compression is off unless a test removes the variable (test_shaping.py): the other tests
-    check the span each call makes, and consecutive identical calls would be one composite."""
+    check the span each call makes, and consecutive identical calls would be one composite. Central
+    configuration is off: the loopback servers are intake recorders, not APM Servers
+    (test_central_config.py turns it on)."""
     proxies = {"http_proxy", "https_proxy", "all_proxy", "no_proxy"}
     for name in list(os.environ):
         if name.startswith(("ELASTIC_APM_", "OTEL_")) or name.lower() in proxies:
             monkeypatch.delenv(name)
     monkeypatch.setenv("ELASTIC_APM_SPAN_COMPRESSION_ENABLED", "false")
+    monkeypatch.setenv("ELASTIC_APM_CENTRAL_CONFIG", "false")
     traces.set_transaction(None)
     yield
     traces.set_transaction(None)

@@ -49,12 +49,16 @@ class Client:
         self._gc_callback: Optional[Callable[[str, Dict[str, int]], None]] = None
         self._open = False
         self._pid = os.getpid()
+        # Central configuration's latest values, as the server sent them (a forked child's new
+        # engine takes them too).
+        self._remote_config: Dict[str, str] = {}
         if self.config.enabled:
             self._engine = _core.Engine(self.config._resolved, _metadata(self.config), VERSION)
             self._open = True
             self._count_collections(self._engine)
             atexit.register(_weakly(self, "close"))
             os.register_at_fork(after_in_child=_weakly(self, "_after_fork"))
+            self._start_central_config()
         _client = self
 
     @property
@@ -201,6 +205,31 @@ class Client:
             timestamp=_epoch_seconds(date), transaction=transaction, parent_id=parent_id, **fields
         )
 
+    def _start_central_config(self) -> None:
+        """APM Server's central configuration, polled by an engine thread (when central_config is
+        true and events go to APM Server), and OpAMP's (``ELASTIC_OTEL_OPAMP_ENDPOINT``)."""
+        self._engine.start_central_config(_weakly(self, "_central_config_changed"))
+        opamp_endpoint = os.environ.get("ELASTIC_OTEL_OPAMP_ENDPOINT")
+        if opamp_endpoint:
+            self._engine.start_opamp(opamp_endpoint, VERSION, _weakly(self, "_opamp_config_applied"))
+
+    def _opamp_config_applied(self, changes: Dict[str, Any], deactivate_all: bool, deactivated: List[str]) -> None:
+        """OpAMP's remote configuration, applied by the engine: the attributes of ``config`` follow
+        and the instrumentations it names are turned off."""
+        from oxapm.instrumentation import control
+
+        self.config.update(changes)
+        control.set_deactivated(deactivated, deactivate_all)
+
+    def _central_config_changed(self, remote: Dict[str, str], changes: Dict[str, Any]) -> None:
+        self._remote_config = remote
+        self.config.update(changes)
+
+    def _reconfigure(self, remote: Dict[str, str]) -> None:
+        """Applies central configuration's latest values (an option left out reverts to its local
+        value); the attributes of ``config`` follow."""
+        self._central_config_changed(dict(remote), self._engine.reconfigure(remote))
+
     def _after_fork(self) -> None:
         """In a forked child: the parent's export thread does not exist here, and its queue holds
         the parent's events. A fresh engine (new thread, empty queue, this pid in the metadata)
@@ -212,6 +241,9 @@ class Client:
             _engines_of_parent.append(self._engine)
             self._engine = _core.Engine(self.config._resolved, _metadata(self.config), VERSION)
             self._count_collections(self._engine)
+            if self._remote_config:
+                self._engine.reconfigure(self._remote_config)
+            self._start_central_config()
 
     def _count_collections(self, engine: Optional[_core.Engine]) -> None:
         """Has the garbage collector report its runs to ``engine`` (to nobody when None), for the
@@ -277,13 +309,12 @@ def _epoch_seconds(date: Optional[datetime.datetime]) -> Optional[float]:
 
 
 def _weakly(client: Client, method: str):
-    """A hook calling ``client.<method>()`` that does not keep the client alive."""
+    """A hook calling ``client.<method>(...)`` that does not keep the client alive."""
     ref = weak_ref(client)
 
-    def call() -> None:
+    def call(*args: Any) -> Any:
         target = ref()
-        if target is not None:
-            getattr(target, method)()
+        return getattr(target, method)(*args) if target is not None else None
 
     return call
 

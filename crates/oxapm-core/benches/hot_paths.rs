@@ -71,7 +71,7 @@ fn span_lifecycle(c: &mut Criterion) {
             black_box(span.finish(false, None))
         })
     });
-    let pipeline = Pipeline::start(1 << 16, vec![Box::new(Discard)], Arc::new(Stats::default()), Arc::default());
+    let pipeline = Pipeline::start(1 << 16, vec![Box::new(Discard)], Arc::new(Stats::default()), Default::default());
     c.bench_function("span start+finish+queue", |b| {
         b.iter(|| {
             let mut span = txn.start_span(None, "span", "custom", None).unwrap();

@@ -279,6 +279,21 @@ impl Config {
         self.explicit.contains(&key)
     }
 
+    /// This configuration with `overrides` in place of its values (central configuration's layer);
+    /// an overridden option counts as given.
+    pub fn overlaid(&self, overrides: &[(&'static str, ConfigValue)]) -> Config {
+        let mut config = self.clone();
+        for (key, value) in overrides {
+            if let Some(slot) = config.values.iter_mut().find(|(k, _)| k == key) {
+                slot.1 = value.clone();
+            }
+            if !config.explicit.contains(key) {
+                config.explicit.push(key);
+            }
+        }
+        config
+    }
+
     pub fn entries(&self) -> impl Iterator<Item = (&'static str, &ConfigValue)> {
         self.values.iter().map(|(k, v)| (*k, v))
     }
@@ -312,6 +327,26 @@ impl Config {
         match self.get(key) {
             ConfigValue::List(l) => l,
             _ => &[],
+        }
+    }
+}
+
+/// The option named `key` (upper case).
+pub fn spec(key: &str) -> Option<&'static OptionSpec> {
+    OPTIONS.iter().find(|spec| spec.key == key)
+}
+
+/// As a log line shows a value: the way the environment would spell it.
+impl std::fmt::Display for ConfigValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConfigValue::Unset => f.write_str("(unset)"),
+            ConfigValue::Str(s) => f.write_str(s),
+            ConfigValue::Bool(b) => write!(f, "{b}"),
+            ConfigValue::Int(i) => write!(f, "{i}"),
+            ConfigValue::Float(x) => write!(f, "{x}"),
+            ConfigValue::List(items) => f.write_str(&items.join(",")),
+            ConfigValue::Map(pairs) => f.write_str(&pairs.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")),
         }
     }
 }

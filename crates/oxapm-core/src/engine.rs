@@ -1,39 +1,62 @@
-//! The engine: the resolved configuration and the export pipeline built from it.
+//! The engine: the resolved configuration and the export pipeline built from it. Central
+//! configuration (`reconfigure`) replaces, while it runs, what the dynamic options decide.
 
+use crate::central_config::{self, CentralConfigClient, Listener};
 use crate::config::{Config, ConfigValue};
+use crate::continuation::Continuation;
 use crate::diag;
 use crate::exporters::console::ConsoleExporter;
 use crate::exporters::intake_http::{intake_exporter, user_agent, IntakeSettings};
 use crate::exporters::memory::MemoryExporter;
 use crate::exporters::otlp::{otlp_exporter, otlp_metrics_exporter, same_tls_files, tls_material, OtlpExport};
+use crate::exporters::tls::{self, TlsMaterial};
 use crate::intake;
+use crate::live::Live;
 use crate::metrics::{Collector, MetricsInputs};
 use crate::model::Event;
+use crate::opamp::{self, OpampClient};
 use crate::otlp::proto::Resource;
 use crate::otlp::resource;
 use crate::pipeline::{Exporter, Pipeline, Stats, StatsSnapshot};
 use crate::policy::Policy;
+use crate::remote_config::{self, Applied, RemoteLayer};
+use crate::sampling::Sampler;
 use crate::shaping::{SelfTime, ShapingSettings};
 use serde_json::Value;
-use std::sync::{Arc, RwLock};
+use std::collections::HashMap;
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Where Elastic agents send by default when nothing else is configured.
 pub const DEFAULT_SERVER_URL: &str = "http://127.0.0.1:8200";
 
 pub struct Engine {
+    /// The configuration resolved at start (environment, config dict, keywords): the local layer,
+    /// which central configuration overrides.
     pub config: Config,
-    /// What `config` decides about records (ignored URLs, redaction), compiled.
-    pub policy: Arc<Policy>,
+    /// `config` with central configuration's values in place.
+    effective: Live<Config>,
+    remote: Mutex<RemoteLayer>,
+    /// What the configuration decides about records (ignored URLs, redaction), compiled; the
+    /// export thread reads it too.
+    policy: Live<Policy>,
+    sampler: Live<Sampler>,
+    continuation: Live<Continuation>,
     /// The OpenTelemetry resource of this process, as OTLP sends it.
     pub resource: Resource,
     /// What transactions report of their spans; each transaction reads it when it starts.
-    shaping: RwLock<Arc<ShapingSettings>>,
+    shaping: Live<ShapingSettings>,
     pipeline: Pipeline,
     memory: Option<MemoryExporter>,
     stats: Arc<Stats>,
     /// None when metrics are off (`metrics_interval` 0).
     metrics: Option<MetricsInputs>,
+    /// Asks APM Server for central configuration (`central_config`, with the intake exporter),
+    /// until the poller starts with it.
+    central_config: Mutex<Option<CentralConfigClient>>,
+    /// Dropped to stop the pollers (APM Server's, OpAMP's).
+    stop_pollers: Mutex<Vec<Sender<()>>>,
 }
 
 impl Engine {
@@ -43,6 +66,7 @@ impl Engine {
         let stats = Arc::new(Stats::default());
         let mut exporters: Vec<Box<dyn Exporter>> = Vec::new();
         let mut memory = None;
+        let mut central_config = None;
         let resource = resource::resource(metadata, &global_labels(&config), agent_version);
         let otlp_user_agent = format!("oxapm/{agent_version}");
         let otlp_export = |settings, tls| OtlpExport {
@@ -89,7 +113,21 @@ impl Engine {
                 server_ca_cert_file: config.str("SERVER_CA_CERT_FILE").filter(|p| !p.is_empty()).map(str::to_owned),
                 metadata_line: intake::metadata_line(metadata),
             };
-            exporters.push(Box::new(intake_exporter(settings, stats.clone())));
+            let tls = settings.tls();
+            if config.bool("CENTRAL_CONFIG") {
+                let (service_name, environment) = (config.str("SERVICE_NAME").unwrap_or_default(), config.str("ENVIRONMENT"));
+                let client = CentralConfigClient::new(
+                    &settings.server_url,
+                    service_name,
+                    environment,
+                    settings.authorization(),
+                    settings.timeout,
+                    &settings.user_agent,
+                    &tls,
+                );
+                central_config = Some(client);
+            }
+            exporters.push(Box::new(intake_exporter(settings, &tls, stats.clone())));
         }
         let (collector, metrics) = Collector::new(&config).unzip();
         for other in config.list("METRICS_EXPORTER").iter().filter(|name| !matches!(name.as_str(), "otlp" | "none")) {
@@ -107,10 +145,24 @@ impl Engine {
             exporters.extend(otlp_metrics_exporter(otlp_export(settings, tls), stats.clone()));
         }
         let capacity = config.int("MAX_QUEUE_SIZE").clamp(1, 10_000_000) as usize;
-        let policy = Arc::new(Policy::new(&config));
+        let policy = Live::new(Policy::new(&config));
         let pipeline = Pipeline::start_with_metrics(capacity, exporters, stats.clone(), policy.clone(), collector);
-        let shaping = RwLock::new(Arc::new(ShapingSettings::from_config(&config)));
-        Engine { config, policy, resource, shaping, pipeline, memory, stats, metrics }
+        Engine {
+            effective: Live::new(config.clone()),
+            remote: Mutex::default(),
+            policy,
+            sampler: Live::new(config.sampler()),
+            continuation: Live::new(Continuation::from_config(&config)),
+            shaping: Live::new(ShapingSettings::from_config(&config)),
+            config,
+            resource,
+            pipeline,
+            memory,
+            stats,
+            central_config: Mutex::new(central_config),
+            stop_pollers: Mutex::default(),
+            metrics,
+        }
     }
 
     /// At the end of a sampled transaction whose `ShapingSettings::breakdown` was on (the caller
@@ -130,7 +182,79 @@ impl Engine {
     }
 
     pub fn shaping(&self) -> Arc<ShapingSettings> {
-        self.shaping.read().map(|s| s.clone()).unwrap_or_default()
+        self.shaping.get()
+    }
+
+    pub fn policy(&self) -> Arc<Policy> {
+        self.policy.get()
+    }
+
+    /// How transactions that start a trace, or whose parent does not decide, are sampled.
+    pub fn sampler(&self) -> Sampler {
+        *self.sampler.get()
+    }
+
+    /// Whether a transaction continues the trace of an incoming `traceparent`.
+    pub fn continuation(&self) -> Continuation {
+        *self.continuation.get()
+    }
+
+    /// The configuration in effect: the local one with central configuration's values in place.
+    pub fn effective_config(&self) -> Arc<Config> {
+        self.effective.get()
+    }
+
+    /// Applies central configuration's latest values (names as it spells them: `capture_body`),
+    /// in place of the previous ones: an option no longer given reverts to its local value. A
+    /// value that is not taken is warned about once. What changed is logged.
+    pub fn reconfigure(&self, remote: &HashMap<String, String>) -> Applied {
+        let mut layer = self.remote.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut rejected = Vec::new();
+        let next = layer.next(remote, &mut rejected);
+        for warning in &rejected {
+            diag::warn(warning);
+        }
+        let after = next.over(&self.config);
+        let changes = remote_config::changes(&self.effective.get(), &after);
+        *layer = next;
+        if !changes.is_empty() {
+            for change in &changes {
+                diag::log(diag::Level::Info, &format!("updated config: {} from {} to {}", change.key.to_ascii_lowercase(), change.old, change.new));
+            }
+            self.policy.set(Policy::new(&after));
+            self.sampler.set(after.sampler());
+            self.continuation.set(Continuation::from_config(&after));
+            self.shaping.set(ShapingSettings::from_config(&after));
+            self.effective.set(after);
+            self.pipeline.reconfigure(self.effective.get());
+        }
+        Applied { changes, rejected }
+    }
+
+    /// Starts asking APM Server for central configuration, when the configuration says to (the
+    /// intake exporter is in use and `central_config` is true), and returns whether it did.
+    /// `listener` hears of what each configuration the server sends changed.
+    pub fn start_central_config(self: &Arc<Engine>, listener: Listener) -> bool {
+        let Some(client) = self.central_config.lock().ok().and_then(|mut c| c.take()) else { return false };
+        self.keep_poller(central_config::start_poller(client, Arc::downgrade(self), listener))
+    }
+
+    /// Starts an OpAMP client of the server at `endpoint` (EDOT's `ELASTIC_OTEL_OPAMP_ENDPOINT`),
+    /// which applies the remote configuration it is offered; returns whether it started.
+    pub fn start_opamp(self: &Arc<Engine>, endpoint: &str, agent_version: &str, listener: opamp::Listener) -> bool {
+        let tls = TlsMaterial { verify: true, roots_pem: tls::trust(None), identity: None };
+        let (service_name, environment) = (self.config.str("SERVICE_NAME").unwrap_or_default(), self.config.str("ENVIRONMENT"));
+        let user_agent = format!("oxapm/{agent_version}");
+        let client = OpampClient::new(endpoint, service_name, environment, self.config.duration("SERVER_TIMEOUT"), &user_agent, &tls);
+        self.keep_poller(opamp::start_poller(client, Arc::downgrade(self), listener))
+    }
+
+    fn keep_poller(&self, stop: Option<Sender<()>>) -> bool {
+        let Some(stop) = stop else { return false };
+        if let Ok(mut pollers) = self.stop_pollers.lock() {
+            pollers.push(stop);
+        }
+        true
     }
 
     pub fn push(&self, event: Event) {
@@ -142,6 +266,9 @@ impl Engine {
     }
 
     pub fn shutdown(&self, timeout: Duration) -> bool {
+        if let Ok(mut pollers) = self.stop_pollers.lock() {
+            pollers.clear(); // dropping their senders stops them
+        }
         self.pipeline.shutdown(timeout)
     }
 
@@ -215,6 +342,35 @@ mod tests {
         engine.shutdown(Duration::from_secs(1));
     }
 
+    fn remote(values: &[(&str, &str)]) -> HashMap<String, String> {
+        values.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn reconfigure_swaps_what_the_dynamic_options_decide_and_reverts() {
+        let env = HashMap::from([("ELASTIC_APM_TRACES_EXPORTER".to_owned(), "memory".to_owned())]);
+        let engine = Engine::start(Config::resolve(&env, &HashMap::new(), &HashMap::new()), &json!({}), "test");
+        let values = remote(&[
+            ("transaction_sample_rate", "0"),
+            ("transaction_ignore_urls", "/health*"),
+            ("transaction_max_spans", "3"),
+            ("trace_continuation_strategy", "restart"),
+        ]);
+        let changes = engine.reconfigure(&values).changes;
+        assert_eq!(changes.len(), 4, "{changes:?}");
+        assert_eq!(engine.sampler().rate, 0.0);
+        assert!(engine.policy().ignores_url("/healthz"));
+        assert_eq!(engine.shaping().max_spans, Some(3));
+        assert_eq!(engine.continuation(), Continuation::Restart);
+        assert_eq!(engine.effective_config().float("TRANSACTION_SAMPLE_RATE"), 0.0);
+        // The same values again change nothing; none at all revert everything.
+        assert!(engine.reconfigure(&values).changes.is_empty());
+        assert_eq!(engine.reconfigure(&HashMap::new()).changes.len(), 4);
+        assert_eq!((engine.sampler().rate, engine.policy().ignores_url("/healthz"), engine.shaping().max_spans), (1.0, false, Some(500)));
+        assert_eq!(engine.continuation(), Continuation::Continue);
+        engine.shutdown(Duration::from_secs(1));
+    }
+
     #[test]
     fn metrics_are_off_with_an_interval_of_zero() {
         let off = memory_engine(&[("METRICS_INTERVAL", "0")]);
@@ -222,5 +378,18 @@ mod tests {
         off.record_breakdown("t", "job", &[SelfTime { span_type: "app".into(), subtype: None, count: 1, sum_us: 1 }]);
         assert!(metricsets(&off).is_empty());
         off.shutdown(Duration::from_secs(1));
+    }
+
+    #[test]
+    fn the_export_thread_redacts_with_the_new_field_names() {
+        let env = HashMap::from([("ELASTIC_APM_TRACES_EXPORTER".to_owned(), "memory".to_owned())]);
+        let engine = Engine::start(Config::resolve(&env, &HashMap::new(), &HashMap::new()), &json!({}), "test");
+        engine.reconfigure(&remote(&[("sanitize_field_names", "x-internal")]));
+        let context = json!({"request": {"method": "GET", "headers": {"x-internal": "hidden", "authorization": "shown"}}}).as_object().cloned().unwrap();
+        engine.push(Event::Transaction(Box::new(TransactionRecord { context, ..Default::default() })));
+        assert!(engine.flush(Duration::from_secs(5)));
+        let lines = engine.take_memory().join("\n");
+        assert!(lines.contains(r#""x-internal":"[REDACTED]""#) && lines.contains(r#""authorization":"shown""#), "{lines}");
+        engine.shutdown(Duration::from_secs(1));
     }
 }

@@ -2,9 +2,12 @@
 //!
 //! `trace` runs transactions and spans and produces `model` records; `engine` owns the `pipeline`
 //! that carries them to the `exporters`, which encode them (`intake`, `otlp`, console). `config`
-//! resolves options; `traceparent` and `ids` implement W3C trace context, and `propagation` reads
-//! and writes it, with baggage, in every `OTEL_PROPAGATORS` format; `sampling` decides which
-//! traces are recorded. On the way out, `policy` finishes every record: `bridge` gives spans
+//! resolves options, and `remote_config` lays central configuration over them (fetched from APM
+//! Server by `central_config` or from an OpAMP server by `opamp`; `live` holds what it replaces).
+//! `traceparent` and `ids` implement W3C trace context, and `propagation` reads and writes it, with
+//! baggage, in every `OTEL_PROPAGATORS` format; `sampling` decides which traces are recorded, and
+//! `continuation` whether an incoming trace is continued; `shaping` decides what a transaction
+//! reports of its spans. On the way out, `policy` finishes every record: `bridge` gives spans
 //! started through the OpenTelemetry API their Elastic shape, `service_target` names the service an
 //! exit span calls, and `sanitize` redacts secrets, with the `wildcard` patterns of the config.
 //! For the instrumentations, `sql` names database spans after their statement and `http` builds
@@ -12,19 +15,24 @@
 //! system, process, Python GC) on the export thread.
 
 pub mod bridge;
+pub mod central_config;
 pub mod config;
+pub mod continuation;
 pub mod diag;
 pub mod engine;
 pub mod exporters;
 pub mod http;
 pub mod ids;
 pub mod intake;
+pub mod live;
 pub mod metrics;
 pub mod model;
+pub mod opamp;
 pub mod otlp;
 pub mod pipeline;
 pub mod policy;
 pub mod propagation;
+pub mod remote_config;
 pub mod sampling;
 pub mod sanitize;
 pub mod service_target;

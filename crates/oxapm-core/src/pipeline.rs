@@ -6,7 +6,9 @@
 //! deadline and at least every `MAX_IDLE`. With metrics on, it also wakes to collect them, and
 //! collects at each flush and at shutdown; metricsets go to the exporters like the other events.
 
+use crate::config::Config;
 use crate::diag;
+use crate::live::Live;
 use crate::metrics::Collector;
 use crate::model::Event;
 use crate::policy::Policy;
@@ -34,6 +36,8 @@ pub trait Exporter: Send {
     fn close(&mut self, deadline: Instant) {
         self.flush(deadline);
     }
+    /// Takes the options central configuration changed (the exporters that read any).
+    fn reconfigure(&mut self, _config: &Config) {}
 }
 
 /// Counters readable from Python. The delivery counters add up over the exporters: with intake
@@ -86,6 +90,7 @@ enum Control {
     Wake,
     Flush(Instant, Sender<()>),
     Shutdown(Instant, Sender<()>),
+    Reconfigure(Arc<Config>),
 }
 
 pub struct Pipeline {
@@ -99,7 +104,7 @@ pub struct Pipeline {
 
 impl Pipeline {
     /// `policy` finishes each record on the worker before the exporters see it.
-    pub fn start(capacity: usize, exporters: Vec<Box<dyn Exporter>>, stats: Arc<Stats>, policy: Arc<Policy>) -> Pipeline {
+    pub fn start(capacity: usize, exporters: Vec<Box<dyn Exporter>>, stats: Arc<Stats>, policy: Live<Policy>) -> Pipeline {
         Pipeline::start_with_metrics(capacity, exporters, stats, policy, None)
     }
 
@@ -108,7 +113,7 @@ impl Pipeline {
         capacity: usize,
         exporters: Vec<Box<dyn Exporter>>,
         stats: Arc<Stats>,
-        policy: Arc<Policy>,
+        policy: Live<Policy>,
         metrics: Option<Collector>,
     ) -> Pipeline {
         let (events, event_rx) = mpsc::sync_channel(capacity.max(1));
@@ -173,6 +178,11 @@ impl Pipeline {
         done
     }
 
+    /// Hands the exporters the options central configuration changed.
+    pub fn reconfigure(&self, config: Arc<Config>) {
+        let _ = self.control.send(Control::Reconfigure(config));
+    }
+
     fn request(&self, deadline: Instant, message: impl FnOnce(Sender<()>) -> Control) -> bool {
         let (reply, done) = mpsc::channel();
         if self.control.send(message(reply)).is_err() {
@@ -188,7 +198,7 @@ struct Worker {
     events: Receiver<Event>,
     control: Receiver<Control>,
     exporters: Vec<Box<dyn Exporter>>,
-    policy: Arc<Policy>,
+    policy: Live<Policy>,
     metrics: Option<Collector>,
     wake_pending: Arc<AtomicBool>,
     batch: Vec<Event>,
@@ -211,6 +221,11 @@ impl Worker {
                     self.collect_metrics();
                     self.flush_all(deadline);
                     let _ = reply.send(());
+                }
+                Ok(Control::Reconfigure(config)) => {
+                    for exporter in &mut self.exporters {
+                        exporter.reconfigure(&config);
+                    }
                 }
                 Ok(Control::Shutdown(deadline, reply)) => {
                     self.drain();
@@ -238,8 +253,9 @@ impl Worker {
     }
 
     fn drain(&mut self) {
+        let policy = self.policy.get();
         while let Ok(mut event) = self.events.try_recv() {
-            self.policy.finish(&mut event);
+            policy.finish(&mut event);
             self.batch.push(event);
             if self.batch.len() == EXPORT_CHUNK {
                 self.export_batch();
@@ -309,7 +325,7 @@ mod tests {
     #[test]
     fn flush_delivers_everything_pushed_before_it() {
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let pipeline = Pipeline::start(10_000, vec![Box::new(Recorder(seen.clone(), None))], Arc::default(), Arc::default());
+        let pipeline = Pipeline::start(10_000, vec![Box::new(Recorder(seen.clone(), None))], Arc::default(), Live::default());
         for i in 0..5000 {
             pipeline.push(span(&i.to_string()));
         }
@@ -332,7 +348,7 @@ mod tests {
             fn flush(&mut self, _: Instant) {}
         }
         let stats = Arc::new(Stats::default());
-        let pipeline = Pipeline::start(4, vec![Box::new(Stuck)], stats.clone(), Arc::default());
+        let pipeline = Pipeline::start(4, vec![Box::new(Stuck)], stats.clone(), Live::default());
         let started = Instant::now();
         for i in 0..100 {
             pipeline.push(span(&i.to_string()));
@@ -347,7 +363,7 @@ mod tests {
     #[test]
     fn events_after_shutdown_are_ignored_quietly() {
         let stats = Arc::new(Stats::default());
-        let pipeline = Pipeline::start(8, vec![], stats.clone(), Arc::default());
+        let pipeline = Pipeline::start(8, vec![], stats.clone(), Live::default());
         assert!(pipeline.shutdown(Duration::from_secs(1)));
         pipeline.push(span("late"));
         assert_eq!(stats.snapshot(), StatsSnapshot::default());
@@ -365,7 +381,7 @@ mod tests {
                 std::thread::sleep(Duration::from_secs(30));
             }
         }
-        let pipeline = Pipeline::start(8, vec![Box::new(Hanging)], Arc::default(), Arc::default());
+        let pipeline = Pipeline::start(8, vec![Box::new(Hanging)], Arc::default(), Live::default());
         let started = Instant::now();
         assert!(!pipeline.shutdown(Duration::from_millis(200)));
         assert!(started.elapsed() < Duration::from_secs(15));
@@ -388,7 +404,7 @@ mod tests {
         let (collector, inputs) = Collector::new(&config).unwrap();
         inputs.gc.collected(0); // Something to report on any platform.
         let seen = Arc::new(Mutex::new(0));
-        let pipeline = Pipeline::start_with_metrics(8, vec![Box::new(Metricsets(seen.clone()))], Arc::default(), Arc::default(), Some(collector));
+        let pipeline = Pipeline::start_with_metrics(8, vec![Box::new(Metricsets(seen.clone()))], Arc::default(), Live::default(), Some(collector));
         let give_up = Instant::now() + Duration::from_secs(10);
         while *seen.lock().unwrap() == 0 && Instant::now() < give_up {
             std::thread::sleep(Duration::from_millis(20));
@@ -403,7 +419,7 @@ mod tests {
     fn the_worker_wakes_at_an_exporter_deadline() {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let soon = Instant::now() + Duration::from_millis(100);
-        let _pipeline = Pipeline::start(8, vec![Box::new(Recorder(seen.clone(), Some(soon)))], Arc::default(), Arc::default());
+        let _pipeline = Pipeline::start(8, vec![Box::new(Recorder(seen.clone(), Some(soon)))], Arc::default(), Live::default());
         // Nothing but the deadline can make the worker flush; give it plenty of time to.
         let flushed = || seen.lock().unwrap().iter().any(|s| s == "<flush>");
         let give_up = Instant::now() + Duration::from_secs(10);

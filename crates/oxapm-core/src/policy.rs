@@ -1,7 +1,7 @@
 //! What the configuration decides about records, compiled once per configuration: which URLs
 //! start no transaction, and which fields are redacted. The engine keeps it beside its config and
 //! shares it with the export thread, where every record is finished before any exporter sees it.
-//! (A configuration change would build a new `Policy` and hand it to both.)
+//! Central configuration builds a new `Policy` and hands it to both.
 
 use crate::config::Config;
 use crate::model::Event;

@@ -3,10 +3,12 @@
 use crate::convert::{dict_to_map, epoch_micros, merge_context, to_json};
 use crate::trace::Transaction;
 use oxapm_core::config::{self, ConfigValue};
+use oxapm_core::diag;
 use oxapm_core::engine;
 use oxapm_core::model::{now_epoch_us, ErrorRecord, ErrorTransaction, Event};
+use oxapm_core::opamp::Deactivation;
 use oxapm_core::otlp::proto::any_value;
-use oxapm_core::sampling::Sampler;
+use oxapm_core::remote_config::{Applied, Change};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
 use std::collections::HashMap;
@@ -54,25 +56,36 @@ impl Config {
     fn as_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let out = PyDict::new(py);
         for (key, value) in self.inner.entries() {
-            let key = key.to_ascii_lowercase();
-            match value {
-                ConfigValue::Unset => out.set_item(key, py.None())?,
-                ConfigValue::Str(s) => out.set_item(key, s)?,
-                ConfigValue::Bool(b) => out.set_item(key, b)?,
-                ConfigValue::Int(i) => out.set_item(key, i)?,
-                ConfigValue::Float(f) => out.set_item(key, f)?,
-                ConfigValue::List(l) => out.set_item(key, l)?,
-                ConfigValue::Map(m) => out.set_item(key, PyDict::from_sequence(&PyList::new(py, m)?.into_any())?)?,
-            }
+            out.set_item(key.to_ascii_lowercase(), config_value(py, value)?)?;
         }
         Ok(out)
     }
 }
 
+/// The new values of changed options, by lower-case name.
+fn changed_values<'py>(py: Python<'py>, changes: &[Change]) -> PyResult<Bound<'py, PyDict>> {
+    let out = PyDict::new(py);
+    for change in changes {
+        out.set_item(change.key.to_ascii_lowercase(), config_value(py, &change.new)?)?;
+    }
+    Ok(out)
+}
+
+fn config_value<'py>(py: Python<'py>, value: &ConfigValue) -> PyResult<Bound<'py, PyAny>> {
+    Ok(match value {
+        ConfigValue::Unset => py.None().into_bound(py),
+        ConfigValue::Str(s) => s.into_pyobject(py)?.into_any(),
+        ConfigValue::Bool(b) => b.into_pyobject(py)?.to_owned().into_any(),
+        ConfigValue::Int(i) => i.into_pyobject(py)?.into_any(),
+        ConfigValue::Float(f) => f.into_pyobject(py)?.into_any(),
+        ConfigValue::List(l) => PyList::new(py, l)?.into_any(),
+        ConfigValue::Map(m) => PyDict::from_sequence(&PyList::new(py, m)?.into_any())?.into_any(),
+    })
+}
+
 #[pyclass(module = "oxapm._core", frozen)]
 pub struct Engine {
     pub(crate) inner: Arc<engine::Engine>,
-    pub(crate) sampler: Sampler,
 }
 
 #[pymethods]
@@ -80,9 +93,63 @@ impl Engine {
     #[new]
     fn new(config: &Bound<'_, Config>, metadata: &Bound<'_, PyDict>, agent_version: &str) -> Self {
         let config = config.get().inner.clone();
-        let sampler = config.sampler();
         let metadata = to_json(metadata.as_any());
-        Engine { inner: Arc::new(engine::Engine::start(config, &metadata, agent_version)), sampler }
+        Engine { inner: Arc::new(engine::Engine::start(config, &metadata, agent_version)) }
+    }
+
+    /// Applies central configuration's latest values (all of them: an option left out reverts to
+    /// its local value). Returns the options whose value changed, by lower-case name, with their
+    /// new values, for the attributes of the Python `Config`.
+    fn reconfigure<'py>(&self, py: Python<'py>, remote: HashMap<String, String>) -> PyResult<Bound<'py, PyDict>> {
+        let engine = self.inner.clone();
+        let applied = py.detach(move || engine.reconfigure(&remote));
+        changed_values(py, &applied.changes)
+    }
+
+    /// Starts asking APM Server for central configuration on an engine thread, when the
+    /// configuration says to; returns whether it did. `on_change(values, changes)` is called with
+    /// each configuration the server sends, `changes` as `reconfigure` returns them.
+    fn start_central_config(&self, on_change: Py<PyAny>) -> bool {
+        let listener = move |values: &HashMap<String, String>, changes: &[Change]| {
+            // Not once the interpreter is finalizing.
+            Python::try_attach(|py| {
+                let told = changed_values(py, changes).and_then(|changes| on_change.call1(py, (values.clone(), changes)));
+                if let Err(e) = told {
+                    diag::warn(&format!("applying central configuration failed: {e}"));
+                }
+            });
+        };
+        self.inner.start_central_config(Box::new(listener))
+    }
+
+    /// Starts an OpAMP client of the server at `endpoint` on an engine thread; returns whether it
+    /// did. `on_config(changes, deactivate_all, deactivated)` is called with each remote
+    /// configuration applied (`changes` as `reconfigure` returns them, then the instrumentations it
+    /// turns off); an exception it raises is reported to the server as the reason it failed.
+    fn start_opamp(&self, endpoint: &str, agent_version: &str, on_config: Py<PyAny>) -> bool {
+        let listener = move |applied: &Applied, deactivation: &Deactivation| -> Result<(), String> {
+            let told = Python::try_attach(|py| {
+                let changes = changed_values(py, &applied.changes)?;
+                on_config.call1(py, (changes, deactivation.all, deactivation.names.clone()))
+            });
+            match told {
+                Some(Ok(_)) => Ok(()),
+                Some(Err(e)) => Err(format!("applying the configuration failed: {e}")),
+                None => Err("the interpreter is shutting down".to_owned()),
+            }
+        };
+        self.inner.start_opamp(endpoint, agent_version, Box::new(listener))
+    }
+
+    /// What transactions started now report of their spans (for tests).
+    fn shaping<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let shaping = self.inner.shaping();
+        let out = PyDict::new(py);
+        out.set_item("max_spans", shaping.max_spans)?;
+        out.set_item("compression", shaping.compression.map(|c| (c.exact_match_max_us, c.same_kind_max_us)))?;
+        out.set_item("exit_span_min_us", shaping.exit_span_min_us)?;
+        out.set_item("stack_trace_min_us", shaping.stack_trace_min_us)?;
+        Ok(out)
     }
 
     /// Queues an error. `exception` and `log` are intake objects built by the Python side; the
@@ -147,7 +214,7 @@ impl Engine {
 
     /// Whether `transaction_ignore_urls` says a request for `path` starts no transaction.
     fn ignores_url(&self, path: &str) -> bool {
-        self.inner.policy.ignores_url(path)
+        self.inner.policy().ignores_url(path)
     }
 
     /// Waits, without holding the GIL, until queued events are sent or `timeout` seconds pass.

@@ -224,7 +224,8 @@ fn finish_into(py: Python<'_>, engine: &Engine, event: Event) {
 
 #[pymethods]
 impl Transaction {
-    /// Starts a transaction; an invalid `traceparent` starts a new trace.
+    /// Starts a transaction; an invalid `traceparent` starts a new trace, as does a valid one when
+    /// `trace_continuation_strategy` says so.
     #[new]
     #[pyo3(signature = (engine, transaction_type, traceparent=None, tracestate=None, links=None, start=None))]
     fn new(
@@ -236,13 +237,15 @@ impl Transaction {
         start: Option<f64>,
     ) -> Self {
         let engine = engine.get();
-        let parent = traceparent.and_then(TraceParent::parse).map(|tp| (tp, TraceState::parse(tracestate.unwrap_or(""))));
+        let incoming = traceparent.and_then(TraceParent::parse).map(|tp| (tp, TraceState::parse(tracestate.unwrap_or(""))));
+        let mut links = links_from(links);
+        let parent = engine.inner.continuation().resolve(incoming, &mut links);
         let active = ActiveTransaction::start(TransactionStart {
             transaction_type: &truncate_keyword(transaction_type),
             parent,
-            sampler: engine.sampler,
+            sampler: engine.inner.sampler(),
             start_epoch_us: epoch_micros(start),
-            links: links_from(links),
+            links,
             shaping: engine.inner.shaping(),
         });
         Transaction { active, engine: engine.inner.clone(), trace_state: None }

@@ -3,7 +3,8 @@
 An instrumentation applies when its library is imported (now, if it already is), and only when the
 installed version of the library is one it supports: that is checked from the index of installed
 distributions (``installed``) before anything is imported. One named in
-``ELASTIC_APM_DISABLED_INSTRUMENTATIONS`` or ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS`` is left out.
+``ELASTIC_APM_DISABLED_INSTRUMENTATIONS`` or ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS`` is left out, as
+are those central configuration (OpAMP) turns off (``set_deactivated``).
 A failing instrumentation is logged and skipped: instrumenting must never break the application.
 """
 
@@ -18,7 +19,7 @@ from oxapm.utils.lazylog import LazyLogger
 
 TYPE_CHECKING = False  # typing is not imported at run time: it costs milliseconds at every start
 if TYPE_CHECKING:
-    from typing import Callable, Dict, Optional, Set
+    from typing import Callable, Dict, Iterable, Optional, Set
 
     from oxapm.instrumentation.registry import Entry
 
@@ -30,6 +31,8 @@ _lock = allocate_lock()
 _active: Dict[str, object] = {}  # name -> the applied instrumentation (None while it is applied)
 _waiting: Dict[str, Callable[[], None]] = {}  # name -> its import hook
 _unsupported: Set[str] = set()  # names whose installed library version is not supported
+_deactivated: Set[str] = set()  # names turned off by central configuration; "*" for all
+_instrumenting = False  # instrument() was called and not undone: what is no longer turned off applies again
 
 
 def instrument() -> None:
@@ -37,10 +40,11 @@ def instrument() -> None:
     imported; safe to call repeatedly and from several threads."""
     from oxapm.base import get_client
 
+    global _instrumenting
     client = get_client()
     if client is not None and not client.config.instrument:
         return
-    left_out = disabled()
+    _instrumenting = True
     try:
         versions = installed.versions()  # once: each lookup of the index stats every sys.path entry
     except Exception:  # a broken distribution's metadata: only the standard library is instrumented
@@ -48,8 +52,9 @@ def instrument() -> None:
         versions = {}
     ready = []
     with _lock:
+        left_out = disabled()  # under the lock: set_deactivated may be changing it
         for name, entry in registry.entries().items():
-            if name in _active or name in _waiting or name in _unsupported or name in left_out or not _supported(name, entry, versions):
+            if name in _active or name in _waiting or name in _unsupported or name in left_out or "*" in left_out or not _supported(name, entry, versions):
                 continue
             if any(module in sys.modules for module in entry.modules):
                 _active[name] = None
@@ -64,19 +69,43 @@ def instrument() -> None:
 
 def uninstrument() -> None:
     """Removes every applied instrumentation, and forgets those waiting for their library."""
+    global _instrumenting
+    _instrumenting = False
+    _remove(None)
+
+
+def set_deactivated(names: Iterable[str], everything: bool = False) -> None:
+    """Central configuration turns off the instrumentations ``names``, or all of them; those it
+    stops naming apply again (if ``instrument()`` was called)."""
+    global _deactivated
+    deactivated = {"*"} if everything else {name for name in names if name}
     with _lock:
-        waiting = list(_waiting.values())
-        _waiting.clear()
-        active = [(name, instrumentation) for name, instrumentation in _active.items() if instrumentation is not None]
+        if deactivated == _deactivated:
+            return
+        _deactivated = deactivated
+    _remove(None if everything else deactivated)
+    if _instrumenting:
+        instrument()
+
+
+def _remove(names: Optional[Set[str]]) -> None:
+    """Removes the instrumentations ``names`` (None: all), applied or waiting for their library."""
+    with _lock:
+        waiting = [_waiting.pop(name) for name in list(_waiting) if names is None or name in names]
+        active = [(name, instrumentation) for name, instrumentation in _active.items() if instrumentation is not None and (names is None or name in names)]
         for name, _ in active:
             del _active[name]
     for hook in waiting:
         import_hooks.forget(hook)
     for name, instrumentation in active:
-        try:
-            instrumentation.uninstrument()  # type: ignore[attr-defined]
-        except Exception:
-            logger.warning("instrumentation %s failed to remove itself", name, exc_info=True)
+        _uninstrument(name, instrumentation)
+
+
+def _uninstrument(name: str, instrumentation: object) -> None:
+    try:
+        instrumentation.uninstrument()  # type: ignore[attr-defined]
+    except Exception:
+        logger.warning("instrumentation %s failed to remove itself", name, exc_info=True)
 
 
 def applied() -> Dict[str, object]:
@@ -90,12 +119,14 @@ def instrumenting() -> Set[str]:
 
 
 def disabled() -> Set[str]:
-    """The names left out by ``disabled_instrumentations`` and ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS``."""
+    """The names left out by ``disabled_instrumentations``, ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS``
+    and central configuration (``"*"``: all of them)."""
     from oxapm.base import get_client
 
     client = get_client()
     names = set(client.config.disabled_instrumentations or ()) if client is not None else set()
     names.update(os.environ.get("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", "").split(","))
+    names.update(_deactivated)
     return {name.strip() for name in names if name.strip()}
 
 
@@ -143,7 +174,10 @@ def _apply(name: str, entry: Entry) -> None:
         logger.warning("instrumentation %s failed to apply; skipped", name, exc_info=True)
         instrumentation = None
     with _lock:
-        if instrumentation is None:
+        turned_off = name in _deactivated or "*" in _deactivated  # while it was being applied
+        if instrumentation is None or turned_off:
             _active.pop(name, None)  # the next instrument() tries again
         else:
             _active[name] = instrumentation
+    if instrumentation is not None and turned_off:
+        _uninstrument(name, instrumentation)

@@ -3,6 +3,7 @@
 //! fault once when the episode starts and once when it ends. Formats differ only in their
 //! `Encoder`, protocols in their `Transport`.
 
+use crate::config::Config;
 use crate::diag;
 use crate::exporters::retry::{Attempt, Pending, RetryQueue, Tally};
 use crate::model::Event;
@@ -19,6 +20,11 @@ pub trait Encoder: Send {
     fn is_full(&self) -> bool;
     /// Closes the open batch and returns its request body.
     fn finish(&mut self) -> Result<Vec<u8>, String>;
+    /// Takes the options central configuration changed; returns how long batches of this format
+    /// now stay open, if an option says.
+    fn reconfigure(&mut self, _config: &Config) -> Option<Duration> {
+        None
+    }
 }
 
 /// Delivers one request body.
@@ -150,6 +156,12 @@ impl<E: Encoder, T: Transport> Exporter for BatchExporter<E, T> {
             }
         }
         diag::warn(&format!("{} events not yet delivered to {} when the flush deadline passed", self.retry.events(), self.transport.peer()));
+    }
+
+    fn reconfigure(&mut self, config: &Config) {
+        if let Some(max_age) = self.encoder.reconfigure(config) {
+            self.max_age = max_age;
+        }
     }
 
     fn close(&mut self, deadline: Instant) {

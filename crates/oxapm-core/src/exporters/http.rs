@@ -25,15 +25,14 @@ fn retry_after(value: Option<&str>) -> Option<Duration> {
     value?.trim().parse::<u64>().ok().map(Duration::from_secs)
 }
 
+/// A keep-alive client that reads every status as an answer (not an error).
+pub fn agent(timeout: Duration, user_agent: &str, tls: &TlsMaterial) -> ureq::Agent {
+    ureq::Agent::config_builder().timeout_global(Some(timeout)).http_status_as_error(false).user_agent(user_agent).tls_config(tls.ureq_config()).build().into()
+}
+
 impl HttpTransport {
     pub fn new(peer_name: &str, url: String, headers: Vec<(String, String)>, timeout: Duration, user_agent: &str, tls: &TlsMaterial) -> Self {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .timeout_global(Some(timeout))
-            .http_status_as_error(false)
-            .user_agent(user_agent)
-            .tls_config(tls.ureq_config())
-            .build()
-            .into();
+        let agent = agent(timeout, user_agent, tls);
         let peer = redacted(format!("{peer_name} at {url}"), &url);
         HttpTransport { agent, url, peer, headers, read_success: None }
     }

@@ -2,6 +2,7 @@
 //! batch: a batch closes when its compressed size reaches `api_request_size` or it is
 //! `api_request_time` old (see `batch` for retries and fault reports).
 
+use crate::config::Config;
 use crate::exporters::batch::{BatchExporter, Encoder};
 use crate::exporters::http::HttpTransport;
 use crate::exporters::tls::{self, TlsMaterial};
@@ -60,19 +61,29 @@ pub fn authorization(secret_token: Option<&str>, api_key: Option<&str>) -> Optio
     }
 }
 
-pub fn intake_exporter(settings: IntakeSettings, stats: Arc<Stats>) -> IntakeExporter {
-    if !settings.verify_server_cert {
-        crate::diag::warn("verify_server_cert is false: the APM Server's certificate is not checked");
+impl IntakeSettings {
+    /// How APM Server is trusted, for the intake and for central configuration.
+    pub fn tls(&self) -> TlsMaterial {
+        if !self.verify_server_cert {
+            crate::diag::warn("verify_server_cert is false: the APM Server's certificate is not checked");
+        }
+        TlsMaterial {
+            verify: self.verify_server_cert,
+            roots_pem: tls::trust(self.server_ca_cert_file.as_deref().map(|path| ("server_ca_cert_file", path))),
+            identity: None,
+        }
     }
-    let tls = TlsMaterial {
-        verify: settings.verify_server_cert,
-        roots_pem: tls::trust(settings.server_ca_cert_file.as_deref().map(|path| ("server_ca_cert_file", path))),
-        identity: None,
-    };
+
+    pub fn authorization(&self) -> Option<String> {
+        authorization(self.secret_token.as_deref(), self.api_key.as_deref())
+    }
+}
+
+pub fn intake_exporter(settings: IntakeSettings, tls: &TlsMaterial, stats: Arc<Stats>) -> IntakeExporter {
     let mut headers = vec![("Content-Type".to_owned(), "application/x-ndjson".to_owned()), ("Content-Encoding".to_owned(), "gzip".to_owned())];
-    headers.extend(authorization(settings.secret_token.as_deref(), settings.api_key.as_deref()).map(|auth| ("Authorization".to_owned(), auth)));
+    headers.extend(settings.authorization().map(|auth| ("Authorization".to_owned(), auth)));
     let url = format!("{}/intake/v2/events", settings.server_url);
-    let transport = HttpTransport::new("APM Server", url, headers, settings.timeout, &settings.user_agent, &tls);
+    let transport = HttpTransport::new("APM Server", url, headers, settings.timeout, &settings.user_agent, tls);
     let encoder = IntakeEncoder::new(settings.metadata_line, settings.request_size);
     BatchExporter::new(encoder, transport, settings.request_time, settings.retry_buffer_size, stats)
 }
@@ -113,6 +124,12 @@ impl Encoder for IntakeEncoder {
     fn finish(&mut self) -> Result<Vec<u8>, String> {
         self.compress_pending();
         self.body.take().ok_or_else(|| "no open batch".to_owned())?.finish().map_err(|e| e.to_string())
+    }
+
+    /// `api_request_size` bounds the next batches; `api_request_time` is their age.
+    fn reconfigure(&mut self, config: &Config) -> Option<Duration> {
+        self.request_size = config.int("API_REQUEST_SIZE").max(1) as usize;
+        Some(config.duration("API_REQUEST_TIME"))
     }
 }
 
