@@ -10,6 +10,7 @@ use oxapm_core::intake::{self, encode_event};
 use oxapm_core::model::{Event, LabelValue, Outcome, SpanRecord};
 use oxapm_core::otlp::resource;
 use oxapm_core::pipeline::{Exporter, Pipeline, Stats};
+use oxapm_core::shaping::ShapingSettings;
 use oxapm_core::trace::{ActiveTransaction, TransactionStart};
 use std::hint::black_box;
 // The allocator the Python extension ships with.
@@ -25,6 +26,8 @@ fn transaction() -> ActiveTransaction {
         sampler: oxapm_core::sampling::Sampler::default(),
         start_epoch_us: None,
         links: vec![],
+        // One transaction runs every iteration: no transaction_max_spans.
+        shaping: Arc::new(ShapingSettings { max_spans: None, ..Default::default() }),
     })
 }
 
@@ -68,14 +71,14 @@ fn span_lifecycle(c: &mut Criterion) {
     c.bench_function("span start+finish", |b| {
         b.iter(|| {
             let mut span = txn.start_span(None, "span", "custom", None).unwrap();
-            black_box(span.finish(false, None))
+            txn.end_span(&mut span, None, false, None, &mut |record| drop(black_box(record)))
         })
     });
     let pipeline = Pipeline::start(1 << 16, vec![Box::new(Discard)], Arc::new(Stats::default()), Default::default());
     c.bench_function("span start+finish+queue", |b| {
         b.iter(|| {
             let mut span = txn.start_span(None, "span", "custom", None).unwrap();
-            pipeline.push(Event::Span(Box::new(span.finish(false, None).unwrap())));
+            txn.end_span(&mut span, None, false, None, &mut |record| pipeline.push(Event::Span(record)));
         })
     });
 }

@@ -64,12 +64,16 @@ impl ShapingSettings {
             same_kind_max_us: micros(config.float("SPAN_COMPRESSION_SAME_KIND_MAX_DURATION")),
         });
         // The new option wins; the deprecated one counts the other way round: -1 always, 0 never.
-        let stack_trace_min_ms = match (config.get("SPAN_STACK_TRACE_MIN_DURATION"), config.get("SPAN_FRAMES_MIN_DURATION")) {
-            (_, crate::config::ConfigValue::Float(frames)) if !config.is_explicit("SPAN_STACK_TRACE_MIN_DURATION") => match *frames {
-                f if f < 0.0 => 0.0,
-                f if f == 0.0 => -1.0,
-                f => f,
-            },
+        let stack_trace_min_ms = match config.get("SPAN_FRAMES_MIN_DURATION") {
+            crate::config::ConfigValue::Float(frames) if !config.is_explicit("SPAN_STACK_TRACE_MIN_DURATION") => {
+                if *frames < 0.0 {
+                    0.0
+                } else if *frames == 0.0 {
+                    -1.0
+                } else {
+                    *frames
+                }
+            }
             _ => config.float("SPAN_STACK_TRACE_MIN_DURATION"),
         };
         ShapingSettings {
@@ -380,6 +384,8 @@ mod tests {
     /// A transaction started at T0 with the settings `env` gives, and what it reports.
     struct Run {
         transaction: ActiveTransaction,
+        // Boxed as `end_span` reports them.
+        #[allow(clippy::vec_box)]
         reported: Vec<Box<SpanRecord>>,
     }
 

@@ -138,6 +138,9 @@ fn header_text(value: &Bound<'_, PyAny>) -> String {
 /// Starts the exit span of an outgoing HTTP call under `parent`, see `OutgoingRequest`:
 /// `request` is `(method, absolute_url)` or `(method, scheme, host, port, target)`, `port` None
 /// for the scheme's default and `target` the path with its query. None when nothing is recorded.
+/// `(method, scheme, host, port, target)`.
+type SplitRequest<'py> = (Bound<'py, PyAny>, Bound<'py, PyAny>, Bound<'py, PyAny>, Option<i64>, Bound<'py, PyAny>);
+
 #[pyfunction]
 pub fn begin_http_span(parent: &Bound<'_, PyAny>, request: &Bound<'_, PyTuple>) -> PyResult<Option<Py<Span>>> {
     let method = request.get_item(0)?;
@@ -145,7 +148,7 @@ pub fn begin_http_span(parent: &Bound<'_, PyAny>, request: &Bound<'_, PyTuple>) 
     let outgoing = if request.len() == 2 {
         OutgoingRequest::for_url(&method, &display(&request.get_item(1)?))
     } else {
-        let (_, scheme, host, port, target): (Bound<'_, PyAny>, Bound<'_, PyAny>, Bound<'_, PyAny>, Option<i64>, Bound<'_, PyAny>) = request.extract()?;
+        let (_, scheme, host, port, target): SplitRequest<'_> = request.extract()?;
         OutgoingRequest { method: &method, scheme: display(&scheme), host: display(&host), port, target: display(&target) }
     };
     let (name, context) = outgoing.exit_span();

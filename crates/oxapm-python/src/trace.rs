@@ -208,7 +208,9 @@ fn is_otel_client(parent: &Bound<'_, PyAny>) -> bool {
     parent.cast::<Transaction>().is_ok_and(|transaction| client(&transaction.borrow().active.record.otel))
 }
 
-/// Ends records for the engine: span processors see them first, when there are any.
+/// Ends records for the engine: span processors see them first, when there are any. (Boxed as
+/// the engine reports them and queues them.)
+#[allow(clippy::vec_box)]
 fn finish_spans(py: Python<'_>, engine: &Engine, spans: Vec<Box<SpanRecord>>) {
     for span in spans {
         finish_into(py, engine, Event::Span(span));
