@@ -43,11 +43,11 @@ def validate_event(event: Dict[str, Any]) -> Tuple[str, Dict[str, Any]]:
 # --- OTLP, decoded with the official opentelemetry-proto package ---------------------------------
 
 
-def decoded(requests):
-    """Every OTLP request body, parsed."""
+def decoded(requests, message_type=ExportTraceServiceRequest):
+    """Every OTLP request body, parsed (as trace export requests unless told otherwise)."""
     out = []
     for request in requests:
-        message = ExportTraceServiceRequest()
+        message = message_type()
         message.ParseFromString(request["body"])
         out.append(message)
     return out
@@ -262,13 +262,17 @@ class _RecordingHandler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(server.answer)
 
 
-def _recording(status: int):
-    server = IntakeRecorder(status)
+def serving(server):
+    """Yields ``server`` (an http.server) serving on its own thread, stopped afterwards."""
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield server
     server.shutdown()
     server.server_close()
+
+
+def _recording(status: int):
+    yield from serving(IntakeRecorder(status))
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import time
 import pytest
 import requests
 import web_checks as checks
-from conftest import IntakeRecorder, _RecordingHandler
+from conftest import IntakeRecorder, _RecordingHandler, serving
 
 import oxapm
 from oxapm.contrib.wsgi import OxapmMiddleware
@@ -73,12 +73,7 @@ class _ApmServerHandler(_RecordingHandler):
 @pytest.fixture
 def apm_server(monkeypatch):
     monkeypatch.setenv("ELASTIC_APM_CENTRAL_CONFIG", "true")
-    server = ApmServer()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    yield from serving(ApmServer())
 
 
 @pytest.fixture

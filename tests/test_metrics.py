@@ -9,7 +9,7 @@ import sys
 import time
 
 import pytest
-from conftest import exported, use_otlp
+from conftest import decoded, exported, use_otlp
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from otlp_receiver import rotel  # noqa: F401  (a fixture)
 
@@ -138,12 +138,7 @@ def metrics_requests(server):
 
 
 def decoded_metrics(requests):
-    out = []
-    for request in requests:
-        message = ExportMetricsServiceRequest()
-        message.ParseFromString(request["body"])
-        out.append(message)
-    return out
+    return decoded(requests, ExportMetricsServiceRequest)
 
 
 def otlp_metrics(requests):
