@@ -189,7 +189,7 @@ impl Shaper {
         parent.buffered = Some(match buffered {
             None => span,
             Some(mut buffered) => {
-                if compress(&mut buffered, &mut span, compression) {
+                if compress(&mut buffered, &span, compression) {
                     self.started -= 1;
                     buffered
                 } else {
@@ -286,22 +286,27 @@ fn compressible(span: &mut SpanRecord) -> bool {
     !span.propagated && span.outcome != Outcome::Failure && is_exit(span)
 }
 
-/// Its `service.target`, inferred if not yet.
-fn target(span: &mut SpanRecord) -> Option<&Value> {
-    if span.context.get("service").and_then(|s| s.get("target")).is_none() {
-        service_target::infer(span);
-    }
-    span.context.get("service")?.get("target")
+/// What a span's service target is inferred from (`service_target::infer`; an OpenTelemetry
+/// span's is set already): spans alike in all of it call the same service. Compared as they are,
+/// without inferring the target of every span that ends.
+fn target_sources(span: &SpanRecord) -> [Option<&Value>; 4] {
+    let context = &span.context;
+    [
+        context.get("service").and_then(|service| service.get("target")),
+        context.get("db").and_then(|db| db.get("instance")),
+        context.get("message").and_then(|message| message.pointer("/queue/name")),
+        context.get("http").and_then(|http| http.get("url")),
+    ]
 }
 
 /// Same type, subtype and service target.
-fn same_kind(a: &mut SpanRecord, b: &mut SpanRecord) -> bool {
-    a.span_type == b.span_type && a.subtype == b.subtype && target(a).is_some() && target(a).cloned() == target(b).cloned()
+fn same_kind(a: &SpanRecord, b: &SpanRecord) -> bool {
+    a.span_type == b.span_type && a.subtype == b.subtype && target_sources(a) == target_sources(b)
 }
 
 /// Compresses `sibling` into `buffered` when the buffered span's strategy (or, if it is not a
 /// composite yet, the first that applies) allows it.
-fn compress(buffered: &mut SpanRecord, sibling: &mut SpanRecord, compression: Compression) -> bool {
+fn compress(buffered: &mut SpanRecord, sibling: &SpanRecord, compression: Compression) -> bool {
     if !same_kind(buffered, sibling) {
         return false;
     }
@@ -330,10 +335,13 @@ fn compress(buffered: &mut SpanRecord, sibling: &mut SpanRecord, compression: Co
     true
 }
 
-/// "Calls to <target type>/<target name>" (or the type alone): a same_kind composite's name.
-fn calls_to(span: &mut SpanRecord) -> String {
-    let target = target(span).cloned().unwrap_or_default();
-    let field = |key: &str| target.get(key).and_then(Value::as_str).filter(|s| !s.is_empty());
+/// "Calls to <target type>/<target name>" (or the type alone): a same_kind composite's name. The
+/// target is inferred on a copy: the composite's own is inferred on export, like any span's.
+fn calls_to(span: &SpanRecord) -> String {
+    let mut inferred = span.clone();
+    service_target::infer(&mut inferred);
+    let target = inferred.context.get("service").and_then(|service| service.get("target"));
+    let field = |key: &str| target.and_then(|t| t.get(key)).and_then(Value::as_str).filter(|s| !s.is_empty());
     match (field("type"), field("name")) {
         (Some(kind), Some(name)) => format!("Calls to {kind}/{name}"),
         (Some(kind), None) => format!("Calls to {kind}"),
@@ -451,10 +459,11 @@ mod tests {
         let mut run = Run::new(&[("SPAN_COMPRESSION_SAME_KIND_MAX_DURATION", "5ms")]);
         run.db("SELECT FROM a", "shop", 0, 1);
         run.db("SELECT FROM b", "shop", 2, 3);
+        run.db("INSERT INTO a", "shop", 3, 4);
         run.db("SELECT FROM c", "other", 4, 5);
         run.finish(10);
         assert_eq!(run.names(), ["Calls to mysql/shop", "SELECT FROM c"]);
-        assert_eq!(run.reported[0].composite.unwrap().strategy, CompressionStrategy::SameKind);
+        assert_eq!(run.reported[0].composite.map(|c| (c.strategy, c.count)), Some((CompressionStrategy::SameKind, 3)));
         assert!(run.reported[1].composite.is_none());
     }
 
