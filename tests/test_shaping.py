@@ -224,3 +224,21 @@ def test_spans_longer_than_span_stack_trace_min_duration_carry_their_stack():
     assert all(stack is None for stack in _spans_with_stacks(span_stack_trace_min_duration="-1ms").values())
     # The deprecated option, the other way round: -1 for every span.
     assert all(stack is not None for stack in _spans_with_stacks(span_frames_min_duration=-1).values())
+
+
+def test_opentelemetry_client_spans_whose_context_went_out_are_not_compressed():
+    from oxapm.otel.propagators import TraceContextPropagator
+
+    client = memory_client()
+    tracer = TracerProvider(client).get_tracer("tests.shaping")
+    propagator, sent = TraceContextPropagator(), []
+    with tracer.start_as_current_span("GET /orders", kind=SpanKind.SERVER):
+        for _ in range(3):
+            with tracer.start_as_current_span("GET", kind=SpanKind.CLIENT, attributes={"http.url": "http://stock:8080/items"}):
+                headers = {}
+                propagator.inject(headers)
+                sent.append(headers["traceparent"].split("-")[2])
+    spans = exported(client).spans
+    client.close()
+    assert sorted(span["id"] for span in spans) == sorted(sent), "every parent a callee names is reported"
+    assert not any("composite" in span for span in spans)

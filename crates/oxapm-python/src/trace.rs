@@ -505,6 +505,12 @@ impl Span {
     fn set_success(&mut self) {
         self.active.record.outcome = Outcome::Success;
     }
+
+    /// Its context was written into an outgoing call (an OpenTelemetry propagator's `inject`):
+    /// the callee names it as its parent, so it is never compressed or dropped.
+    fn _mark_propagated(&mut self) {
+        self.active.record.propagated = true;
+    }
     fn set_failure(&mut self) {
         self.active.record.outcome = Outcome::Failure;
     }

@@ -84,7 +84,10 @@ class _EnginePropagator(TextMapPropagator):
     def inject(self, carrier: CarrierT, context: Optional[Context] = None, setter: Setter[CarrierT] = default_setter) -> None:
         span = None
         if self._format.carries_span:
-            span_context = trace.get_current_span(context).get_span_context()
+            current = trace.get_current_span(context)
+            span_context = current.get_span_context()
+            if isinstance(current, _core.Span):
+                current._mark_propagated()
             if span_context.is_valid:
                 span = (span_context.trace_id, span_context.span_id, span_context.trace_flags, span_context.trace_state.to_header())
         entries = [(str(k), str(v)) for k, v in baggage.get_all(context).items()] if self._format.carries_baggage else []
