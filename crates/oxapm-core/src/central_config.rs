@@ -11,9 +11,10 @@ use crate::diag::{self, redacted};
 use crate::engine::Engine;
 use crate::exporters::http;
 use crate::exporters::tls::TlsMaterial;
+use crate::poller;
 use crate::remote_config::Change;
 use std::collections::HashMap;
-use std::sync::mpsc::{self, RecvTimeoutError, Sender, TryRecvError};
+use std::sync::mpsc::Sender;
 use std::sync::Weak;
 use std::time::Duration;
 
@@ -118,29 +119,16 @@ pub type Listener = Box<dyn Fn(&HashMap<String, String>, &[Change]) + Send>;
 /// Polls on a thread `oxapm-central-config` and applies what the server sends to `engine`, until
 /// the returned sender is dropped (or the engine is).
 pub fn start_poller(mut client: CentralConfigClient, engine: Weak<Engine>, listener: Listener) -> Option<Sender<()>> {
-    let (stop, stopped) = mpsc::channel::<()>();
-    let poll = move || loop {
+    poller::spawn("oxapm-central-config", "central configuration", engine, move |engine_if_running| {
         let fetched = client.fetch();
-        // The engine may have closed while the request was out: nothing is applied after that.
-        if !matches!(stopped.try_recv(), Err(TryRecvError::Empty)) {
-            return;
-        }
         if let Some(values) = fetched.values {
-            let Some(engine) = engine.upgrade() else { return };
-            let applied = engine.reconfigure(&values);
-            listener(&values, &applied.changes);
+            if let Some(engine) = engine_if_running() {
+                let applied = engine.reconfigure(&values);
+                listener(&values, &applied.changes);
+            }
         }
-        if !matches!(stopped.recv_timeout(fetched.next_in), Err(RecvTimeoutError::Timeout)) {
-            return;
-        }
-    };
-    match std::thread::Builder::new().name("oxapm-central-config".into()).spawn(poll) {
-        Ok(_) => Some(stop),
-        Err(e) => {
-            diag::warn(&format!("could not start the central configuration thread ({e}); the local configuration stays"));
-            None
-        }
-    }
+        fetched.next_in
+    })
 }
 
 /// The configuration object: option names to values (strings; other scalars are taken as written).

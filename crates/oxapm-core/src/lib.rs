@@ -3,7 +3,8 @@
 //! `trace` runs transactions and spans and produces `model` records; `engine` owns the `pipeline`
 //! that carries them to the `exporters`, which encode them (`intake`, `otlp`, console). `config`
 //! resolves options, and `remote_config` lays central configuration over them (fetched from APM
-//! Server by `central_config` or from an OpAMP server by `opamp`; `live` holds what it replaces).
+//! Server by `central_config` or from an OpAMP server by `opamp`, on `poller` threads; `live` holds
+//! what it replaces).
 //! `traceparent` and `ids` implement W3C trace context, and `propagation` reads and writes it, with
 //! baggage, in every `OTEL_PROPAGATORS` format; `sampling` decides which traces are recorded, and
 //! `continuation` whether an incoming trace is continued; `shaping` decides what a transaction
@@ -31,6 +32,7 @@ pub mod opamp;
 pub mod otlp;
 pub mod pipeline;
 pub mod policy;
+pub mod poller;
 pub mod propagation;
 pub mod remote_config;
 pub mod sampling;

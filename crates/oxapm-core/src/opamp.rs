@@ -10,10 +10,11 @@ use crate::engine::Engine;
 use crate::exporters::http;
 use crate::exporters::tls::TlsMaterial;
 use crate::otlp::proto::{any_value, AnyValue, KeyValue};
+use crate::poller;
 use crate::remote_config::Applied;
 use prost::Message;
 use std::collections::HashMap;
-use std::sync::mpsc::{self, RecvTimeoutError, Sender, TryRecvError};
+use std::sync::mpsc::Sender;
 use std::sync::Weak;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -245,29 +246,13 @@ pub type Listener = Box<dyn Fn(&Applied, &Deactivation) -> Result<(), String> + 
 /// Polls on a thread `oxapm-opamp` and applies what the server sends to `engine`, until the
 /// returned sender is dropped (or the engine is).
 pub fn start_poller(mut client: OpampClient, engine: Weak<Engine>, listener: Listener) -> Option<Sender<()>> {
-    let (stop, stopped) = mpsc::channel::<()>();
-    let poll = move || loop {
-        let offered = client.exchange();
-        // The engine may have closed while the request was out: nothing is applied after that.
-        if !matches!(stopped.try_recv(), Err(TryRecvError::Empty)) {
-            return;
-        }
-        if let Some((hash, body)) = offered {
-            let Some(engine) = engine.upgrade() else { return };
+    poller::spawn("oxapm-opamp", "OpAMP", engine, move |engine_if_running| {
+        let Some((hash, body)) = client.exchange() else { return POLL_INTERVAL };
+        if let Some(engine) = engine_if_running() {
             client.report(hash, apply(&engine, &body, &listener));
-            continue; // the status goes out now
         }
-        if !matches!(stopped.recv_timeout(POLL_INTERVAL), Err(RecvTimeoutError::Timeout)) {
-            return;
-        }
-    };
-    match std::thread::Builder::new().name("oxapm-opamp".into()).spawn(poll) {
-        Ok(_) => Some(stop),
-        Err(e) => {
-            diag::warn(&format!("could not start the OpAMP thread ({e}); the local configuration stays"));
-            None
-        }
-    }
+        Duration::ZERO // the status goes out now
+    })
 }
 
 fn apply(engine: &Engine, body: &[u8], listener: &Listener) -> Result<(), String> {
