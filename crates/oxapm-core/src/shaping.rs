@@ -227,9 +227,9 @@ impl Shaper {
 
     fn count_dropped(&mut self, span: &mut SpanRecord, count: u32, sum_us: u64) {
         service_target::infer(span);
-        let resource = text(&span.context, "/destination/service/resource").unwrap_or_default();
-        let target_type = text(&span.context, "/service/target/type").unwrap_or_default();
-        let target_name = text(&span.context, "/service/target/name");
+        let resource = field(&span.context, "destination", "/service/resource").unwrap_or_default();
+        let target_type = field(&span.context, "service", "/target/type").unwrap_or_default();
+        let target_name = field(&span.context, "service", "/target/name");
         let same = |s: &&mut DroppedSpanStats| {
             s.destination_resource == resource && s.target_type == target_type && s.target_name.as_deref() == target_name && s.outcome == span.outcome
         };
@@ -259,11 +259,9 @@ impl Shaper {
     }
 }
 
-fn text<'a>(context: &'a crate::model::JsonMap, pointer: &str) -> Option<&'a str> {
-    let (first, rest) = pointer[1..].split_once('/').unwrap_or((&pointer[1..], ""));
-    let value = context.get(first)?;
-    let value = if rest.is_empty() { value } else { value.pointer(&format!("/{rest}"))? };
-    value.as_str().filter(|s| !s.is_empty())
+/// The text at `path` in `context[section]`, when there is some.
+fn field<'a>(context: &'a crate::model::JsonMap, section: &str, path: &str) -> Option<&'a str> {
+    context.get(section)?.pointer(path)?.as_str().filter(|s| !s.is_empty())
 }
 
 /// A call to another service: a leaf of the Elastic API, or a CLIENT or PRODUCER span of the

@@ -74,12 +74,18 @@ pub struct SpanArgs<'a, 'py> {
     pub start_epoch_us: Option<u64>,
 }
 
+/// `parent` as a span, borrowed for the accounting of its children: `Some(None)` when the parent
+/// is the transaction, None when the span is in use elsewhere.
+fn borrow_parent_span<'py>(parent: &Bound<'py, PyAny>) -> Option<Option<PyRefMut<'py, Span>>> {
+    match parent.cast::<Span>() {
+        Ok(span) => span.try_borrow_mut().ok().map(Some),
+        Err(_) => Some(None),
+    }
+}
+
 fn begin_child(transaction: &Bound<'_, Transaction>, parent: &Bound<'_, PyAny>, args: &SpanArgs<'_, '_>) -> Option<Span> {
     let mut txn = transaction.borrow_mut();
-    let mut parent_span = match parent.cast::<Span>() {
-        Ok(span) => Some(span.try_borrow_mut().ok()?),
-        Err(_) => None,
-    };
+    let mut parent_span = borrow_parent_span(parent)?;
     let (main_type, subtype, action) = split_span_type(args.span_type, args.subtype, args.action);
     let parent_active = parent_span.as_deref_mut().map(|span| &mut span.active);
     let mut active = txn.active.start_span(parent_active, &truncate_keyword(args.name), &truncate_keyword(main_type), args.start_epoch_us)?;
@@ -624,14 +630,7 @@ impl Span {
         let mut spans = Vec::new();
         let ended = {
             let Ok(mut transaction) = self.transaction.bind(py).try_borrow_mut() else { return false };
-            let parent = self.parent.bind(py);
-            let mut parent_span = match parent.cast::<Span>() {
-                Ok(span) => match span.try_borrow_mut() {
-                    Ok(span) => Some(span),
-                    Err(_) => return false,
-                },
-                Err(_) => None,
-            };
+            let Some(mut parent_span) = borrow_parent_span(self.parent.bind(py)) else { return false };
             let parent_active = parent_span.as_deref_mut().map(|span| &mut span.active);
             transaction.active.end_span(&mut self.active, parent_active, failed, end_us, &mut |span| spans.push(span))
         };
