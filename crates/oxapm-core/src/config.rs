@@ -90,6 +90,8 @@ pub const OPTIONS: &[OptionSpec] = &[
     opt("METRICS_INTERVAL", MILLIS, Some("30s")),
     // Where metrics go over OTLP (`OTEL_METRICS_EXPORTER`): see `Engine::start` for the default.
     opt("METRICS_EXPORTER", Kind::List, None),
+    // Where log records go over OTLP (`OTEL_LOGS_EXPORTER`): see `Config::sends_logs_over_otlp`.
+    opt("LOGS_EXPORTER", Kind::List, None),
     opt("TRANSACTION_SAMPLE_RATE", Kind::SampleRate, Some("1.0")),
     // Whether a parent's decision wins over the rate (`OTEL_TRACES_SAMPLER`); Elastic's is parent-based.
     opt("TRACES_SAMPLER", Kind::Enum(SAMPLER_NAMES), Some("parentbased_traceidratio")),
@@ -107,6 +109,10 @@ pub const OPTIONS: &[OptionSpec] = &[
     opt("EXCLUDE_PATHS", Kind::List, None),
     opt("SANITIZE_FIELD_NAMES", Kind::List, Some(DEFAULT_SANITIZE_FIELD_NAMES)),
     opt("LOG_LEVEL", Kind::Enum(&["trace", "debug", "info", "warning", "warn", "error", "critical", "off"]), None),
+    // The Elastic agent's: the `logging` record factory that adds trace ids to every record.
+    opt("DISABLE_LOG_RECORD_FACTORY", Kind::Bool, Some("false")),
+    // `override` puts the ECS JSON formatter on the root logger's handlers.
+    opt("LOG_ECS_REFORMATTING", Kind::Enum(&["off", "override"]), Some("off")),
     opt("INSTRUMENT", Kind::Bool, Some("true")),
     opt("DISABLED_INSTRUMENTATIONS", Kind::List, None),
     opt("CAPTURE_BODY", Kind::Enum(&["off", "errors", "transactions", "all"]), Some("off")),
@@ -137,6 +143,7 @@ const OTEL_VARIABLES: &[&str] = &[
     "OTEL_SDK_DISABLED",
     "OTEL_TRACES_EXPORTER",
     "OTEL_METRICS_EXPORTER",
+    "OTEL_LOGS_EXPORTER",
     "OTEL_TRACES_SAMPLER",
     "OTEL_TRACES_SAMPLER_ARG",
     "OTEL_METRIC_EXPORT_INTERVAL",
@@ -155,7 +162,7 @@ const OTEL_VARIABLES: &[&str] = &[
 /// OpenTelemetry ones (`oxapm run` offers a flag for each).
 pub fn environment_variables() -> Vec<String> {
     let elastic = OPTIONS.iter().map(|spec| format!("ELASTIC_APM_{}", spec.key));
-    let otlp = ["TRACES", "METRICS"].into_iter().flat_map(crate::otlp::settings::variables);
+    let otlp = ["TRACES", "METRICS", "LOGS"].into_iter().flat_map(crate::otlp::settings::variables);
     let otel = OTEL_VARIABLES.iter().map(|name| name.to_string()).chain(otlp);
     let mut seen = std::collections::HashSet::new();
     elastic.chain(otel).filter(|name| seen.insert(name.clone())).collect()
@@ -193,6 +200,8 @@ pub struct Config {
     pub otlp_traces: Option<OtlpSettings>,
     /// The OTLP metrics exporter's settings, likewise; resolved only when metrics go to OTLP.
     pub otlp_metrics: Option<OtlpSettings>,
+    /// The OTLP logs exporter's settings, likewise; resolved only when logs go to OTLP.
+    pub otlp_logs: Option<OtlpSettings>,
     /// `OTEL_ATTRIBUTE_*` and `OTEL_SPAN_*` limits.
     pub span_limits: SpanLimits,
     pub warnings: Vec<String>,
@@ -237,13 +246,18 @@ impl Config {
         }
         let otlp_traces = crate::otlp::settings::resolve(env, "TRACES", &mut warnings);
         let span_limits = span_limits(env, &mut warnings);
-        let mut config = Config { values, explicit, otlp_traces, otlp_metrics: None, span_limits, warnings };
+        let mut config = Config { values, explicit, otlp_traces, otlp_metrics: None, otlp_logs: None, span_limits, warnings };
         if config.sends_metrics_over_otlp() {
             let mut metrics_warnings = Vec::new();
             config.otlp_metrics = crate::otlp::settings::resolve(env, "METRICS", &mut metrics_warnings);
             // The trace settings, always resolved, already reported the generic variables: only the
             // metrics-specific ones (OTEL_EXPORTER_OTLP_METRICS_*) are news.
             config.warnings.extend(metrics_warnings.into_iter().filter(|w| w.contains("_METRICS_")));
+        }
+        if config.sends_logs_over_otlp() {
+            let mut logs_warnings = Vec::new();
+            config.otlp_logs = crate::otlp::settings::resolve(env, "LOGS", &mut logs_warnings);
+            config.warnings.extend(logs_warnings.into_iter().filter(|w| w.contains("_LOGS_")));
         }
         // Some variables are read twice (the OTLP headers also give APM Server credentials).
         let mut seen = std::collections::HashSet::new();
@@ -263,6 +277,21 @@ impl Config {
             [] => self.list("TRACES_EXPORTER").iter().any(|name| name == "otlp"),
             selected => selected.iter().any(|name| name == "otlp"),
         }
+    }
+
+    /// Whether log records go to OTLP: `OTEL_LOGS_EXPORTER` says `otlp`; unset, where traces go to
+    /// OTLP, by the same rule as metrics. The intake and memory exporters carry log records
+    /// whenever they carry traces, unless the logs exporter is `none`.
+    pub fn sends_logs_over_otlp(&self) -> bool {
+        match self.list("LOGS_EXPORTER") {
+            [] => self.list("TRACES_EXPORTER").iter().any(|name| name == "otlp"),
+            selected => selected.iter().any(|name| name == "otlp"),
+        }
+    }
+
+    /// Whether log records are exported at all: not when the logs exporter is only `none`.
+    pub fn exports_logs(&self) -> bool {
+        !matches!(self.list("LOGS_EXPORTER"), [only] if only == "none")
     }
 
     pub fn sampler(&self) -> Sampler {
@@ -547,6 +576,9 @@ fn otel_equivalents(env: &HashMap<String, String>, warnings: &mut Vec<String>) -
     if let Some(raw) = env.get("OTEL_METRICS_EXPORTER") {
         out.insert("METRICS_EXPORTER", ("OTEL_METRICS_EXPORTER", raw.clone()));
     }
+    if let Some(raw) = env.get("OTEL_LOGS_EXPORTER") {
+        out.insert("LOGS_EXPORTER", ("OTEL_LOGS_EXPORTER", raw.clone()));
+    }
     if let Some(raw) = env.get("OTEL_BSP_MAX_QUEUE_SIZE") {
         out.insert("MAX_QUEUE_SIZE", ("OTEL_BSP_MAX_QUEUE_SIZE", raw.clone()));
     }
@@ -699,6 +731,19 @@ mod tests {
         assert!(parse(Kind::Url, "localhost:8200").is_err());
         assert_eq!(parse(Kind::Url, "http://apm:8200/"), Ok(ConfigValue::Str("http://apm:8200".into())));
         assert!(parse(Kind::Map, "a=1,b").is_err());
+    }
+
+    #[test]
+    fn logs_go_to_otlp_when_asked_or_when_traces_do() {
+        let config = |pairs: &[(&str, &str)]| Config::resolve(&map(pairs), &HashMap::new(), &HashMap::new());
+        assert!(!config(&[]).sends_logs_over_otlp() && config(&[]).exports_logs());
+        assert!(config(&[("OTEL_TRACES_EXPORTER", "otlp")]).otlp_logs.is_some());
+        assert_eq!(config(&[("OTEL_LOGS_EXPORTER", "otlp")]).otlp_logs.unwrap().endpoint, "http://localhost:4318/v1/logs");
+        let off = config(&[("OTEL_TRACES_EXPORTER", "otlp"), ("OTEL_LOGS_EXPORTER", "none")]);
+        assert!(!off.sends_logs_over_otlp() && !off.exports_logs() && off.otlp_logs.is_none());
+        let grpc =
+            config(&[("OTEL_LOGS_EXPORTER", "otlp"), ("OTEL_EXPORTER_OTLP_LOGS_PROTOCOL", "grpc"), ("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "http://c:4317")]);
+        assert_eq!(grpc.otlp_logs.map(|s| (s.protocol, s.endpoint)), Some((crate::otlp::settings::Protocol::Grpc, "http://c:4317".to_owned())));
     }
 
     #[test]

@@ -9,14 +9,16 @@ use crate::exporters::console::ConsoleExporter;
 use crate::exporters::intake_http::{intake_exporter, user_agent, IntakeSettings};
 use crate::exporters::memory::MemoryExporter;
 use crate::exporters::otlp::{otlp_exporter, otlp_metrics_exporter, same_tls_files, tls_material, OtlpExport};
+use crate::exporters::otlp_logs::otlp_logs_exporter;
 use crate::exporters::tls::{self, TlsMaterial};
 use crate::intake;
 use crate::live::Live;
 use crate::metrics::{Collector, MetricsInputs};
-use crate::model::Event;
+use crate::model::{Event, LogRecord};
 use crate::opamp::{self, OpampClient};
 use crate::otlp::proto::Resource;
 use crate::otlp::resource;
+use crate::otlp::settings::OtlpSettings;
 use crate::pipeline::{Exporter, Pipeline, Stats, StatsSnapshot};
 use crate::policy::Policy;
 use crate::remote_config::{self, Applied, RemoteLayer};
@@ -57,6 +59,8 @@ pub struct Engine {
     central_config: Mutex<Option<CentralConfigClient>>,
     /// Dropped to stop the pollers (APM Server's, OpAMP's).
     stop_pollers: Mutex<Vec<Sender<()>>>,
+    /// Whether log records are exported (`Config::exports_logs`).
+    exports_logs: bool,
 }
 
 impl Engine {
@@ -133,20 +137,30 @@ impl Engine {
         for other in config.list("METRICS_EXPORTER").iter().filter(|name| !matches!(name.as_str(), "otlp" | "none")) {
             diag::warn(&format!("metrics exporter {other:?} is not available; ignored"));
         }
-        if let Some(settings) = config.otlp_metrics.as_ref().filter(|_| collector.is_some()) {
-            let own;
-            let tls = match &traces_tls {
-                Some((traces, tls)) if same_tls_files(traces, settings) => tls,
-                _ => {
-                    own = tls_material(settings);
-                    &own
-                }
-            };
-            exporters.extend(otlp_metrics_exporter(otlp_export(settings, tls), stats.clone()));
+        for other in config.list("LOGS_EXPORTER").iter().filter(|name| !matches!(name.as_str(), "otlp" | "none")) {
+            diag::warn(&format!("logs exporter {other:?} is not available; ignored"));
+        }
+        // Metrics and logs share the trace exporter's TLS material when their settings name the
+        // same files (one reading, one warning); otherwise each reads its own.
+        type Build = fn(OtlpExport<'_>, Arc<Stats>) -> Option<Box<dyn Exporter>>;
+        let other_signals: Vec<(&OtlpSettings, Build, Option<TlsMaterial>)> =
+            [(config.otlp_metrics.as_ref().filter(|_| collector.is_some()), otlp_metrics_exporter as Build), (config.otlp_logs.as_ref(), otlp_logs_exporter)]
+                .into_iter()
+                .filter_map(|(settings, build)| {
+                    let settings = settings?;
+                    let shared = matches!(&traces_tls, Some((traces, _)) if same_tls_files(traces, settings));
+                    Some((settings, build, (!shared).then(|| tls_material(settings))))
+                })
+                .collect();
+        for (settings, build, own) in &other_signals {
+            if let Some(tls) = own.as_ref().or(traces_tls.as_ref().map(|(_, tls)| tls)) {
+                exporters.extend(build(otlp_export(settings, tls), stats.clone()));
+            }
         }
         let capacity = config.int("MAX_QUEUE_SIZE").clamp(1, 10_000_000) as usize;
         let policy = Live::new(Policy::new(&config));
         let pipeline = Pipeline::start_with_metrics(capacity, exporters, stats.clone(), policy.clone(), collector);
+        let exports_logs = config.exports_logs();
         Engine {
             effective: Live::new(config.clone()),
             remote: Mutex::default(),
@@ -162,6 +176,7 @@ impl Engine {
             central_config: Mutex::new(central_config),
             stop_pollers: Mutex::default(),
             metrics,
+            exports_logs,
         }
     }
 
@@ -259,6 +274,18 @@ impl Engine {
 
     pub fn push(&self, event: Event) {
         self.pipeline.push(event);
+    }
+
+    /// Queues a log record, unless log records are not exported (`OTEL_LOGS_EXPORTER=none`).
+    pub fn push_log(&self, record: LogRecord) {
+        if self.exports_logs {
+            self.pipeline.push(Event::Log(Box::new(record)));
+        }
+    }
+
+    /// Whether `push_log` queues anything: a logging handler can skip building records.
+    pub fn exports_logs(&self) -> bool {
+        self.exports_logs
     }
 
     pub fn flush(&self, timeout: Duration) -> bool {
@@ -369,6 +396,28 @@ mod tests {
         assert_eq!((engine.sampler().rate, engine.policy().ignores_url("/healthz"), engine.shaping().max_spans), (1.0, false, Some(500)));
         assert_eq!(engine.continuation(), Continuation::Continue);
         engine.shutdown(Duration::from_secs(1));
+    }
+
+    #[test]
+    fn log_records_reach_the_intake_with_secret_attributes_redacted_unless_logs_are_off() {
+        let record = || {
+            let mut record = LogRecord { body: Some(crate::model::LogValue::Str("login".into())), severity_number: 9, ..Default::default() };
+            record.attributes.set("user.password", crate::model::AttributeValue::Str("hunter2".into()), 128, None);
+            record.attributes.set("password", crate::model::AttributeValue::Str("hunter2".into()), 128, None);
+            record
+        };
+        let engine = memory_engine(&[]);
+        engine.push_log(record());
+        assert!(engine.flush(Duration::from_secs(5)));
+        let lines = engine.take_memory().join("\n");
+        assert!(lines.contains(r#""message":"login""#) && lines.contains(r#""user_password":"[REDACTED]""#), "{lines}");
+        assert!(!lines.contains("hunter2"), "{lines}");
+        engine.shutdown(Duration::from_secs(1));
+        let off = memory_engine(&[("LOGS_EXPORTER", "none")]);
+        off.push_log(record());
+        assert!(off.flush(Duration::from_secs(5)));
+        assert!(off.take_memory().iter().all(|line| !line.contains("login")));
+        off.shutdown(Duration::from_secs(1));
     }
 
     #[test]

@@ -13,7 +13,8 @@
 //! exit span calls, and `sanitize` redacts secrets, with the `wildcard` patterns of the config.
 //! For the instrumentations, `sql` names database spans after their statement and `http` builds
 //! the context of requests served and of calls made. `metrics` collects metricsets (breakdown,
-//! system, process, Python GC) on the export thread.
+//! system, process, Python GC) on the export thread. Log records (`model::LogRecord`) travel the
+//! same pipeline and are encoded by `otlp::logs` and `intake_log`.
 
 pub mod bridge;
 pub mod central_config;
@@ -25,6 +26,7 @@ pub mod exporters;
 pub mod http;
 pub mod ids;
 pub mod intake;
+pub mod intake_log;
 pub mod live;
 pub mod metrics;
 pub mod model;

@@ -444,12 +444,48 @@ pub struct Metricset {
     pub labels: Labels,
 }
 
+/// A log record body or attribute value as the OpenTelemetry Logs API allows it (`AnyValue`):
+/// primitives, bytes, and arrays and maps of these, nested.
+#[derive(Clone, Debug, PartialEq)]
+pub enum LogValue {
+    Str(String),
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Bytes(Vec<u8>),
+    Array(Vec<LogValue>),
+    Map(Vec<(String, LogValue)>),
+}
+
+/// One log record, from the OpenTelemetry Logs API or a `logging` handler. Times are
+/// microseconds since the epoch (0: not given); ids are those of the span current where the
+/// record was made.
+#[derive(Clone, Debug, Default)]
+pub struct LogRecord {
+    pub timestamp_us: u64,
+    pub observed_timestamp_us: u64,
+    /// OpenTelemetry `SeverityNumber`, 1 (TRACE) to 24 (FATAL4); 0 when not given.
+    pub severity_number: u8,
+    pub severity_text: Option<String>,
+    pub body: Option<LogValue>,
+    /// Within the span limits' attribute limits, as the SDK applies `OTEL_ATTRIBUTE_*` to logs.
+    pub attributes: Attributes,
+    pub trace_id: Option<TraceId>,
+    pub span_id: Option<SpanId>,
+    /// Elastic correlation: the transaction the span belongs to (intake `transaction.id`).
+    pub transaction_id: Option<SpanId>,
+    pub trace_flags: u8,
+    pub scope: Option<Arc<Scope>>,
+    pub event_name: Option<String>,
+}
+
 #[derive(Clone, Debug)]
 pub enum Event {
     Span(Box<SpanRecord>),
     Transaction(Box<TransactionRecord>),
     Error(Box<ErrorRecord>),
     Metricset(Box<Metricset>),
+    Log(Box<LogRecord>),
 }
 
 pub fn now_epoch_us() -> u64 {

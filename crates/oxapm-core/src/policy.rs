@@ -38,6 +38,7 @@ impl Policy {
             Event::Error(error) => sanitize::http_context(&mut error.context, &self.sanitize_field_names),
             // Names, numbers and the engine's own labels: nothing to redact.
             Event::Metricset(_) => {}
+            Event::Log(record) => sanitize::attributes(&mut record.attributes, &self.sanitize_field_names),
         }
     }
 }

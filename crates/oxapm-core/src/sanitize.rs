@@ -1,9 +1,9 @@
 //! Secrets kept out of exported data: in the HTTP context of transactions and errors, the value of
 //! every field whose name matches `sanitize_field_names` becomes `[REDACTED]`. That covers request
 //! and response headers, cookies (the ones inside the `Cookie` header too), the environment, form
-//! bodies and the query string. Applied on the export thread, before any exporter sees the record.
+//! bodies and the query string; and log record attributes. Applied on the export thread, before any exporter sees the record.
 
-use crate::model::JsonMap;
+use crate::model::{AttributeValue, Attributes, JsonMap};
 use crate::wildcard::WildcardMatchers;
 use serde_json::Value;
 
@@ -28,6 +28,21 @@ pub fn http_context(context: &mut JsonMap, field_names: &WildcardMatchers) {
     }
     if let Some(Value::Object(headers)) = context.get_mut("response").and_then(|response| response.get_mut("headers")) {
         redact_headers(headers, field_names);
+    }
+}
+
+/// Redacts the values of log record attributes whose names match (an `extra={"password": ...}`
+/// given to a logging call), by the whole name or its last dotted part (`user.password`), as a
+/// nested field would be. The message itself is the application's text and is left alone.
+pub fn attributes(attributes: &mut Attributes, field_names: &WildcardMatchers) {
+    if field_names.is_empty() {
+        return;
+    }
+    for (key, value) in attributes.entries.iter_mut() {
+        let leaf = key.rsplit('.').next().unwrap_or(key);
+        if field_names.matches(key) || field_names.matches(leaf) {
+            *value = AttributeValue::Str(REDACTED.to_owned());
+        }
     }
 }
 

@@ -46,8 +46,9 @@ impl Exporter for ConsoleExporter {
                         .unwrap_or("error");
                     let _ = writeln!(out, "error {} · {}", error.id, what);
                 }
-                // The waterfall shows traces; metrics would drown it every interval.
-                Event::Metricset(_) => {}
+                // The waterfall shows traces; metrics would drown it every interval, and log
+                // records are already where the application's own handlers print them.
+                Event::Metricset(_) | Event::Log(_) => {}
             }
         }
         if !out.is_empty() {

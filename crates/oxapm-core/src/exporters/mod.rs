@@ -9,5 +9,6 @@ pub mod http;
 pub mod intake_http;
 pub mod memory;
 pub mod otlp;
+pub mod otlp_logs;
 pub mod retry;
 pub mod tls;

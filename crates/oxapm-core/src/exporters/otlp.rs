@@ -81,7 +81,7 @@ impl Encoder for OtlpMetricsEncoder {
     }
 }
 
-fn compressed(body: Vec<u8>, gzip: bool) -> Result<Vec<u8>, String> {
+pub(crate) fn compressed(body: Vec<u8>, gzip: bool) -> Result<Vec<u8>, String> {
     if !gzip {
         return Ok(body);
     }
@@ -133,16 +133,16 @@ pub fn same_tls_files(a: &OtlpSettings, b: &OtlpSettings) -> bool {
     paths(a) == paths(b)
 }
 
-/// What differs between the trace and the metrics exporter.
-struct Signal<E> {
+/// What differs between the trace, metrics and logs exporters.
+pub(crate) struct Signal<E> {
     /// As warnings name it.
-    name: &'static str,
+    pub name: &'static str,
     /// The encoder, compressing (http/protobuf) or not (gRPC compresses in its framing).
-    encoder: E,
-    grpc_path: &'static str,
-    http_answer: fn(&[u8]) -> Option<String>,
+    pub encoder: E,
+    pub grpc_path: &'static str,
+    pub http_answer: fn(&[u8]) -> Option<String>,
     /// How long a batch stays open.
-    max_age: Duration,
+    pub max_age: Duration,
 }
 
 /// The trace exporter the settings describe; `None` (after a warning) if it cannot be built.
@@ -168,7 +168,7 @@ pub fn otlp_metrics_exporter(export: OtlpExport<'_>, stats: Arc<Stats>) -> Optio
     exporter(&export, signal, stats)
 }
 
-fn exporter<E: Encoder + 'static>(export: &OtlpExport<'_>, signal: Signal<impl Fn(bool) -> E>, stats: Arc<Stats>) -> Option<Box<dyn Exporter>> {
+pub(crate) fn exporter<E: Encoder + 'static>(export: &OtlpExport<'_>, signal: Signal<impl Fn(bool) -> E>, stats: Arc<Stats>) -> Option<Box<dyn Exporter>> {
     let settings = export.settings;
     let tls = export.tls;
     let encoder = signal.encoder;

@@ -1,7 +1,8 @@
-//! OpenTelemetry Protocol: the messages (`proto`), how records become OTLP spans (`traces`) and
-//! metricsets OTLP metrics (`metrics`) under the process's `resource`, and the exporter `settings`
+//! OpenTelemetry Protocol: the messages (`proto`), how records become OTLP spans (`traces`),
+//! metricsets OTLP metrics (`metrics`) and log records OTLP logs (`logs`) under the process's `resource`, and the exporter `settings`
 //! read from `OTEL_EXPORTER_OTLP_*`.
 
+pub mod logs;
 pub mod metrics;
 pub mod proto;
 pub mod resource;

@@ -1,5 +1,5 @@
 //! The OTLP messages oxapm sends, declared from opentelemetry-proto v1 (`common`, `resource`,
-//! `trace`, `metrics` and their collector services). Field numbers and types follow the `.proto` files;
+//! `trace`, `metrics`, `logs` and their collector services). Field numbers and types follow the `.proto` files;
 //! the tests decode our bytes with the official Python `opentelemetry-proto` package.
 
 use prost::{Message, Oneof};
@@ -314,4 +314,76 @@ pub struct NumberDataPoint {
     pub as_double: Option<f64>,
     #[prost(uint32, tag = "8")]
     pub flags: u32,
+}
+
+// Logs: opentelemetry/proto/logs/v1/logs.proto and collector/logs/v1/logs_service.proto.
+
+#[derive(Clone, PartialEq, Message)]
+pub struct ExportLogsServiceRequest {
+    #[prost(message, repeated, tag = "1")]
+    pub resource_logs: Vec<ResourceLogs>,
+}
+
+/// Same fields as the trace service's; `rejected_log_records` in place of `rejected_spans`.
+#[derive(Clone, PartialEq, Message)]
+pub struct ExportLogsServiceResponse {
+    #[prost(message, optional, tag = "1")]
+    pub partial_success: Option<ExportLogsPartialSuccess>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct ExportLogsPartialSuccess {
+    #[prost(int64, tag = "1")]
+    pub rejected_log_records: i64,
+    #[prost(string, tag = "2")]
+    pub error_message: String,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct ResourceLogs {
+    #[prost(message, optional, tag = "1")]
+    pub resource: Option<Resource>,
+    #[prost(message, repeated, tag = "2")]
+    pub scope_logs: Vec<ScopeLogs>,
+    #[prost(string, tag = "3")]
+    pub schema_url: String,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct ScopeLogs {
+    #[prost(message, optional, tag = "1")]
+    pub scope: Option<InstrumentationScope>,
+    #[prost(message, repeated, tag = "2")]
+    pub log_records: Vec<LogRecord>,
+    #[prost(string, tag = "3")]
+    pub schema_url: String,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct LogRecord {
+    #[prost(fixed64, tag = "1")]
+    pub time_unix_nano: u64,
+    #[prost(fixed64, tag = "11")]
+    pub observed_time_unix_nano: u64,
+    /// `SeverityNumber`: 0 unspecified, 1-4 TRACE, 5-8 DEBUG, 9-12 INFO, 13-16 WARN, 17-20 ERROR,
+    /// 21-24 FATAL.
+    #[prost(int32, tag = "2")]
+    pub severity_number: i32,
+    #[prost(string, tag = "3")]
+    pub severity_text: String,
+    #[prost(message, optional, tag = "5")]
+    pub body: Option<AnyValue>,
+    #[prost(message, repeated, tag = "6")]
+    pub attributes: Vec<KeyValue>,
+    #[prost(uint32, tag = "7")]
+    pub dropped_attributes_count: u32,
+    /// W3C trace flags in the low byte.
+    #[prost(fixed32, tag = "8")]
+    pub flags: u32,
+    #[prost(bytes = "vec", tag = "9")]
+    pub trace_id: Vec<u8>,
+    #[prost(bytes = "vec", tag = "10")]
+    pub span_id: Vec<u8>,
+    #[prost(string, tag = "12")]
+    pub event_name: String,
 }

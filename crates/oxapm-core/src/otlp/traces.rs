@@ -76,20 +76,21 @@ pub fn request(resource: &Resource, oxapm_scope: &InstrumentationScope, spans: S
         .groups
         .into_iter()
         .map(|(scope, spans)| match scope {
-            Some(scope) => ScopeSpans {
-                scope: Some(InstrumentationScope {
-                    name: scope.name.clone(),
-                    version: scope.version.clone().unwrap_or_default(),
-                    attributes: key_values(&scope.attributes),
-                    dropped_attributes_count: scope.attributes.dropped,
-                }),
-                spans,
-                schema_url: scope.schema_url.clone().unwrap_or_default(),
-            },
+            Some(scope) => ScopeSpans { scope: Some(instrumentation_scope(&scope)), spans, schema_url: scope.schema_url.clone().unwrap_or_default() },
             None => ScopeSpans { scope: Some(oxapm_scope.clone()), spans, schema_url: String::new() },
         })
         .collect();
     ExportTraceServiceRequest { resource_spans: vec![ResourceSpans { resource: Some(resource.clone()), scope_spans, schema_url: String::new() }] }
+}
+
+/// A scope the OpenTelemetry API named (a tracer's, a logger's) as OTLP sends it.
+pub(crate) fn instrumentation_scope(scope: &Scope) -> InstrumentationScope {
+    InstrumentationScope {
+        name: scope.name.clone(),
+        version: scope.version.clone().unwrap_or_default(),
+        attributes: key_values(&scope.attributes),
+        dropped_attributes_count: scope.attributes.dropped,
+    }
 }
 
 /// Attributes, kind, status and events of a span the OTel API started, in place of the ones the
@@ -128,7 +129,7 @@ fn apply_otel(span: &mut Span, otel: &OtelData, labels: &Labels) {
     span.dropped_links_count = otel.dropped_links;
 }
 
-fn any(value: &AttributeValue) -> any_value::Value {
+pub(crate) fn any(value: &AttributeValue) -> any_value::Value {
     let array =
         |values: Vec<any_value::Value>| any_value::Value::ArrayValue(ArrayValue { values: values.into_iter().map(|v| AnyValue { value: Some(v) }).collect() });
     match value {
@@ -143,7 +144,7 @@ fn any(value: &AttributeValue) -> any_value::Value {
     }
 }
 
-fn key_values(attributes: &Attributes) -> Vec<KeyValue> {
+pub(crate) fn key_values(attributes: &Attributes) -> Vec<KeyValue> {
     attributes.entries.iter().map(|(key, value)| attribute(key, any(value))).collect()
 }
 

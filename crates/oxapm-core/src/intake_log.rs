@@ -1,0 +1,213 @@
+//! Log records as Elastic intake v2 `log` events, the shape APM Server's `log` decoder reads
+//! (apm-data modeldecoder v2): ECS field names written flat (`"log.level"`, `"trace.id"`),
+//! `@timestamp` in microseconds. The OpenTelemetry attributes the `logging` handler sets map to
+//! their ECS fields (origin, thread, error); the others become `labels`. Service fields are left
+//! to the request's metadata.
+
+use crate::ids::{SpanId, TraceId};
+use crate::model::{sanitize_label_key, truncate_keyword, AttributeValue, LogRecord, LogValue};
+use serde::ser::{SerializeMap, Serializer};
+use serde::Serialize;
+use serde_json::Value;
+
+/// OpenTelemetry attributes with an ECS field of their own, old and stable semantic-convention
+/// names, written in this order.
+const ECS_FIELDS: &[(&str, &[&str])] = &[
+    ("log.origin.function", &["code.function.name", "code.function"]),
+    ("log.origin.file.name", &["code.file.path", "code.filepath"]),
+    ("log.origin.file.line", &["code.line.number", "code.lineno"]),
+    ("process.thread.name", &["thread.name"]),
+    ("error.type", &["exception.type"]),
+    ("error.message", &["exception.message"]),
+    ("error.stack_trace", &["exception.stacktrace"]),
+];
+
+/// `{"log": {...}}`.
+pub struct LogLine<'a>(pub &'a LogRecord);
+
+impl Serialize for LogLine<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(1))?;
+        map.serialize_entry("log", &LogView(self.0))?;
+        map.end()
+    }
+}
+
+struct LogView<'a>(&'a LogRecord);
+
+impl Serialize for LogView<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let record = self.0;
+        let mut map = s.serialize_map(None)?;
+        let timestamp = if record.timestamp_us > 0 { record.timestamp_us } else { record.observed_timestamp_us };
+        map.serialize_entry("@timestamp", &timestamp)?;
+        map.serialize_entry("message", &message(record.body.as_ref()))?;
+        if let Some(level) = level(record) {
+            map.serialize_entry("log.level", &level)?;
+        }
+        if let Some(scope) = &record.scope {
+            map.serialize_entry("log.logger", truncate_keyword(&scope.name).as_ref())?;
+        }
+        for (field, keys) in ECS_FIELDS {
+            match record.attributes.first(keys) {
+                Some(AttributeValue::Int(line)) => map.serialize_entry(field, line)?,
+                Some(value) if *field == "log.origin.file.line" => map.serialize_entry(field, &value.as_int())?,
+                Some(AttributeValue::Str(text)) => map.serialize_entry(field, text)?,
+                Some(other) => map.serialize_entry(field, other)?,
+                None => {}
+            }
+        }
+        let ids: [(&str, Option<String>); 3] = [
+            ("trace.id", record.trace_id.map(|id: TraceId| id.to_string())),
+            ("transaction.id", record.transaction_id.map(|id: SpanId| id.to_string())),
+            ("span.id", record.span_id.map(|id: SpanId| id.to_string())),
+        ];
+        for (field, id) in ids {
+            if let Some(id) = id {
+                map.serialize_entry(field, &id)?;
+            }
+        }
+        let labels = Labels(record);
+        if labels.any() {
+            map.serialize_entry("labels", &labels)?;
+        }
+        map.end()
+    }
+}
+
+/// The body as text: a string as it is, anything structured as JSON.
+fn message(body: Option<&LogValue>) -> String {
+    match body {
+        None => String::new(),
+        Some(LogValue::Str(s)) => s.clone(),
+        Some(other) => json(other).to_string(),
+    }
+}
+
+fn json(value: &LogValue) -> Value {
+    match value {
+        LogValue::Str(s) => Value::from(s.as_str()),
+        LogValue::Bool(b) => Value::from(*b),
+        LogValue::Int(i) => Value::from(*i),
+        LogValue::Float(f) => serde_json::Number::from_f64(*f).map(Value::Number).unwrap_or_else(|| Value::from(f.to_string())),
+        LogValue::Bytes(b) => Value::from(b.iter().map(|byte| format!("{byte:02x}")).collect::<String>()),
+        LogValue::Array(items) => Value::Array(items.iter().map(json).collect()),
+        LogValue::Map(entries) => Value::Object(entries.iter().map(|(k, v)| (k.clone(), json(v))).collect()),
+    }
+}
+
+/// The level as Python's `logging` names it, lower case as ECS loggers write it; from the
+/// severity number when no text was given.
+fn level(record: &LogRecord) -> Option<String> {
+    if let Some(text) = record.severity_text.as_deref().filter(|t| !t.is_empty()) {
+        return Some(truncate_keyword(&text.to_ascii_lowercase()).into_owned());
+    }
+    let name = match record.severity_number {
+        0 => return None,
+        1..=4 => "trace",
+        5..=8 => "debug",
+        9..=12 => "info",
+        13..=16 => "warning",
+        17..=20 => "error",
+        _ => "critical",
+    };
+    Some(name.to_owned())
+}
+
+/// The attributes no ECS field takes, as labels: keys sanitized as label keys are, scalar values
+/// as they are, arrays as their JSON text (labels hold scalars only).
+struct Labels<'a>(&'a LogRecord);
+
+impl Labels<'_> {
+    fn entries(&self) -> impl Iterator<Item = &(String, AttributeValue)> {
+        self.0.attributes.entries.iter().filter(|(key, _)| !ECS_FIELDS.iter().any(|(_, keys)| keys.contains(&key.as_str())))
+    }
+    fn any(&self) -> bool {
+        self.entries().next().is_some()
+    }
+}
+
+impl Serialize for Labels<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(None)?;
+        for (key, value) in self.entries() {
+            let key = sanitize_label_key(key);
+            match value {
+                AttributeValue::Str(text) => map.serialize_entry(&key, truncate_keyword(text).as_ref())?,
+                AttributeValue::Bool(_) | AttributeValue::Int(_) | AttributeValue::Float(_) => map.serialize_entry(&key, value)?,
+                array => map.serialize_entry(&key, &serde_json::to_string(array).unwrap_or_default())?,
+            }
+        }
+        map.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Attributes, Scope};
+    use serde_json::json;
+    use std::sync::Arc;
+
+    fn line(record: &LogRecord) -> Value {
+        serde_json::to_value(LogLine(record)).unwrap()
+    }
+
+    #[test]
+    fn a_logging_record_has_the_intake_log_shape() {
+        let mut attributes = Attributes::default();
+        for (key, value) in [
+            ("code.function", AttributeValue::Str("checkout".into())),
+            ("code.filepath", AttributeValue::Str("/app/shop.py".into())),
+            ("code.lineno", AttributeValue::Int(42)),
+            ("thread.name", AttributeValue::Str("MainThread".into())),
+            ("exception.type", AttributeValue::Str("ValueError".into())),
+            ("exception.message", AttributeValue::Str("bad".into())),
+            ("exception.stacktrace", AttributeValue::Str("Traceback ...".into())),
+            ("order.id", AttributeValue::Int(7)),
+            ("tags", AttributeValue::StrArray(vec!["a".into()])),
+            ("ratio", AttributeValue::Float(f64::NAN)),
+        ] {
+            attributes.set(key, value, 128, None);
+        }
+        let record = LogRecord {
+            timestamp_us: 1_700_000_000_000_001,
+            severity_number: 17,
+            severity_text: Some("ERROR".into()),
+            body: Some(LogValue::Str("payment failed".into())),
+            attributes,
+            trace_id: Some(TraceId([1; 16])),
+            span_id: Some(SpanId([2; 8])),
+            transaction_id: Some(SpanId([3; 8])),
+            scope: Some(Arc::new(Scope { name: "shop.payments".into(), ..Default::default() })),
+            ..Default::default()
+        };
+        assert_eq!(
+            line(&record),
+            json!({"log": {
+                "@timestamp": 1_700_000_000_000_001u64,
+                "message": "payment failed",
+                "log.level": "error",
+                "log.logger": "shop.payments",
+                "log.origin.function": "checkout",
+                "log.origin.file.name": "/app/shop.py",
+                "log.origin.file.line": 42,
+                "process.thread.name": "MainThread",
+                "error.type": "ValueError",
+                "error.message": "bad",
+                "error.stack_trace": "Traceback ...",
+                "trace.id": "01010101010101010101010101010101",
+                "transaction.id": "0303030303030303",
+                "span.id": "0202020202020202",
+                "labels": {"order_id": 7, "tags": "[\"a\"]", "ratio": "NaN"},
+            }})
+        );
+    }
+
+    #[test]
+    fn outside_a_span_and_with_a_structured_body() {
+        let record =
+            LogRecord { observed_timestamp_us: 5, severity_number: 9, body: Some(LogValue::Map(vec![("k".into(), LogValue::Int(1))])), ..Default::default() };
+        assert_eq!(line(&record), json!({"log": {"@timestamp": 5, "message": "{\"k\":1}", "log.level": "info"}}));
+    }
+}
