@@ -4,7 +4,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple, final
 
 from typing_extensions import disjoint_base
 
-__all__ = ["__version__", "Config", "Engine", "PropagationFormat", "Span", "SqlEndpoint", "Transaction", "Tracer", "begin_exit_span", "begin_http_span", "begin_span", "begin_sql_span", "environment_variables", "incoming_parent", "normalize_tracestate", "outgoing_headers", "parse_traceparent", "reseed_ids", "set_span_hooks", "set_span_stack_capture", "sql_signature", "wsgi_incoming"]
+__all__ = ["__version__", "Config", "Engine", "LogEmitter", "LoggingRecords", "PropagationFormat", "Span", "SqlEndpoint", "Transaction", "Tracer", "begin_exit_span", "begin_http_span", "begin_span", "begin_sql_span", "correlation", "environment_variables", "incoming_parent", "normalize_tracestate", "outgoing_headers", "parse_traceparent", "reseed_ids", "set_span_hooks", "set_span_stack_capture", "sql_signature", "wsgi_incoming"]
 
 __version__: str
 
@@ -23,6 +23,7 @@ def wsgi_incoming(environ: Dict[str, Any]) -> Tuple[str, str, str, str, str, Opt
 def outgoing_headers(current: Any, formats: List[PropagationFormat], baggage: List[Tuple[str, str]]) -> List[Tuple[str, str]]: ...
 def incoming_parent(formats: List[PropagationFormat], headers: Dict[str, Any]) -> Optional[Tuple[str, str]]: ...
 def set_span_stack_capture(capture: Optional[Callable[[], Optional[List[Dict[str, Any]]]]]) -> None: ...
+def correlation(current: Any) -> Optional[Tuple[str, Optional[str], Optional[str], bool]]: ...
 def set_span_hooks(on_start: Optional[Callable[[Any], Any]] = None, on_end: Optional[Callable[[Dict[str, Any]], Any]] = None) -> None: ...
 
 @final
@@ -221,3 +222,36 @@ class Tracer:
     def version(self) -> Optional[str]: ...
     @property
     def schema_url(self) -> Optional[str]: ...
+
+@final
+class LogEmitter:
+    def __new__(
+        cls,
+        engine: Engine,
+        name: str,
+        version: Optional[str] = None,
+        schema_url: Optional[str] = None,
+        attributes: Any = None,
+    ) -> "LogEmitter": ...
+    @property
+    def enabled(self) -> bool: ...
+    def emit(
+        self,
+        timestamp: Optional[int],
+        observed_timestamp: Optional[int],
+        severity_number: Optional[int],
+        severity_text: Optional[str],
+        body: Any,
+        attributes: Any,
+        current: Any,
+        event_name: Optional[str] = None,
+    ) -> None: ...
+    @property
+    def name(self) -> str: ...
+
+@final
+class LoggingRecords:
+    def __new__(cls, engine: Engine) -> "LoggingRecords": ...
+    @property
+    def enabled(self) -> bool: ...
+    def emit(self, record: Any, body: Any, exception: Optional[Dict[str, Any]], current: Any) -> None: ...

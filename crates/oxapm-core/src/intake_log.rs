@@ -22,6 +22,9 @@ const ECS_FIELDS: &[(&str, &[&str])] = &[
     ("error.stack_trace", &["exception.stacktrace"]),
 ];
 
+/// Attributes the intake has no field for and that would only be noise as labels.
+const NOT_LABELS: &[&str] = &["thread.id"];
+
 /// `{"log": {...}}`.
 pub struct LogLine<'a>(pub &'a LogRecord);
 
@@ -96,14 +99,11 @@ fn json(value: &LogValue) -> Value {
     }
 }
 
-/// The level as Python's `logging` names it, lower case as ECS loggers write it; from the
-/// severity number when no text was given.
+/// The level as Python's `logging` names it, lower case as ECS loggers write it (`warning`, not
+/// OpenTelemetry's `WARN`), from the severity number; the severity text when there is no number.
 fn level(record: &LogRecord) -> Option<String> {
-    if let Some(text) = record.severity_text.as_deref().filter(|t| !t.is_empty()) {
-        return Some(truncate_keyword(&text.to_ascii_lowercase()).into_owned());
-    }
     let name = match record.severity_number {
-        0 => return None,
+        0 => return record.severity_text.as_deref().filter(|t| !t.is_empty()).map(|t| truncate_keyword(&t.to_ascii_lowercase()).into_owned()),
         1..=4 => "trace",
         5..=8 => "debug",
         9..=12 => "info",
@@ -120,7 +120,8 @@ struct Labels<'a>(&'a LogRecord);
 
 impl Labels<'_> {
     fn entries(&self) -> impl Iterator<Item = &(String, AttributeValue)> {
-        self.0.attributes.entries.iter().filter(|(key, _)| !ECS_FIELDS.iter().any(|(_, keys)| keys.contains(&key.as_str())))
+        let mapped = |key: &str| NOT_LABELS.contains(&key) || ECS_FIELDS.iter().any(|(_, keys)| keys.contains(&key));
+        self.0.attributes.entries.iter().filter(move |(key, _)| !mapped(key))
     }
     fn any(&self) -> bool {
         self.entries().next().is_some()
@@ -167,13 +168,14 @@ mod tests {
             ("order.id", AttributeValue::Int(7)),
             ("tags", AttributeValue::StrArray(vec!["a".into()])),
             ("ratio", AttributeValue::Float(f64::NAN)),
+            ("thread.id", AttributeValue::Int(140_000)),
         ] {
             attributes.set(key, value, 128, None);
         }
         let record = LogRecord {
             timestamp_us: 1_700_000_000_000_001,
-            severity_number: 17,
-            severity_text: Some("ERROR".into()),
+            severity_number: 13,
+            severity_text: Some("WARN".into()),
             body: Some(LogValue::Str("payment failed".into())),
             attributes,
             trace_id: Some(TraceId([1; 16])),
@@ -187,7 +189,7 @@ mod tests {
             json!({"log": {
                 "@timestamp": 1_700_000_000_000_001u64,
                 "message": "payment failed",
-                "log.level": "error",
+                "log.level": "warning",
                 "log.logger": "shop.payments",
                 "log.origin.function": "checkout",
                 "log.origin.file.name": "/app/shop.py",
@@ -206,8 +208,12 @@ mod tests {
 
     #[test]
     fn outside_a_span_and_with_a_structured_body() {
-        let record =
-            LogRecord { observed_timestamp_us: 5, severity_number: 9, body: Some(LogValue::Map(vec![("k".into(), LogValue::Int(1))])), ..Default::default() };
-        assert_eq!(line(&record), json!({"log": {"@timestamp": 5, "message": "{\"k\":1}", "log.level": "info"}}));
+        let record = LogRecord {
+            observed_timestamp_us: 5,
+            severity_text: Some("NOTICE".into()),
+            body: Some(LogValue::Map(vec![("k".into(), LogValue::Int(1))])),
+            ..Default::default()
+        };
+        assert_eq!(line(&record), json!({"log": {"@timestamp": 5, "message": "{\"k\":1}", "log.level": "notice"}}));
     }
 }

@@ -479,6 +479,26 @@ pub struct LogRecord {
     pub event_name: Option<String>,
 }
 
+/// The OpenTelemetry severity of a Python `logging` level, as OpenTelemetry's SDK maps them:
+/// DEBUG 5, INFO 9, WARNING 13, ERROR 17, CRITICAL 21, up to three steps above each for the levels
+/// between; below DEBUG unspecified (0), above 53 FATAL4 (24).
+pub fn severity_of_logging_level(levelno: i64) -> u8 {
+    match levelno {
+        ..=9 => 0,
+        54.. => 24,
+        _ => (4 * (levelno / 10) + 1 + (levelno % 10).min(3)) as u8,
+    }
+}
+
+/// OpenTelemetry's display names where Python's level names differ.
+pub fn severity_text_of_logging_level(levelname: &str) -> &str {
+    match levelname {
+        "WARNING" => "WARN",
+        "CRITICAL" => "FATAL",
+        other => other,
+    }
+}
+
 #[derive(Clone, Debug)]
 pub enum Event {
     Span(Box<SpanRecord>),
@@ -495,6 +515,13 @@ pub fn now_epoch_us() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn logging_levels_map_to_severities_as_the_sdk_maps_them() {
+        let levels = [0, 5, 10, 20, 25, 30, 40, 44, 50, 53, 60];
+        assert_eq!(levels.map(severity_of_logging_level), [0, 0, 5, 9, 12, 13, 17, 20, 21, 24, 24]);
+        assert_eq!(["WARNING", "CRITICAL", "INFO", "NOTICE"].map(severity_text_of_logging_level), ["WARN", "FATAL", "INFO", "NOTICE"]);
+    }
 
     #[test]
     fn label_keys_are_sanitized_and_updated_in_place() {

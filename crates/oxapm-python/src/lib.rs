@@ -5,6 +5,7 @@ mod convert;
 mod engine;
 mod hooks;
 mod http;
+mod logs;
 mod otel;
 mod propagation;
 mod sql;
@@ -80,6 +81,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<trace::Transaction>()?;
     m.add_class::<trace::Span>()?;
     m.add_class::<tracer::Tracer>()?;
+    m.add_class::<logs::LogEmitter>()?;
+    m.add_class::<logs::LoggingRecords>()?;
+    m.add_function(wrap_pyfunction!(logs::correlation, m)?)?;
     m.add_function(wrap_pyfunction!(hooks::set_span_hooks, m)?)?;
     m.add_function(wrap_pyfunction!(stack_capture::set_span_stack_capture, m)?)?;
     m.add_class::<propagation::PropagationFormat>()?;
