@@ -1,5 +1,6 @@
 """A real OTLP receiver for end-to-end tests: the ``rotel-agent`` collector from the ``rotel`` PyPI
-package, run in the foreground on loopback with a blackhole exporter, printing every span it receives.
+package, run in the foreground on loopback with a blackhole exporter, printing every span and log
+record it receives.
 
 Tests read what it received as text (``output()`` / ``wait_for()``); a span looks like::
 
@@ -104,6 +105,7 @@ class RotelReceiver:
             self.agent, "start",
             "--exporter", "blackhole",
             "--debug-log", "traces",
+            "--debug-log", "logs",
             # "basic" only logs span counts; "detailed" prints ids, names, attributes, events.
             "--debug-log-verbosity", "detailed",
             "--otlp-http-endpoint", "127.0.0.1:%d" % http_port,

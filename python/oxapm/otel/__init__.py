@@ -1,8 +1,8 @@
 """The OpenTelemetry SDK over the oxapm engine.
 
-``install()`` makes oxapm the global tracer provider; ``TracerProvider`` can also be set by hand
-(``trace.set_tracer_provider(oxapm.otel.TracerProvider())``) or chosen with
-``OTEL_PYTHON_TRACER_PROVIDER=oxapm``. Nothing here imports ``opentelemetry`` until used.
+``install()`` makes oxapm the global tracer and logger provider; ``TracerProvider`` can also be set
+by hand (``trace.set_tracer_provider(oxapm.otel.TracerProvider())``) or chosen with
+``OTEL_PYTHON_TRACER_PROVIDER=oxapm``, ``LoggerProvider`` likewise (``OTEL_PYTHON_LOGGER_PROVIDER``). Nothing here imports ``opentelemetry`` until used.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ _install_lock = threading.Lock()
 
 
 def install(client: Optional[Any] = None) -> "TracerProvider":
-    """Makes oxapm the global OpenTelemetry tracer provider (with ``client``, else the current
-    ``oxapm.Client``, else one configured from the environment) and the propagators of
+    """Makes oxapm the global OpenTelemetry tracer and logger provider (with ``client``, else the
+    current ``oxapm.Client``, else one configured from the environment) and the propagators of
     ``OTEL_PROPAGATORS`` the global ones. Calling it again returns the same provider."""
     global _installed
     with _install_lock:
@@ -42,9 +42,25 @@ def install(client: Optional[Any] = None) -> "TracerProvider":
                 "another OpenTelemetry tracer provider (%s) was set before oxapm's; its tracers keep it",
                 type(trace_api.get_tracer_provider()).__name__,
             )
+        _install_logger_provider(provider.client)
         propagate.set_global_textmap(propagator_from_names(os.environ.get("OTEL_PROPAGATORS", "tracecontext,baggage")))
         _installed = provider
         return provider
+
+
+def _install_logger_provider(client: Any) -> None:
+    """The global logger provider too, unless another was set first (the API allows one)."""
+    from opentelemetry import _logs
+
+    from oxapm.otel.logs import LoggerProvider
+
+    current = _logs.get_logger_provider()
+    if isinstance(current, LoggerProvider):
+        return
+    if type(current).__name__ != "ProxyLoggerProvider":  # the API's stand-in until one is set
+        logger.warning("another OpenTelemetry logger provider (%s) was set before oxapm's; its loggers keep it", type(current).__name__)
+        return
+    _logs.set_logger_provider(LoggerProvider(client))
 
 
 def __getattr__(name: str) -> Any:
@@ -52,7 +68,11 @@ def __getattr__(name: str) -> Any:
         from oxapm.otel import trace
 
         return getattr(trace, name)
+    if name in ("Logger", "LoggerProvider", "LoggingHandler"):
+        from oxapm.otel import logs
+
+        return getattr(logs, name)
     raise AttributeError(name)
 
 
-__all__ = ["Tracer", "TracerProvider", "install"]
+__all__ = ["Logger", "LoggerProvider", "LoggingHandler", "Tracer", "TracerProvider", "install"]

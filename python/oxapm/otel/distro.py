@@ -25,5 +25,10 @@ class OxapmConfigurator:
 
     def configure(self, **kwargs: Any) -> None:
         import oxapm.otel
+        from oxapm.zerocode import options
 
-        oxapm.otel.install()
+        provider = oxapm.otel.install()
+        if options.logging_auto_instrumentation():
+            from oxapm.logs import attach_to_root_logger
+
+            attach_to_root_logger(provider.client)

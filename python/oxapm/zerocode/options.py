@@ -9,8 +9,23 @@ TYPE_CHECKING = False  # typing costs milliseconds on the launcher's path
 if TYPE_CHECKING:
     from typing import Dict, List
 
-# Read by the Python side (oxapm.otel, zerocode.startup) rather than by the engine.
-PYTHON_VARIABLES = ("OTEL_PROPAGATORS", "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS")
+# Read by the Python side (oxapm.otel, zerocode.startup, oxapm.log_correlation) rather than by the
+# engine. OTEL_PYTHON_LOG_LEVEL is left out: its flag would be --log-level, the agent's own.
+PYTHON_VARIABLES = (
+    "OTEL_PROPAGATORS",
+    "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS",
+    "OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED",
+    "OTEL_PYTHON_LOG_CORRELATION",
+    "OTEL_PYTHON_LOG_FORMAT",
+)
+
+def logging_auto_instrumentation() -> bool:
+    """``OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED=true``, as opentelemetry-instrument reads it:
+    the application's log records are exported only when this asks for it."""
+    import os
+
+    return os.environ.get("OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED", "").strip().lower() == "true"
+
 
 # Longest first: OTEL_PYTHON_DISABLED_INSTRUMENTATIONS is --disabled-instrumentations.
 _PREFIXES = ("ELASTIC_APM_", "OTEL_PYTHON_", "OTEL_")

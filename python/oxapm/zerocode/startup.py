@@ -14,6 +14,7 @@ import oxapm
 from oxapm.instrumentation import control, import_hooks, installed
 from oxapm.instrumentation.installed import Instrumentor
 from oxapm.utils.lazylog import LazyLogger
+from oxapm.zerocode import options
 
 TYPE_CHECKING = False  # typing is not imported at run time: it costs milliseconds at every start
 if TYPE_CHECKING:
@@ -27,6 +28,10 @@ def start() -> None:
         client = oxapm.Client()
         if not (client.config.enabled and client.config.instrument):
             return
+        if options.logging_auto_instrumentation():
+            from oxapm.logs import attach_to_root_logger
+
+            attach_to_root_logger(client)
         oxapm.instrument()
         _Instrumenting(client).watch(_enabled_instrumentors())
     except Exception as exc:
