@@ -59,7 +59,22 @@ class Client:
             atexit.register(_weakly(self, "close"))
             os.register_at_fork(after_in_child=_weakly(self, "_after_fork"))
             self._start_central_config()
+        self._configure_logging()
         _client = self
+
+    def _configure_logging(self) -> None:
+        """Trace ids on every log record (``log_correlation``) and, with
+        ``log_ecs_reformatting=override``, ECS JSON from the root logger's handlers."""
+        try:
+            from oxapm import log_correlation
+
+            log_correlation.configure(self)
+            if self.config.log_ecs_reformatting == "override":
+                from oxapm.handlers.ecs import override_root_formatters
+
+                override_root_formatters()
+        except Exception:  # logging set up by the application must keep working as it was
+            logger.warning("could not set up log correlation", exc_info=True)
 
     @property
     def is_recording(self) -> bool:

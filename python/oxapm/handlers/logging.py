@@ -1,4 +1,6 @@
-"""Sends Python log records to APM as errors, as the Elastic agent's ``LoggingHandler`` does."""
+"""The Elastic agent's logging helpers: ``LoggingHandler`` sends Python log records to APM as
+errors; ``Formatter`` appends the trace ids to each formatted line; ``log_record_factory`` wraps a
+record factory so records carry them (see ``oxapm.log_correlation``)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import sys
 from typing import Iterable, Optional
 
 from oxapm.base import Client, get_client
+from oxapm.log_correlation import CorrelatingRecordFactory, annotate
 
 EXCLUDE_LOGGER_DEFAULTS = ("oxapm", "elasticapm.errors")
 
@@ -54,3 +57,29 @@ def setup_logging(handler: logging.Handler, exclude: Iterable[str] = EXCLUDE_LOG
         if not excluded.handlers:
             excluded.addHandler(logging.StreamHandler())
     return True
+
+
+class Formatter(logging.Formatter):
+    """Appends ``| elasticapm transaction.id=... trace.id=... span.id=...`` to ``fmt`` (default
+    ``%(message)s``), in the format's style; the ids come from the record factory, or are read
+    here when it is off."""
+
+    _SUFFIX = {
+        "%": " | elasticapm transaction.id=%(elasticapm_transaction_id)s trace.id=%(elasticapm_trace_id)s span.id=%(elasticapm_span_id)s",
+        "{": " | elasticapm transaction.id={elasticapm_transaction_id} trace.id={elasticapm_trace_id} span.id={elasticapm_span_id}",
+        "$": " | elasticapm transaction.id=${elasticapm_transaction_id} trace.id=${elasticapm_trace_id} span.id=${elasticapm_span_id}",
+    }
+
+    def __init__(self, fmt: Optional[str] = None, datefmt: Optional[str] = None, style: str = "%", **kwargs):
+        default = {"%": "%(message)s", "{": "{message}", "$": "${message}"}.get(style, "%(message)s")
+        super().__init__((fmt or default) + self._SUFFIX.get(style, ""), datefmt, style, **kwargs)
+
+    def format(self, record: logging.LogRecord) -> str:
+        if not hasattr(record, "elasticapm_transaction_id"):
+            annotate(record)
+        return super().format(record)
+
+
+def log_record_factory(wrapped):
+    """``logging.setLogRecordFactory(log_record_factory(logging.getLogRecordFactory()))``."""
+    return CorrelatingRecordFactory(wrapped, None)
