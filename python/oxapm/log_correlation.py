@@ -20,13 +20,10 @@ import os
 import sys
 
 from oxapm import _core, traces
-from oxapm.utils.lazylog import LazyLogger
 
 TYPE_CHECKING = False  # typing is not imported at run time: it costs milliseconds at every start
 if TYPE_CHECKING:
     from typing import Any, Callable, Optional
-
-logger = LazyLogger("oxapm.logging")
 
 # OpenTelemetry's logging instrumentation's default format and level names.
 DEFAULT_OTEL_FORMAT = (
