@@ -141,6 +141,16 @@ def test_intake_log_events_carry_the_elastic_ids(client, app_logger):
     assert isinstance(after["@timestamp"], int)
 
 
+def test_apm_server_receives_log_events_with_the_other_events(intake, app_logger):
+    client = oxapm.Client(server_url=intake.url, service_name="shop")
+    client.begin_transaction("request")
+    app_logger.warning("to APM Server")
+    client.end_transaction("t")
+    client.close()
+    kinds = [kind for kind, _ in intake.events()]  # validated, metadata included
+    assert kinds.count("log") == 1 and "transaction" in kinds and kinds[0] == "metadata"
+
+
 def test_the_agents_own_records_are_never_exported(client):
     root = logging.getLogger()
     assert attach_to_root_logger(client) is True
