@@ -12,6 +12,7 @@ use crate::exporters::otlp::{otlp_exporter, otlp_metrics_exporter, same_tls_file
 use crate::exporters::tls::{self, TlsMaterial};
 use crate::intake;
 use crate::live::Live;
+use crate::meters::{AttachedMeters, MeterReader, MeterRegistry, MeterSettings};
 use crate::metrics::{Collector, MetricsInputs};
 use crate::model::Event;
 use crate::opamp::{self, OpampClient};
@@ -52,6 +53,8 @@ pub struct Engine {
     stats: Arc<Stats>,
     /// None when metrics are off (`metrics_interval` 0).
     metrics: Option<MetricsInputs>,
+    /// The OpenTelemetry meter providers' registries the export thread collects.
+    meters: AttachedMeters,
     /// Asks APM Server for central configuration (`central_config`, with the intake exporter),
     /// until the poller starts with it.
     central_config: Mutex<Option<CentralConfigClient>>,
@@ -146,7 +149,8 @@ impl Engine {
         }
         let capacity = config.int("MAX_QUEUE_SIZE").clamp(1, 10_000_000) as usize;
         let policy = Live::new(Policy::new(&config));
-        let pipeline = Pipeline::start_with_metrics(capacity, exporters, stats.clone(), policy.clone(), collector);
+        let (meter_reader, meters) = MeterReader::new(config.duration("METRICS_INTERVAL"));
+        let pipeline = Pipeline::start_with_metrics(capacity, exporters, stats.clone(), policy.clone(), collector, Some(meter_reader));
         Engine {
             effective: Live::new(config.clone()),
             remote: Mutex::default(),
@@ -162,7 +166,23 @@ impl Engine {
             central_config: Mutex::new(central_config),
             stop_pollers: Mutex::default(),
             metrics,
+            meters,
         }
+    }
+
+    /// What the configuration decides for meter providers (temporality, default histograms).
+    pub fn meter_settings(&self) -> MeterSettings {
+        MeterSettings::from_config(&self.config)
+    }
+
+    /// Has the export thread collect `registry` (a meter provider's) from now on: every
+    /// `metrics_interval` (only at flush and close when it is 0) and at each flush and close.
+    pub fn attach_meters(&self, registry: Arc<MeterRegistry>) {
+        self.meters.attach(registry);
+    }
+
+    pub fn detach_meters(&self, registry: &Arc<MeterRegistry>) {
+        self.meters.detach(registry);
     }
 
     /// At the end of a sampled transaction whose `ShapingSettings::breakdown` was on (the caller
