@@ -268,11 +268,13 @@ def test_measurements_after_shutdown_are_not_reported(memory_client):
     assert isinstance(provider.get_meter("late"), metrics_api.NoOpMeter)
 
 
-def test_a_disabled_client_gives_no_op_meters():
-    client = oxapm.Client(service_name="test-service", enabled=False)
+@pytest.mark.parametrize("options", [{"enabled": False}, {"metrics_interval": "0ms"}])
+def test_a_disabled_client_or_metrics_off_give_no_op_meters(options):
+    client = oxapm.Client(service_name="test-service", traces_exporter="memory", **options)
     meter = MeterProvider(client).get_meter("shop")
     assert isinstance(meter, metrics_api.NoOpMeter)
     meter.create_counter("orders").add(1)
+    client.close()
 
 
 def _counts_by_pid(intake):

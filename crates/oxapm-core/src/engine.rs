@@ -149,8 +149,11 @@ impl Engine {
         }
         let capacity = config.int("MAX_QUEUE_SIZE").clamp(1, 10_000_000) as usize;
         let policy = Live::new(Policy::new(&config));
-        let (meter_reader, meters) = MeterReader::new(config.duration("METRICS_INTERVAL"));
-        let pipeline = Pipeline::start_with_metrics(capacity, exporters, stats.clone(), policy.clone(), collector, Some(meter_reader));
+        // `metrics_interval` 0 turns the OpenTelemetry metrics off too.
+        let metrics_interval = config.duration("METRICS_INTERVAL");
+        let (meter_reader, meters) = MeterReader::new(metrics_interval);
+        let meter_reader = (!metrics_interval.is_zero()).then_some(meter_reader);
+        let pipeline = Pipeline::start_with_metrics(capacity, exporters, stats.clone(), policy.clone(), collector, meter_reader);
         Engine {
             effective: Live::new(config.clone()),
             remote: Mutex::default(),
@@ -176,7 +179,7 @@ impl Engine {
     }
 
     /// Has the export thread collect `registry` (a meter provider's) from now on: every
-    /// `metrics_interval` (only at flush and close when it is 0) and at each flush and close.
+    /// `metrics_interval` and at each flush and close (never with metrics off, an interval of 0).
     pub fn attach_meters(&self, registry: Arc<MeterRegistry>) {
         self.meters.attach(registry);
     }
@@ -396,6 +399,39 @@ mod tests {
         let off = memory_engine(&[("METRICS_INTERVAL", "0")]);
         off.gc_collected(0);
         off.record_breakdown("t", "job", &[SelfTime { span_type: "app".into(), subtype: None, count: 1, sum_us: 1 }]);
+        assert!(metricsets(&off).is_empty());
+        off.shutdown(Duration::from_secs(1));
+    }
+
+    fn counted_meter(engine: &Engine) -> Arc<MeterRegistry> {
+        use crate::meters::aggregation::Number;
+        use crate::meters::{attributes::AttributeSet, points::MeterScope, InstrumentDescriptor, InstrumentKind};
+        let registry = Arc::new(MeterRegistry::new(engine.meter_settings(), Vec::new()));
+        let descriptor = InstrumentDescriptor {
+            scope: Arc::new(MeterScope { name: "shop".into(), ..Default::default() }),
+            name: "orders".into(),
+            unit: String::new(),
+            description: String::new(),
+            kind: InstrumentKind::Counter,
+            advised_boundaries: None,
+        };
+        registry.instrument(descriptor, None).record(Number::Int(2), AttributeSet::default());
+        engine.attach_meters(registry.clone());
+        registry
+    }
+
+    #[test]
+    fn attached_meters_are_collected_at_flush_unless_metrics_are_off() {
+        let engine = memory_engine(&[("DISABLE_METRICS", "system.*,python.*")]);
+        let registry = counted_meter(&engine);
+        let collected = metricsets(&engine);
+        assert_eq!(collected.len(), 1, "{collected:?}");
+        assert_eq!(collected[0]["samples"], json!({"orders": {"value": 2, "type": "counter"}}));
+        engine.detach_meters(&registry);
+        assert!(metricsets(&engine).is_empty());
+        engine.shutdown(Duration::from_secs(1));
+        let off = memory_engine(&[("METRICS_INTERVAL", "0")]);
+        counted_meter(&off);
         assert!(metricsets(&off).is_empty());
         off.shutdown(Duration::from_secs(1));
     }

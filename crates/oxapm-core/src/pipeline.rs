@@ -214,7 +214,7 @@ impl Worker {
         loop {
             let now = Instant::now();
             let deadlines = self.exporters.iter().filter_map(|e| e.deadline()).chain(self.metrics.as_ref().map(Collector::deadline));
-            let deadlines = deadlines.chain(self.meters.as_ref().and_then(MeterReader::deadline));
+            let deadlines = deadlines.chain(self.meters.as_ref().map(MeterReader::deadline));
             let next = deadlines.min().unwrap_or(now + MAX_IDLE).min(now + MAX_IDLE);
             match self.control.recv_timeout(next.saturating_duration_since(now)) {
                 Ok(Control::Wake) => {
@@ -247,7 +247,7 @@ impl Worker {
                 }
             }
             let now = Instant::now();
-            let meters_due = self.meters.as_ref().and_then(MeterReader::deadline).is_some_and(|d| d <= now);
+            let meters_due = self.meters.as_ref().is_some_and(|m| m.deadline() <= now);
             if meters_due || self.metrics.as_ref().is_some_and(|m| m.deadline() <= now) {
                 self.collect_metrics();
             }

@@ -257,7 +257,8 @@ class MeterProvider(metrics_api.MeterProvider):
     """Meters whose measurements an oxapm ``Client``'s engine aggregates and exports (over
     intake as metricsets, over OTLP when metrics go there): the given client's, else the current
     one's, else a new one's configured from the environment (and ``config``). ``views`` shape
-    the streams; ``cardinality_limit`` (default 2000) bounds the series of each."""
+    the streams; ``cardinality_limit`` (default 2000) bounds the series of each. With metrics
+    off (``metrics_interval`` 0) or the client disabled, meters are no-ops."""
 
     def __init__(
         self,
@@ -287,7 +288,8 @@ class MeterProvider(metrics_api.MeterProvider):
 
     def _new_registry(self) -> Optional[_core.MeterRegistry]:
         engine = self._client._engine
-        if engine is None:  # disabled (ELASTIC_APM_ENABLED=false, OTEL_SDK_DISABLED=true)
+        # Disabled (ELASTIC_APM_ENABLED=false, OTEL_SDK_DISABLED=true), or metrics off (metrics_interval 0).
+        if engine is None or not self._client.config.metrics_interval:
             return None
         registry = _core.MeterRegistry(engine, self._views, self._cardinality_limit)
         registry.attach(engine)
@@ -331,7 +333,8 @@ class MeterProvider(metrics_api.MeterProvider):
             return
         for (meter_key, kind, _, unit, description, boundaries), instrument in self._synchronous_instruments.items():
             meter = self._meters[meter_key]
-            instrument._bind(self._registry.instrument(kind, meter._scope, instrument.name, unit, description, boundaries and list(boundaries)))
+            advised = None if boundaries is None else list(boundaries)
+            instrument._bind(self._registry.instrument(kind, meter._scope, instrument.name, unit, description, advised))
         for meter, kind, observable in self._observable_instruments:
             self._registry.instrument(kind, meter._scope, observable.name, observable.unit, observable.description, None, observable._observe)
 

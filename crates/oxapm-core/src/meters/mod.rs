@@ -1,7 +1,7 @@
 //! The OpenTelemetry metrics SDK: instruments registered per meter, their measurements aggregated
 //! here (not in Python), and collected on the export thread every `metrics_interval`
-//! (`OTEL_METRIC_EXPORT_INTERVAL`) and at each flush and close, into `points` the OTLP and intake
-//! encoders serialize. One `MeterRegistry` per meter provider; the engine collects every registry
+//! (`OTEL_METRIC_EXPORT_INTERVAL`, which sets the same option; 0 turns metrics off) and at each
+//! flush and close, into `points` the OTLP and intake encoders serialize. One `MeterRegistry` per meter provider; the engine collects every registry
 //! attached to it (`MeterReader`). Elastic's own metricsets are `crate::metrics`.
 
 pub mod aggregation;

@@ -209,8 +209,8 @@ impl AttachedMeters {
     }
 }
 
-/// Lives on the export thread: collects the attached registries every `interval` (never when it
-/// is zero) and whenever asked (flush, close).
+/// Lives on the export thread: collects the attached registries every `interval` and whenever
+/// asked (flush, close).
 pub struct MeterReader {
     meters: AttachedMeters,
     interval: Duration,
@@ -223,8 +223,8 @@ impl MeterReader {
         (MeterReader { meters: meters.clone(), interval, next: Instant::now() + interval }, meters)
     }
 
-    pub fn deadline(&self) -> Option<Instant> {
-        (!self.interval.is_zero()).then_some(self.next)
+    pub fn deadline(&self) -> Instant {
+        self.next
     }
 
     pub fn collect(&mut self) -> Vec<Event> {
@@ -327,8 +327,8 @@ mod tests {
 
     #[test]
     fn the_reader_collects_attached_registries_only() {
-        let (mut reader, meters) = MeterReader::new(Duration::ZERO);
-        assert!(reader.deadline().is_none());
+        let (mut reader, meters) = MeterReader::new(Duration::from_secs(60));
+        assert!(reader.deadline() > Instant::now());
         let registry = Arc::new(MeterRegistry::new(MeterSettings::default(), Vec::new()));
         registry.instrument(descriptor("c", InstrumentKind::Counter), None).record(Number::Int(1), AttributeSet::default());
         assert!(reader.collect().is_empty());
