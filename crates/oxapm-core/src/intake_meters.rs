@@ -1,6 +1,7 @@
 //! OpenTelemetry metrics as intake v2 metricsets, the way APM Server converts OTLP metrics: the
-//! points of one time and attribute set make one metricset, the attributes its `tags`; sums are
-//! `counter` samples, gauges `gauge` ones, and histograms `histogram` samples whose `values` are
+//! points of one time and attribute set make one metricset, the attributes its `tags`; monotonic
+//! sums are `counter` samples, gauges and the sums that may go down (up-down counters) `gauge`
+//! ones, and histograms `histogram` samples whose `values` are
 //! bucket midpoints and `counts` the non-empty buckets' counts.
 
 use crate::meters::aggregation::{Aggregator, HistogramState, Number};
@@ -68,8 +69,10 @@ fn number(n: Number) -> Option<Value> {
 
 fn sample(shape: &Shape, value: &Aggregator) -> Option<Value> {
     match (shape, value) {
-        (Shape::Sum { .. }, Aggregator::Sum(n)) => Some(json!({"value": number(*n)?, "type": "counter"})),
-        (Shape::Gauge, Aggregator::LastValue(n)) => Some(json!({"value": number(*n)?, "type": "gauge"})),
+        (Shape::Sum { monotonic: true }, Aggregator::Sum(n)) => Some(json!({"value": number(*n)?, "type": "counter"})),
+        (Shape::Sum { monotonic: false }, Aggregator::Sum(n)) | (Shape::Gauge, Aggregator::LastValue(n)) => {
+            Some(json!({"value": number(*n)?, "type": "gauge"}))
+        }
         (Shape::Histogram { boundaries, .. }, Aggregator::Histogram(state)) => histogram(explicit_buckets(boundaries, state)),
         (_, Aggregator::Exponential(histogram)) => self::histogram(exponential_buckets(histogram)),
         _ => None,
@@ -158,6 +161,7 @@ mod tests {
                     Shape::Sum { monotonic: true },
                     vec![point("/a", Aggregator::Sum(Number::Int(3))), point("/b", Aggregator::Sum(Number::Int(1)))],
                 ),
+                metric("in.flight", Shape::Sum { monotonic: false }, vec![point("/a", Aggregator::Sum(Number::Int(-1)))]),
                 metric("load", Shape::Gauge, vec![point("/a", Aggregator::LastValue(Number::Float(0.5)))]),
                 metric("duration", Shape::Histogram { boundaries, record_min_max: true }, vec![point("/a", histogram)]),
             ],
@@ -171,6 +175,7 @@ mod tests {
                 "tags": {"http_route": "/a"},
                 "samples": {
                     "requests": {"value": 3, "type": "counter"},
+                    "in.flight": {"value": -1, "type": "gauge"},
                     "load": {"value": 0.5, "type": "gauge"},
                     "duration": {"type": "histogram", "values": [0.0, 5.0, 100.0], "counts": [1, 2, 1]},
                 },
