@@ -71,7 +71,13 @@ def test_every_instrument_kind_as_intake_metricsets(memory_client):
     meter.create_up_down_counter("queue.depth").add(-3)
     meter.create_histogram("latency", unit="ms").record(7.0, {"route": "/x", "code": 200})
     meter.create_gauge("temperature").set(21.5)
-    meter.create_observable_counter("cpu.time", callbacks=[lambda options: [metrics_api.Observation(12.5)]])
+
+    def cpu_time():  # a generator as the callback: sent the options, it yields the observations
+        options = yield
+        while True:
+            options = yield [metrics_api.Observation(12.5 if isinstance(options, metrics_api.CallbackOptions) else -1)]
+
+    meter.create_observable_counter("cpu.time", callbacks=[cpu_time()])
     meter.create_observable_up_down_counter("connections", callbacks=[lambda options: [metrics_api.Observation(4)]])
 
     def by_core(options):
