@@ -5,6 +5,7 @@ warnings for callbacks that raise and for invalid names. Collections are made by
 
 import logging
 import os
+import random
 import subprocess
 import sys
 
@@ -338,3 +339,37 @@ def test_install_sets_the_global_meter_provider():
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "True"
+
+
+@pytest.mark.parametrize("max_size", [4, 160])
+def test_exponential_buckets_are_the_opentelemetry_sdks(monkeypatch, otlp_http, max_size):
+    """The SDK's own histogram, fed the same values, is the reference for scale and buckets."""
+    from opentelemetry.sdk.metrics import MeterProvider as SdkMeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.metrics.view import ExponentialBucketHistogramAggregation as SdkExponential
+    from opentelemetry.sdk.metrics.view import View as SdkView
+
+    generator = random.Random(7)
+    values = [generator.choice([generator.uniform(0, 1e-3), generator.uniform(1, 1000), generator.expovariate(0.01), 0.0]) for _ in range(300)]
+    reader = InMemoryMetricReader()
+    sdk = SdkMeterProvider(metric_readers=[reader], views=[SdkView(instrument_name="size", aggregation=SdkExponential(max_size=max_size))])
+    use_otlp(monkeypatch, otlp_http.url, OTEL_METRICS_EXPORTER="otlp")
+    client = oxapm.Client(service_name="test-service", **QUIET)
+    provider = MeterProvider(client, views=[View(instrument_name="size", aggregation=ExponentialBucketHistogramAggregation(max_size=max_size))])
+    for histogram in (sdk.get_meter("shop").create_histogram("size"), provider.get_meter("shop").create_histogram("size")):
+        for value in values:
+            histogram.record(value)
+    expected = reader.get_metrics_data().resource_metrics[0].scope_metrics[0].metrics[0].data.data_points[0]
+    assert provider.force_flush()
+    [(_, size)] = otlp_metrics(otlp_http)[("shop", "size")]
+    client.close()
+    sdk.shutdown()
+    point = size.exponential_histogram.data_points[0]
+    assert (point.scale, point.zero_count, point.count) == (expected.scale, expected.zero_count, expected.count)
+    assert point.positive.offset == expected.positive.offset
+    # The SDK's array may end in empty buckets (its backing store); the counts are the same.
+    expected_counts = list(expected.positive.bucket_counts)
+    while expected_counts and expected_counts[-1] == 0:
+        expected_counts.pop()
+    assert list(point.positive.bucket_counts) == expected_counts
+    assert point.sum == pytest.approx(expected.sum)
