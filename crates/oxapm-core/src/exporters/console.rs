@@ -47,7 +47,7 @@ impl Exporter for ConsoleExporter {
                     let _ = writeln!(out, "error {} · {}", error.id, what);
                 }
                 // The waterfall shows traces; metrics would drown it every interval.
-                Event::Metricset(_) => {}
+                Event::Metricset(_) | Event::Metrics(_) => {}
             }
         }
         if !out.is_empty() {

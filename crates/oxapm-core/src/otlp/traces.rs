@@ -128,7 +128,7 @@ fn apply_otel(span: &mut Span, otel: &OtelData, labels: &Labels) {
     span.dropped_links_count = otel.dropped_links;
 }
 
-fn any(value: &AttributeValue) -> any_value::Value {
+pub(crate) fn any(value: &AttributeValue) -> any_value::Value {
     let array =
         |values: Vec<any_value::Value>| any_value::Value::ArrayValue(ArrayValue { values: values.into_iter().map(|v| AnyValue { value: Some(v) }).collect() });
     match value {
