@@ -2,7 +2,7 @@
 
 Starts one loopback sink (benches/sink.py), then runs every contender in its
 own process (benches/contenders/<name>_bench.py) against it, N times,
-interleaved.  Five sections:
+interleaved.  Six sections:
 
 * main: per contender the median/min cost per span, as fast as it goes, and
   how many of the events it produced actually reached the sink;
@@ -14,11 +14,14 @@ interleaved.  Five sections:
   `opentelemetry-instrument` and `elasticapm-run` (no sink involved);
 * web: requests per second and p99 latency of a Flask service (gunicorn, one
   sqlite query and one outgoing HTTP call per request) under wrk, bare and
-  under each agent's launcher.
+  under each agent's launcher;
+* metrics: nanoseconds per `counter.add` and `histogram.record` through the
+  OpenTelemetry API, on oxapm's meter provider, opentelemetry-sdk's and the
+  API's no-op one (no sink involved).
 
 Writes the sections that were run to docs/benchmarks.md.
 
-    .venv/bin/python benches/run.py [--section main,sustained,faults,startup,web] [--repeat 3] [--only oxapm,elastic-apm]
+    .venv/bin/python benches/run.py [--section main,sustained,faults,startup,web,metrics] [--repeat 3] [--only oxapm,elastic-apm]
 """
 
 from __future__ import annotations
@@ -77,7 +80,7 @@ SCRUB_ENV_PREFIXES = ("ELASTIC_APM_", "OXAPM_", "OTEL_", "DD_")
 STRAGGLER_WAIT_S = 5.0  # max wait for late events after the contender exited
 STABLE_S = 1.0  # ...but stop early once the count has not moved for this long
 
-SECTIONS = ("main", "sustained", "faults", "startup", "web")
+SECTIONS = ("main", "sustained", "faults", "startup", "web", "metrics")
 # ddtrace is left out of the sustained and fault sections: the issue's
 # requirements are about oxapm; elastic-apm and the OTel SDK are its reference points.
 SUSTAINED_CONTENDERS = ("oxapm", "oxapm-otlp", "elastic-apm", "opentelemetry-sdk")
@@ -125,6 +128,13 @@ WEB_CONTENDERS = {
                                   "OTEL_METRICS_EXPORTER": "none", "OTEL_LOGS_EXPORTER": "none",
                                   "OTEL_EXPORTER_OTLP_ENDPOINT": "SINK"}),
 }
+# The metrics section: name -> (benches/contenders/otel_metrics_bench.py --provider, distribution reported).
+METRICS_PROVIDERS = {
+    "no-op API": ("noop", "opentelemetry-api"),
+    "oxapm": ("oxapm", "oxapm"),
+    "opentelemetry-sdk": ("sdk", "opentelemetry-sdk"),
+}
+
 WEB_WORKERS = 2
 WEB_CONNECTIONS = 8
 WEB_WARMUP_SECONDS = 3
@@ -308,6 +318,9 @@ def log_run(tag: str, r: dict) -> None:
     if "ms" in r:  # the startup section
         print("%s %-26s %8.1f ms" % (tag, name, r["ms"]), file=sys.stderr)
         return
+    if "add_ns" in r:  # the metrics section
+        print("%s %-26s %8.0f ns/add, %.0f ns/record" % (tag, name, r["add_ns"], r["record_ns"]), file=sys.stderr)
+        return
     if "rps" in r:  # the web section
         print("%s %-26s %8.0f req/s, p99 %.1f ms, %d events" % (tag, name, r["rps"], r["p99_ms"], r["events"]), file=sys.stderr)
         return
@@ -389,6 +402,22 @@ def run_startup(sink: Sink, args: argparse.Namespace, names: list[str]) -> list[
     for name in names:
         run(name)
     return run_rounds("startup", names, args.startup_repeat, run)
+
+def run_metrics(sink: Sink, args: argparse.Namespace, names: list[str]) -> list[tuple[int, dict]]:
+    """benches/contenders/otel_metrics_bench.py once per provider and repetition, each in its own process."""
+
+    def run(name: str) -> dict:
+        command = [sys.executable, str(CONTENDER_DIR / "otel_metrics_bench.py"), "--provider", METRICS_PROVIDERS[name][0],
+                   "--calls", str(args.metrics_calls)]
+        proc = subprocess.run(command, env=contender_env(), cwd=str(REPO), capture_output=True, text=True, timeout=args.timeout)
+        for line in proc.stdout.splitlines():
+            if line.startswith(RESULT_MARKER) and proc.returncode == 0:
+                return {"contender": name, **json.loads(line[len(RESULT_MARKER):])}
+        lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+        return {"contender": name, "ok": False, "error": "exit %d: %s" % (proc.returncode, lines[-1].strip() if lines else "no result line")}
+
+    return run_rounds("metrics", names, args.metrics_repeat, run)
+
 
 def run_web(sink: Sink, args: argparse.Namespace, names: list[str]) -> list[tuple[int, dict]]:
     """gunicorn serving benches/web/app.py, bare or under each launcher, loaded by wrk."""
@@ -736,6 +765,25 @@ def web_table(args: argparse.Namespace, runs: list[tuple[int, dict]]) -> list[li
                      "n/a" if dist is None else str(min(r["events"] for r in ok)), failure_note(row)])
     return rows
 
+METRICS_HEADERS = ["Meter provider", "Version", "counter.add ns (median)", "counter.add ns (min)",
+                   "histogram.record ns (median)", "histogram.record ns (min)", "Notes"]
+
+
+def metrics_table(args: argparse.Namespace, runs: list[tuple[int, dict]]) -> list[list[str]]:
+    rows = []
+    for name, (_, dist) in METRICS_PROVIDERS.items():
+        row, ok = base_row(name, [r for _, r in runs if r["contender"] == name])
+        if not row["runs"]:
+            continue
+        if not ok:
+            rows.append(failed_row(row, METRICS_HEADERS, [name, "-"]))
+            continue
+        cells = []
+        for key in ("add_ns", "record_ns"):
+            cells += ["%.0f" % statistics.median(r[key] for r in ok), "%.0f" % min(r[key] for r in ok)]
+        rows.append([name, dist_version(dist), *cells, failure_note(row)])
+    return rows
+
 # section -> (runner, table maker, headers)
 SECTION_RUNS = {
     "main": (run_main, main_table, HEADERS),
@@ -743,6 +791,7 @@ SECTION_RUNS = {
     "faults": (run_faults, fault_table, FAULT_HEADERS),
     "startup": (run_startup, startup_table, STARTUP_HEADERS),
     "web": (run_web, web_table, WEB_HEADERS),
+    "metrics": (run_metrics, metrics_table, METRICS_HEADERS),
 }
 
 
@@ -790,6 +839,11 @@ RAW_COLUMNS = {
         ("req/s", lambda r: "%.0f" % r["rps"]),
         ("p99 ms", lambda r: "%.2f" % r["p99_ms"]),
         ("Events received", lambda r: str(r["events"])),
+    ]),
+    "metrics": (1, [
+        ("Meter provider", lambda r: r["contender"]),
+        ("counter.add ns", lambda r: "%.0f" % r["add_ns"]),
+        ("histogram.record ns", lambda r: "%.0f" % r["record_ns"]),
     ]),
 }
 
@@ -971,6 +1025,27 @@ The issue's target: with oxapm, the service keeps at least 97 % of its uninstrum
 
 """
 
+def md_metrics(args: argparse.Namespace, table: list[list[str]]) -> str:
+    return f"""## Metrics: the OpenTelemetry metrics API's hot path
+
+The issue's target: `counter.add` through the API costs at most 0.5 µs with oxapm.
+
+* benches/contenders/otel_metrics_bench.py, in its own process per provider: the global meter provider is
+  set, `metrics.get_meter("bench")` is asked for a counter and a histogram, then
+  `counter.add(1, {{"route": "/x", "code": 200}})` and `histogram.record(12.5, <the same attributes>)`
+  run {args.metrics_calls:,} times each (after a tenth as many untimed); the figure is the loop's wall
+  time per call, loop included.
+* **oxapm**: `oxapm.otel.metrics.MeterProvider` on a `Client` that exports nothing (the engine
+  aggregates; nothing is collected during the loop). **opentelemetry-sdk**: its `MeterProvider` with an
+  `InMemoryMetricReader` (it aggregates; nothing is exported). **no-op API**: the API's
+  `NoOpMeterProvider`, the floor of a call through the API.
+* {args.metrics_repeat} repetitions, interleaved and rotated; median and minimum shown.
+
+{md_table(METRICS_HEADERS, table)}
+
+"""
+
+
 def write_markdown(path: Path, args: argparse.Namespace, info: dict, runs: dict, tables: dict) -> None:
     versions = [(d, dist_version(d)) for d in dict.fromkeys([d for d in CONTENDERS.values() if d] + EXTRA_DISTS)]
     measured, results = md_main(args, tables["main"]) if "main" in tables else ("", "")
@@ -978,6 +1053,7 @@ def write_markdown(path: Path, args: argparse.Namespace, info: dict, runs: dict,
     faults = md_faults(args, tables["faults"]) if "faults" in tables else ""
     startup = md_startup(args, tables["startup"]) if "startup" in tables else ""
     web = md_web(args, tables["web"]) if "web" in tables else ""
+    metrics = md_metrics(args, tables["metrics"]) if "metrics" in tables else ""
     raw = "\n\n".join("### %s\n\n%s" % (section.capitalize(), raw_table(section, section_runs))
                       for section, section_runs in runs.items())
 
@@ -1009,14 +1085,14 @@ Versions:
 ```
 
 (`make bench` installs `benches/requirements.txt` into `.venv`, then runs
-`.venv/bin/python benches/run.py`; flags: `--section main,sustained,faults,startup,web`,
+`.venv/bin/python benches/run.py`; flags: `--section main,sustained,faults,startup,web,metrics`,
 `--transactions`, `--spans`, `--warmup`, `--repeat`, `--only NAME[,NAME]`,
 `--sustained-rate`, `--sustained-seconds`, `--sustained-repeat`,
 `--faults-repeat`, `--close-timeout`, `--startup-repeat`, `--web-seconds`,
-`--web-repeat`, `--out PATH`. The
+`--web-repeat`, `--metrics-calls`, `--metrics-repeat`, `--out PATH`. The
 report holds only the sections that were run.)
 
-{results}{sustained}{faults}{startup}{web}## Configuration of each contender
+{results}{sustained}{faults}{startup}{web}{metrics}## Configuration of each contender
 
 * **oxapm** and **elastic-apm** run literally the same code
   (`benches/contenders/_elastic_style.py`), only the imported module differs:
@@ -1105,6 +1181,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--startup-repeat", type=int, default=21, help="startup section: runs per command (default 21)")
     p.add_argument("--web-seconds", type=int, default=10, help="web section: measured seconds of load per run (default 10)")
     p.add_argument("--web-repeat", type=int, default=3, help="web section: repetitions (default 3)")
+    p.add_argument("--metrics-calls", type=int, default=200_000, help="metrics section: timed calls per loop (default 200000)")
+    p.add_argument("--metrics-repeat", type=int, default=3, help="metrics section: repetitions (default 3)")
     p.add_argument("--out", default=str(REPO / "docs" / "benchmarks.md"), help="markdown report path")
     p.add_argument("--timeout", type=int, default=600, help="seconds before a contender run is killed")
     args = p.parse_args(argv)
@@ -1112,9 +1190,10 @@ def parse_args(argv=None) -> argparse.Namespace:
         p.error("--transactions and --repeat must be >= 1, --spans and --warmup >= 0")
     if args.sustained_rate <= 0 or args.sustained_seconds <= 0 or args.sustained_repeat < 1 \
             or args.faults_repeat < 1 or args.close_timeout <= 0 or args.startup_repeat < 1 \
-            or args.web_seconds < 1 or args.web_repeat < 1:
+            or args.web_seconds < 1 or args.web_repeat < 1 or args.metrics_calls < 1 or args.metrics_repeat < 1:
         p.error("--sustained-rate, --sustained-seconds and --close-timeout must be > 0, "
-                "--sustained-repeat, --faults-repeat, --startup-repeat, --web-seconds and --web-repeat >= 1")
+                "--sustained-repeat, --faults-repeat, --startup-repeat, --web-seconds, --web-repeat, "
+                "--metrics-calls and --metrics-repeat >= 1")
     for flag, value, choices in (("--section", args.section, SECTIONS), ("--only", args.only, CONTENDERS)):
         unknown = [n for n in value.split(",") if value and n.strip() not in choices]
         if unknown:
@@ -1134,7 +1213,8 @@ def main(argv=None) -> int:
     section_names = {"main": names, "sustained": [n for n in names if n in SUSTAINED_CONTENDERS],
                      "faults": [n for n in names if n in FAULT_CONTENDERS],
                      "startup": list(STARTUP_COMMANDS),  # launchers, not the contenders of --only
-                     "web": list(WEB_CONTENDERS)}
+                     "web": list(WEB_CONTENDERS),
+                     "metrics": list(METRICS_PROVIDERS)}
     sections = [s for s in chosen(args.section, SECTIONS) if section_names[s]]  # --only may empty a section
     if not sections:
         print("nothing to run: --only leaves no contender in the chosen section(s)", file=sys.stderr)

@@ -8,6 +8,8 @@ import pytest
 import requests
 import web_checks as checks
 from web_checks import ENDLESS_CLOSED
+from web_suite import Site
+from web_suite import *  # noqa: F401,F403 (the tests every framework's application must pass)
 
 import oxapm
 from oxapm.contrib.asgi import OxapmMiddleware
@@ -161,13 +163,9 @@ def framework(request):
 
 
 @pytest.fixture(scope="module")
-def url(framework):
+def site(framework):
     with checks.asgi_server(starlette_app() if framework == "starlette" else fastapi_app()) as url:
-        yield url
-
-
-def test_a_request_is_a_transaction_named_after_its_route(url, recorded):
-    checks.check_request(url, recorded, ROUTE_NAME)
+        yield Site(url, ROUTE_NAME, instrumentation=framework)
 
 
 def test_route_templates_through_mounts_and_routers(url, framework, recorded):
@@ -175,69 +173,6 @@ def test_route_templates_through_mounts_and_routers(url, framework, recorded):
         assert requests.get(url + path).status_code == 200
     names = {t["context"]["request"]["url"]["pathname"]: t["name"] for t in recorded.wait_for_transactions(len(TEMPLATES[framework]))}
     assert names == TEMPLATES[framework]
-
-
-def test_no_route_is_unknown_route(url, recorded):
-    checks.check_unknown_route(url, recorded)
-
-
-def test_an_unhandled_exception_is_captured(url, recorded):
-    checks.check_unhandled_exception(url, recorded, "GET /boom")
-
-
-def test_the_application_names_its_transaction(url, recorded):
-    checks.check_app_renames(url, recorded)
-
-
-def test_trace_context_from_the_legacy_header_and_configured_propagators(url, recorded, monkeypatch):
-    checks.check_legacy_and_configured_propagators(url, recorded, monkeypatch)
-
-
-def test_headers_not_captured_when_capture_headers_is_off(url, client_with):
-    checks.check_headers_not_captured(url, client_with(capture_headers=False))
-
-
-@pytest.mark.parametrize("capture_body", ["off", "errors", "transactions", "all"])
-def test_body_capture(url, client_with, capture_body):
-    checks.check_body_capture(url, client_with(capture_body=capture_body), capture_body)
-
-
-def test_secrets_are_redacted_on_export(url, client_with):
-    checks.check_sanitized(url, client_with(capture_body="all"))
-
-
-def test_a_multipart_form_is_captured_as_fields_and_file_names(url, client_with):
-    checks.check_multipart_form(url, client_with(capture_body="all"))
-
-
-def test_ignored_urls_have_no_transaction(url, client_with):
-    checks.check_ignored_urls(url, client_with(transaction_ignore_urls="/users/*"))
-
-
-def test_a_streaming_response_ends_the_transaction_when_it_ends(url, recorded):
-    checks.check_streaming(url, recorded)
-
-
-def test_the_transaction_ends_when_the_client_goes_away(url, recorded):
-    checks.check_client_goes_away(url, recorded)
-    assert ENDLESS_CLOSED.wait(10)
-
-
-def test_concurrent_requests_keep_their_own_transaction(url, recorded):
-    checks.check_concurrent_requests(url, recorded)
-
-
-def test_otlp_export(url, recorded, otlp_http, monkeypatch):
-    checks.check_otlp(url, otlp_http, monkeypatch, ROUTE_NAME)
-
-
-@pytest.mark.parametrize("variable", ["OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", "ELASTIC_APM_DISABLED_INSTRUMENTATIONS"])
-def test_disabled_by_name(url, framework, monkeypatch, variable):
-    checks.check_disabled(url, framework, monkeypatch, variable)
-
-
-def test_an_agent_failure_leaves_requests_served(url, recorded, monkeypatch, caplog):
-    checks.check_internal_failure(url, recorded, monkeypatch, caplog)
 
 
 def test_uninstrument_restores_starlette_and_fastapi(url):

@@ -12,6 +12,8 @@ import pytest
 import requests
 import web_checks as checks
 from web_checks import ENDLESS_CLOSED, GATE
+from web_suite import Site
+from web_suite import *  # noqa: F401,F403 (the tests every framework's application must pass)
 
 import oxapm
 from oxapm.contrib.wsgi import OxapmMiddleware
@@ -74,63 +76,9 @@ def _endless():
 
 
 @pytest.fixture(scope="module")
-def url():
+def site():
     with checks.wsgi_server(OxapmMiddleware(application)) as url:
-        yield url
-
-
-def test_a_request_is_a_transaction(url, recorded):
-    checks.check_request(url, recorded, UNKNOWN, env=True)
-
-
-def test_not_found(url, recorded):
-    checks.check_unknown_route(url, recorded)
-
-
-def test_an_exception_of_the_application_is_captured(url, recorded):
-    checks.check_unhandled_exception(url, recorded, UNKNOWN)
-
-
-def test_the_application_names_its_transaction(url, recorded):
-    checks.check_app_renames(url, recorded)
-
-
-def test_trace_context_from_the_legacy_header_and_configured_propagators(url, recorded, monkeypatch):
-    checks.check_legacy_and_configured_propagators(url, recorded, monkeypatch)
-
-
-def test_headers_not_captured_when_capture_headers_is_off(url, client_with):
-    checks.check_headers_not_captured(url, client_with(capture_headers=False))
-
-
-@pytest.mark.parametrize("capture_body", ["off", "errors", "transactions", "all"])
-def test_body_capture(url, client_with, capture_body):
-    checks.check_body_capture(url, client_with(capture_body=capture_body), capture_body)
-
-
-def test_secrets_are_redacted_on_export(url, client_with):
-    checks.check_sanitized(url, client_with(capture_body="all"))
-
-
-def test_ignored_urls_have_no_transaction(url, client_with):
-    checks.check_ignored_urls(url, client_with(transaction_ignore_urls="/users/*"))
-
-
-def test_a_streamed_body_ends_the_transaction_when_it_ends(url, recorded):
-    checks.check_streaming(url, recorded)
-
-
-def test_the_transaction_ends_when_the_client_goes_away(url, recorded):
-    checks.check_client_goes_away(url, recorded)
-    assert ENDLESS_CLOSED.wait(10)
-
-
-def test_otlp_export(url, recorded, otlp_http, monkeypatch):
-    checks.check_otlp(url, otlp_http, monkeypatch, UNKNOWN)
-
-
-def test_an_agent_failure_leaves_requests_served(url, recorded, monkeypatch, caplog):
-    checks.check_internal_failure(url, recorded, monkeypatch, caplog)
+        yield Site(url, UNKNOWN, boom_name=UNKNOWN, wsgi=True, multipart=False, concurrent=False)
 
 
 def test_an_exception_leaves_the_middleware_unchanged(recorded):

@@ -2,8 +2,8 @@
 the events a client exported gathered as they arrive (validated against the intake schemas), and
 the checks every framework's transactions must pass.
 
-Each framework's test module serves an application with the same routes (see ROUTES) and runs
-these checks against it."""
+Each framework's test module serves an application with the same routes (see ROUTES); the tests
+of ``web_suite`` run these checks against it."""
 
 import asyncio
 import contextlib

@@ -4,7 +4,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple, final
 
 from typing_extensions import disjoint_base
 
-__all__ = ["__version__", "Config", "Engine", "LogEmitter", "LoggingRecords", "PropagationFormat", "Span", "SqlEndpoint", "Transaction", "Tracer", "begin_exit_span", "begin_http_span", "begin_span", "begin_sql_span", "correlation", "environment_variables", "incoming_parent", "normalize_tracestate", "outgoing_headers", "parse_traceparent", "reseed_ids", "set_span_hooks", "set_span_stack_capture", "sql_signature", "wsgi_incoming"]
+__all__ = ["__version__", "Config", "CounterHandle", "Engine", "GaugeHandle", "HistogramHandle", "LogEmitter", "LoggingRecords", "MeterInstrument", "MeterRegistry", "MeterScope", "PropagationFormat", "Span", "SqlEndpoint", "Transaction", "Tracer", "begin_exit_span", "begin_http_span", "begin_span", "begin_sql_span", "correlation", "environment_variables", "incoming_parent", "normalize_tracestate", "outgoing_headers", "parse_traceparent", "reseed_ids", "set_span_hooks", "set_span_stack_capture", "sql_signature", "wsgi_incoming"]
 
 __version__: str
 
@@ -255,3 +255,48 @@ class LoggingRecords:
     @property
     def enabled(self) -> bool: ...
     def emit(self, record: Any, body: Any, exception: Optional[Dict[str, Any]], current: Any) -> None: ...
+
+@final
+class MeterScope:
+    def __new__(
+        cls, name: str, version: Optional[str] = None, schema_url: Optional[str] = None, attributes: Any = None
+    ) -> "MeterScope": ...
+
+@final
+class MeterInstrument:
+    @property
+    def enabled(self) -> bool: ...
+
+@final
+class MeterRegistry:
+    def __new__(cls, engine: Engine, views: List[Dict[str, Any]], cardinality_limit: Optional[int] = None) -> "MeterRegistry": ...
+    def attach(self, engine: Engine) -> None: ...
+    def detach(self, engine: Engine) -> None: ...
+    def instrument(
+        self,
+        kind: str,
+        scope: MeterScope,
+        name: str,
+        unit: str,
+        description: str,
+        advised_boundaries: Optional[List[float]] = None,
+        observe: Optional[Callable[[], List[Tuple[Any, Any]]]] = None,
+    ) -> MeterInstrument: ...
+
+@disjoint_base
+class CounterHandle:
+    def __new__(cls, instrument: MeterInstrument, *_args: Any, **_kwargs: Any) -> "CounterHandle": ...
+    def add(self, amount: Any, attributes: Any = None, context: Any = None) -> None: ...
+    def _bind(self, instrument: MeterInstrument) -> None: ...
+
+@disjoint_base
+class HistogramHandle:
+    def __new__(cls, instrument: MeterInstrument, *_args: Any, **_kwargs: Any) -> "HistogramHandle": ...
+    def record(self, amount: Any, attributes: Any = None, context: Any = None) -> None: ...
+    def _bind(self, instrument: MeterInstrument) -> None: ...
+
+@disjoint_base
+class GaugeHandle:
+    def __new__(cls, instrument: MeterInstrument, *_args: Any, **_kwargs: Any) -> "GaugeHandle": ...
+    def set(self, amount: Any, attributes: Any = None, context: Any = None) -> None: ...
+    def _bind(self, instrument: MeterInstrument) -> None: ...

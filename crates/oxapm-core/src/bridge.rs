@@ -27,7 +27,7 @@ pub fn apply(event: &mut Event) {
     match event {
         Event::Transaction(transaction) => map_transaction(transaction),
         Event::Span(span) => shape_span(span),
-        Event::Error(_) | Event::Metricset(_) | Event::Log(_) => {}
+        Event::Error(_) | Event::Metricset(_) | Event::Metrics(_) | Event::Log(_) => {}
     }
 }
 

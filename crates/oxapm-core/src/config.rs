@@ -92,6 +92,13 @@ pub const OPTIONS: &[OptionSpec] = &[
     opt("METRICS_EXPORTER", Kind::List, None),
     // Where log records go over OTLP (`OTEL_LOGS_EXPORTER`): see `Config::sends_logs_over_otlp`.
     opt("LOGS_EXPORTER", Kind::List, None),
+    // The OpenTelemetry metrics SDK's (`meters`), from `OTEL_EXPORTER_OTLP_METRICS_*`.
+    opt("METRICS_TEMPORALITY_PREFERENCE", Kind::Enum(&["cumulative", "delta", "lowmemory"]), Some("cumulative")),
+    opt(
+        "METRICS_DEFAULT_HISTOGRAM_AGGREGATION",
+        Kind::Enum(&["explicit_bucket_histogram", "base2_exponential_bucket_histogram"]),
+        Some("explicit_bucket_histogram"),
+    ),
     opt("TRANSACTION_SAMPLE_RATE", Kind::SampleRate, Some("1.0")),
     // Whether a parent's decision wins over the rate (`OTEL_TRACES_SAMPLER`); Elastic's is parent-based.
     opt("TRACES_SAMPLER", Kind::Enum(SAMPLER_NAMES), Some("parentbased_traceidratio")),
@@ -147,6 +154,8 @@ const OTEL_VARIABLES: &[&str] = &[
     "OTEL_TRACES_SAMPLER",
     "OTEL_TRACES_SAMPLER_ARG",
     "OTEL_METRIC_EXPORT_INTERVAL",
+    "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE",
+    "OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION",
     "OTEL_BSP_MAX_QUEUE_SIZE",
     "OTEL_ATTRIBUTE_COUNT_LIMIT",
     "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT",
@@ -569,6 +578,14 @@ fn otel_equivalents(env: &HashMap<String, String>, warnings: &mut Vec<String>) -
     // Milliseconds, which is also how METRICS_INTERVAL reads a bare number.
     if let Some(raw) = env.get("OTEL_METRIC_EXPORT_INTERVAL") {
         out.insert("METRICS_INTERVAL", ("OTEL_METRIC_EXPORT_INTERVAL", raw.clone()));
+    }
+    for (variable, key) in [
+        ("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", "METRICS_TEMPORALITY_PREFERENCE"),
+        ("OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION", "METRICS_DEFAULT_HISTOGRAM_AGGREGATION"),
+    ] {
+        if let Some(raw) = env.get(variable) {
+            out.insert(key, (variable, raw.trim().to_ascii_lowercase()));
+        }
     }
     if let Some(raw) = env.get("OTEL_TRACES_EXPORTER") {
         out.insert("TRACES_EXPORTER", ("OTEL_TRACES_EXPORTER", raw.clone()));

@@ -13,6 +13,7 @@ use crate::exporters::otlp_logs::otlp_logs_exporter;
 use crate::exporters::tls::{self, TlsMaterial};
 use crate::intake;
 use crate::live::Live;
+use crate::meters::{AttachedMeters, MeterReader, MeterRegistry, MeterSettings};
 use crate::metrics::{Collector, MetricsInputs};
 use crate::model::{Event, LogRecord};
 use crate::opamp::{self, OpampClient};
@@ -54,6 +55,8 @@ pub struct Engine {
     stats: Arc<Stats>,
     /// None when metrics are off (`metrics_interval` 0).
     metrics: Option<MetricsInputs>,
+    /// The OpenTelemetry meter providers' registries the export thread collects.
+    meters: AttachedMeters,
     /// Asks APM Server for central configuration (`central_config`, with the intake exporter),
     /// until the poller starts with it.
     central_config: Mutex<Option<CentralConfigClient>>,
@@ -159,7 +162,11 @@ impl Engine {
         }
         let capacity = config.int("MAX_QUEUE_SIZE").clamp(1, 10_000_000) as usize;
         let policy = Live::new(Policy::new(&config));
-        let pipeline = Pipeline::start_with_metrics(capacity, exporters, stats.clone(), policy.clone(), collector);
+        // `metrics_interval` 0 turns the OpenTelemetry metrics off too.
+        let metrics_interval = config.duration("METRICS_INTERVAL");
+        let (meter_reader, meters) = MeterReader::new(metrics_interval);
+        let meter_reader = (!metrics_interval.is_zero()).then_some(meter_reader);
+        let pipeline = Pipeline::start_with_metrics(capacity, exporters, stats.clone(), policy.clone(), collector, meter_reader);
         let exports_logs = config.exports_logs();
         Engine {
             effective: Live::new(config.clone()),
@@ -176,8 +183,24 @@ impl Engine {
             central_config: Mutex::new(central_config),
             stop_pollers: Mutex::default(),
             metrics,
+            meters,
             exports_logs,
         }
+    }
+
+    /// What the configuration decides for meter providers (temporality, default histograms).
+    pub fn meter_settings(&self) -> MeterSettings {
+        MeterSettings::from_config(&self.config)
+    }
+
+    /// Has the export thread collect `registry` (a meter provider's) from now on: every
+    /// `metrics_interval` and at each flush and close (never with metrics off, an interval of 0).
+    pub fn attach_meters(&self, registry: Arc<MeterRegistry>) {
+        self.meters.attach(registry);
+    }
+
+    pub fn detach_meters(&self, registry: &Arc<MeterRegistry>) {
+        self.meters.detach(registry);
     }
 
     /// At the end of a sampled transaction whose `ShapingSettings::breakdown` was on (the caller
@@ -425,6 +448,39 @@ mod tests {
         let off = memory_engine(&[("METRICS_INTERVAL", "0")]);
         off.gc_collected(0);
         off.record_breakdown("t", "job", &[SelfTime { span_type: "app".into(), subtype: None, count: 1, sum_us: 1 }]);
+        assert!(metricsets(&off).is_empty());
+        off.shutdown(Duration::from_secs(1));
+    }
+
+    fn counted_meter(engine: &Engine) -> Arc<MeterRegistry> {
+        use crate::meters::aggregation::Number;
+        use crate::meters::{attributes::AttributeSet, points::MeterScope, InstrumentDescriptor, InstrumentKind};
+        let registry = Arc::new(MeterRegistry::new(engine.meter_settings(), Vec::new()));
+        let descriptor = InstrumentDescriptor {
+            scope: Arc::new(MeterScope { name: "shop".into(), ..Default::default() }),
+            name: "orders".into(),
+            unit: String::new(),
+            description: String::new(),
+            kind: InstrumentKind::Counter,
+            advised_boundaries: None,
+        };
+        registry.instrument(descriptor, None).record(Number::Int(2), AttributeSet::default());
+        engine.attach_meters(registry.clone());
+        registry
+    }
+
+    #[test]
+    fn attached_meters_are_collected_at_flush_unless_metrics_are_off() {
+        let engine = memory_engine(&[("DISABLE_METRICS", "system.*,python.*")]);
+        let registry = counted_meter(&engine);
+        let collected = metricsets(&engine);
+        assert_eq!(collected.len(), 1, "{collected:?}");
+        assert_eq!(collected[0]["samples"], json!({"orders": {"value": 2, "type": "counter"}}));
+        engine.detach_meters(&registry);
+        assert!(metricsets(&engine).is_empty());
+        engine.shutdown(Duration::from_secs(1));
+        let off = memory_engine(&[("METRICS_INTERVAL", "0")]);
+        counted_meter(&off);
         assert!(metricsets(&off).is_empty());
         off.shutdown(Duration::from_secs(1));
     }

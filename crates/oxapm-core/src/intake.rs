@@ -10,7 +10,7 @@ use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
 use serde_json::Value;
 
-/// Appends the event as one NDJSON line.
+/// Appends the event as one NDJSON line (OpenTelemetry metrics as several).
 pub fn encode_event(event: &Event, out: &mut Vec<u8>) {
     // Serializing these views into a Vec cannot fail: every map key is a string.
     let _ = match event {
@@ -19,6 +19,8 @@ pub fn encode_event(event: &Event, out: &mut Vec<u8>) {
         Event::Error(error) => serde_json::to_writer(&mut *out, &ErrorLine { error: ErrorView::from(error.as_ref()) }),
         Event::Metricset(metricset) => serde_json::to_writer(&mut *out, &MetricsetLine { metricset: MetricsetView::from(metricset.as_ref()) }),
         Event::Log(record) => serde_json::to_writer(&mut *out, &crate::intake_log::LogLine(record)),
+        // Lines of their own, one per time and attribute set.
+        Event::Metrics(metrics) => return crate::intake_meters::encode(metrics, out),
     };
     out.push(b'\n');
 }

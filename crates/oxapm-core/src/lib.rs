@@ -13,8 +13,9 @@
 //! exit span calls, and `sanitize` redacts secrets, with the `wildcard` patterns of the config.
 //! For the instrumentations, `sql` names database spans after their statement and `http` builds
 //! the context of requests served and of calls made. `metrics` collects metricsets (breakdown,
-//! system, process, Python GC) on the export thread. Log records (`model::LogRecord`) travel the
-//! same pipeline and are encoded by `otlp::logs` and `intake_log`.
+//! system, process, Python GC) on the export thread; `meters` is the OpenTelemetry metrics SDK,
+//! collected there too. Log records (`model::LogRecord`) travel the same pipeline and are encoded
+//! by `otlp::logs` and `intake_log`.
 
 pub mod bridge;
 pub mod central_config;
@@ -27,7 +28,9 @@ pub mod http;
 pub mod ids;
 pub mod intake;
 pub mod intake_log;
+pub mod intake_meters;
 pub mod live;
+pub mod meters;
 pub mod metrics;
 pub mod model;
 pub mod opamp;

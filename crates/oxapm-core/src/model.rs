@@ -505,6 +505,8 @@ pub enum Event {
     Transaction(Box<TransactionRecord>),
     Error(Box<ErrorRecord>),
     Metricset(Box<Metricset>),
+    /// The OpenTelemetry metrics of one meter, as one collection found them.
+    Metrics(Box<crate::meters::points::ScopeMetrics>),
     Log(Box<LogRecord>),
 }
 

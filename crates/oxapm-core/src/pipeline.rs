@@ -5,10 +5,12 @@
 //! it: a wake-up is sent once per `WAKE_BATCH` events, and the worker also wakes at each exporter's
 //! deadline and at least every `MAX_IDLE`. With metrics on, it also wakes to collect them, and
 //! collects at each flush and at shutdown; metricsets go to the exporters like the other events.
+//! So do the OpenTelemetry meters' metrics, which the `MeterReader` collects the same way.
 
 use crate::config::Config;
 use crate::diag;
 use crate::live::Live;
+use crate::meters::MeterReader;
 use crate::metrics::Collector;
 use crate::model::Event;
 use crate::policy::Policy;
@@ -105,16 +107,17 @@ pub struct Pipeline {
 impl Pipeline {
     /// `policy` finishes each record on the worker before the exporters see it.
     pub fn start(capacity: usize, exporters: Vec<Box<dyn Exporter>>, stats: Arc<Stats>, policy: Live<Policy>) -> Pipeline {
-        Pipeline::start_with_metrics(capacity, exporters, stats, policy, None)
+        Pipeline::start_with_metrics(capacity, exporters, stats, policy, None, None)
     }
 
-    /// `metrics`, when given, collects on the worker.
+    /// `metrics` and `meters`, when given, collect on the worker.
     pub fn start_with_metrics(
         capacity: usize,
         exporters: Vec<Box<dyn Exporter>>,
         stats: Arc<Stats>,
         policy: Live<Policy>,
         metrics: Option<Collector>,
+        meters: Option<MeterReader>,
     ) -> Pipeline {
         let (events, event_rx) = mpsc::sync_channel(capacity.max(1));
         let (control, control_rx) = mpsc::channel();
@@ -125,6 +128,7 @@ impl Pipeline {
             exporters,
             policy,
             metrics,
+            meters,
             wake_pending: wake_pending.clone(),
             batch: Vec::with_capacity(EXPORT_CHUNK),
         };
@@ -200,6 +204,7 @@ struct Worker {
     exporters: Vec<Box<dyn Exporter>>,
     policy: Live<Policy>,
     metrics: Option<Collector>,
+    meters: Option<MeterReader>,
     wake_pending: Arc<AtomicBool>,
     batch: Vec<Event>,
 }
@@ -209,6 +214,7 @@ impl Worker {
         loop {
             let now = Instant::now();
             let deadlines = self.exporters.iter().filter_map(|e| e.deadline()).chain(self.metrics.as_ref().map(Collector::deadline));
+            let deadlines = deadlines.chain(self.meters.as_ref().map(MeterReader::deadline));
             let next = deadlines.min().unwrap_or(now + MAX_IDLE).min(now + MAX_IDLE);
             match self.control.recv_timeout(next.saturating_duration_since(now)) {
                 Ok(Control::Wake) => {
@@ -241,7 +247,8 @@ impl Worker {
                 }
             }
             let now = Instant::now();
-            if self.metrics.as_ref().is_some_and(|m| m.deadline() <= now) {
+            let meters_due = self.meters.as_ref().is_some_and(|m| m.deadline() <= now);
+            if meters_due || self.metrics.as_ref().is_some_and(|m| m.deadline() <= now) {
                 self.collect_metrics();
             }
             for exporter in &mut self.exporters {
@@ -264,10 +271,15 @@ impl Worker {
         self.export_batch();
     }
 
-    /// Metricsets are the engine's own records: nothing for the policy to finish.
+    /// Metricsets and meters' metrics are the engine's own records: nothing for the policy to
+    /// finish. Both are collected together, so that one collection is one export request.
     fn collect_metrics(&mut self) {
-        let Some(metrics) = &mut self.metrics else { return };
-        self.batch.extend(metrics.collect());
+        if let Some(metrics) = &mut self.metrics {
+            self.batch.extend(metrics.collect());
+        }
+        if let Some(meters) = &mut self.meters {
+            self.batch.extend(meters.collect());
+        }
         self.export_batch();
     }
 
@@ -404,7 +416,7 @@ mod tests {
         let (collector, inputs) = Collector::new(&config).unwrap();
         inputs.gc.collected(0); // Something to report on any platform.
         let seen = Arc::new(Mutex::new(0));
-        let pipeline = Pipeline::start_with_metrics(8, vec![Box::new(Metricsets(seen.clone()))], Arc::default(), Live::default(), Some(collector));
+        let pipeline = Pipeline::start_with_metrics(8, vec![Box::new(Metricsets(seen.clone()))], Arc::default(), Live::default(), Some(collector), None);
         let give_up = Instant::now() + Duration::from_secs(10);
         while *seen.lock().unwrap() == 0 && Instant::now() < give_up {
             std::thread::sleep(Duration::from_millis(20));

@@ -37,7 +37,7 @@ impl Policy {
             Event::Transaction(transaction) => sanitize::http_context(&mut transaction.context, &self.sanitize_field_names),
             Event::Error(error) => sanitize::http_context(&mut error.context, &self.sanitize_field_names),
             // Names, numbers and the engine's own labels: nothing to redact.
-            Event::Metricset(_) => {}
+            Event::Metricset(_) | Event::Metrics(_) => {}
             Event::Log(record) => sanitize::attributes(&mut record.attributes, &self.sanitize_field_names),
         }
     }

@@ -88,7 +88,7 @@ fn finished_fields<'py>(py: Python<'py>, event: &Event) -> PyResult<Bound<'py, P
         Event::Transaction(t) => {
             (&t.name, t.trace_id, t.id, t.parent_id, t.parent_id.is_some(), t.timestamp_us, t.duration_us, t.outcome, t.sampled, t.otel.as_deref(), &t.links)
         }
-        Event::Error(_) | Event::Metricset(_) | Event::Log(_) => return Ok(out),
+        Event::Error(_) | Event::Metricset(_) | Event::Metrics(_) | Event::Log(_) => return Ok(out),
     };
     out.set_item("name", name)?;
     out.set_item("trace_id", u128::from_be_bytes(trace_id.0))?;

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// Only the first invalid attribute value is reported: a loop setting one would flood the log.
 static WARNED_INVALID_ATTRIBUTE: AtomicBool = AtomicBool::new(false);
 
-fn warn_invalid(key: &str, value: &Bound<'_, PyAny>) {
+pub fn warn_invalid(key: &str, value: &Bound<'_, PyAny>) {
     if !WARNED_INVALID_ATTRIBUTE.swap(true, Ordering::Relaxed) {
         let type_name = value.get_type().name().map(|n| n.to_string()).unwrap_or_default();
         diag::warn(&format!(

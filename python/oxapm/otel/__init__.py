@@ -1,8 +1,10 @@
 """The OpenTelemetry SDK over the oxapm engine.
 
-``install()`` makes oxapm the global tracer and logger provider; ``TracerProvider`` can also be set
-by hand (``trace.set_tracer_provider(oxapm.otel.TracerProvider())``) or chosen with
-``OTEL_PYTHON_TRACER_PROVIDER=oxapm``, ``LoggerProvider`` likewise (``OTEL_PYTHON_LOGGER_PROVIDER``). Nothing here imports ``opentelemetry`` until used.
+``install()`` makes oxapm the global tracer, meter and logger provider; ``TracerProvider``,
+``MeterProvider`` and ``LoggerProvider`` can also be set by hand
+(``trace.set_tracer_provider(oxapm.otel.TracerProvider())``) or chosen with
+``OTEL_PYTHON_TRACER_PROVIDER=oxapm``, ``OTEL_PYTHON_METER_PROVIDER=oxapm`` and
+``OTEL_PYTHON_LOGGER_PROVIDER=oxapm``. Nothing here imports ``opentelemetry`` until used.
 """
 
 from __future__ import annotations
@@ -22,9 +24,9 @@ _install_lock = threading.Lock()
 
 
 def install(client: Optional[Any] = None) -> "TracerProvider":
-    """Makes oxapm the global OpenTelemetry tracer and logger provider (with ``client``, else the
-    current ``oxapm.Client``, else one configured from the environment) and the propagators of
-    ``OTEL_PROPAGATORS`` the global ones. Calling it again returns the same provider."""
+    """Makes oxapm the global OpenTelemetry tracer, meter and logger provider (with ``client``, else
+    the current ``oxapm.Client``, else one configured from the environment) and the propagators of
+    ``OTEL_PROPAGATORS`` the global ones. Calling it again returns the same tracer provider."""
     global _installed
     with _install_lock:
         if _installed is not None and (client is None or _installed.client is client):
@@ -44,8 +46,24 @@ def install(client: Optional[Any] = None) -> "TracerProvider":
             )
         _install_logger_provider(provider.client)
         propagate.set_global_textmap(propagator_from_names(os.environ.get("OTEL_PROPAGATORS", "tracecontext,baggage")))
+        _install_meter_provider(provider.client)
         _installed = provider
         return provider
+
+
+def _install_meter_provider(client: Any) -> None:
+    from opentelemetry import metrics as metrics_api
+
+    from oxapm.otel.metrics import MeterProvider
+
+    provider = MeterProvider(client)
+    metrics_api.set_meter_provider(provider)
+    if metrics_api.get_meter_provider() is not provider:
+        logger.warning(
+            "another OpenTelemetry meter provider (%s) was set before oxapm's; its meters keep it",
+            type(metrics_api.get_meter_provider()).__name__,
+        )
+        provider.shutdown()
 
 
 def _install_logger_provider(client: Any) -> None:
@@ -68,6 +86,10 @@ def __getattr__(name: str) -> Any:
         from oxapm.otel import trace
 
         return getattr(trace, name)
+    if name in ("Meter", "MeterProvider", "View"):
+        from oxapm.otel import metrics
+
+        return getattr(metrics, name)
     if name in ("Logger", "LoggerProvider", "LoggingHandler"):
         from oxapm.otel import logs
 
@@ -75,4 +97,4 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(name)
 
 
-__all__ = ["Logger", "LoggerProvider", "LoggingHandler", "Tracer", "TracerProvider", "install"]
+__all__ = ["Logger", "LoggerProvider", "LoggingHandler", "Meter", "MeterProvider", "Tracer", "TracerProvider", "View", "install"]

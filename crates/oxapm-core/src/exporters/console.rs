@@ -48,7 +48,7 @@ impl Exporter for ConsoleExporter {
                 }
                 // The waterfall shows traces; metrics would drown it every interval, and log
                 // records are already where the application's own handlers print them.
-                Event::Metricset(_) | Event::Log(_) => {}
+                Event::Metricset(_) | Event::Metrics(_) | Event::Log(_) => {}
             }
         }
         if !out.is_empty() {

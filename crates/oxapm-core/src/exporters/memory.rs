@@ -21,14 +21,10 @@ impl MemoryExporter {
 impl Exporter for MemoryExporter {
     fn export(&mut self, events: &[Event]) {
         let mut buf = Vec::new();
-        let encoded: Vec<String> = events
-            .iter()
-            .map(|event| {
-                buf.clear();
-                intake::encode_event(event, &mut buf);
-                String::from_utf8_lossy(buf.strip_suffix(b"\n").unwrap_or(&buf)).into_owned()
-            })
-            .collect();
+        for event in events {
+            intake::encode_event(event, &mut buf);
+        }
+        let encoded: Vec<String> = String::from_utf8_lossy(&buf).lines().map(str::to_owned).collect();
         if let Ok(mut lines) = self.lines.lock() {
             lines.extend(encoded);
         }

@@ -1,6 +1,6 @@
 //! OTLP export: batches of spans (`OTEL_BSP_MAX_EXPORT_BATCH_SIZE`, `OTEL_BSP_SCHEDULE_DELAY`)
-//! encoded as one `ExportTraceServiceRequest` each, and the metricsets of each collection as one
-//! `ExportMetricsServiceRequest`, sent over http/protobuf (`/v1/traces`, `/v1/metrics`) or gRPC.
+//! encoded as one `ExportTraceServiceRequest` each, and the metricsets and meters' metrics of each
+//! collection as one `ExportMetricsServiceRequest`, sent over http/protobuf (`/v1/traces`, `/v1/metrics`) or gRPC.
 
 use crate::exporters::batch::{BatchExporter, Encoder};
 use crate::exporters::grpc::{GrpcSettings, GrpcTransport};
@@ -66,8 +66,11 @@ pub struct OtlpMetricsEncoder {
 
 impl Encoder for OtlpMetricsEncoder {
     fn add(&mut self, event: &Event) -> bool {
-        let Event::Metricset(metricset) = event else { return false };
-        self.batch.add(metricset);
+        match event {
+            Event::Metricset(metricset) => self.batch.add(metricset),
+            Event::Metrics(metrics) => self.batch.add_meter(metrics),
+            _ => return false,
+        }
         true
     }
 

@@ -12,10 +12,12 @@ use super::proto::{
 use super::traces::{attribute, label_attributes};
 use crate::model::{MetricKind, Metricset};
 
-/// The metrics of one export request: data points grouped by metric name, in order of appearance.
+/// The metrics of one export request: the metricsets' data points grouped by metric name, in
+/// order of appearance, and the OpenTelemetry meters' metrics under their own scopes.
 #[derive(Default)]
 pub struct MetricsBatch {
     metrics: Vec<Metric>,
+    meters: Vec<ScopeMetrics>,
     points: usize,
 }
 
@@ -28,6 +30,7 @@ impl MetricsBatch {
                 start_time_unix_nano: if sample.kind == MetricKind::Gauge { 0 } else { metricset.start_us * 1000 },
                 time_unix_nano: metricset.timestamp_us * 1000,
                 as_double: Some(sample.value),
+                as_int: None,
                 flags: 0,
             };
             let index = match self.metrics.iter().position(|m| m.name == sample.name) {
@@ -39,10 +42,15 @@ impl MetricsBatch {
             };
             match &mut self.metrics[index].data {
                 Some(metric::Data::Gauge(Gauge { data_points })) | Some(metric::Data::Sum(Sum { data_points, .. })) => data_points.push(point),
-                None => {}
+                _ => {} // metricsets are gauges and sums only
             }
             self.points += 1;
         }
+    }
+
+    pub fn add_meter(&mut self, metrics: &crate::meters::points::ScopeMetrics) {
+        self.points += super::meters::point_count(metrics);
+        self.meters.push(super::meters::scope_metrics(metrics));
     }
 
     /// Data points in the batch.
@@ -95,9 +103,11 @@ fn attributes(metricset: &Metricset) -> Vec<KeyValue> {
     out
 }
 
-/// One export request: the batch's metrics under the process's resource and oxapm's scope.
+/// One export request: the batch's metricsets under the process's resource and oxapm's scope,
+/// then the meters' metrics.
 pub fn request(resource: &Resource, scope: &InstrumentationScope, batch: MetricsBatch) -> ExportMetricsServiceRequest {
-    let scope_metrics = vec![ScopeMetrics { scope: Some(scope.clone()), metrics: batch.metrics, schema_url: String::new() }];
+    let own = (!batch.metrics.is_empty()).then(|| ScopeMetrics { scope: Some(scope.clone()), metrics: batch.metrics, schema_url: String::new() });
+    let scope_metrics = own.into_iter().chain(batch.meters).collect();
     ExportMetricsServiceRequest { resource_metrics: vec![ResourceMetrics { resource: Some(resource.clone()), scope_metrics, schema_url: String::new() }] }
 }
 

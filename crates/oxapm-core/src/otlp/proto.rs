@@ -259,8 +259,8 @@ pub struct Metric {
     pub description: String,
     #[prost(string, tag = "3")]
     pub unit: String,
-    /// Histograms (9), exponential histograms (10) and summaries (11) are not sent.
-    #[prost(oneof = "metric::Data", tags = "5, 7")]
+    /// Summaries (11) are not sent.
+    #[prost(oneof = "metric::Data", tags = "5, 7, 9, 10")]
     pub data: Option<metric::Data>,
 }
 
@@ -273,6 +273,10 @@ pub mod metric {
         Gauge(Gauge),
         #[prost(message, tag = "7")]
         Sum(Sum),
+        #[prost(message, tag = "9")]
+        Histogram(Histogram),
+        #[prost(message, tag = "10")]
+        ExponentialHistogram(ExponentialHistogram),
     }
 }
 
@@ -308,12 +312,90 @@ pub struct NumberDataPoint {
     pub start_time_unix_nano: u64,
     #[prost(fixed64, tag = "3")]
     pub time_unix_nano: u64,
-    /// The `value` oneof's `as_double`, always set (so a zero is still sent); `as_int` (6) is not
-    /// used: samples are doubles.
+    /// The `value` oneof: `as_double` or `as_int`, one of them set (so a zero is still sent).
     #[prost(double, optional, tag = "4")]
     pub as_double: Option<f64>,
+    #[prost(sfixed64, optional, tag = "6")]
+    pub as_int: Option<i64>,
     #[prost(uint32, tag = "8")]
     pub flags: u32,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct Histogram {
+    #[prost(message, repeated, tag = "1")]
+    pub data_points: Vec<HistogramDataPoint>,
+    #[prost(enumeration = "AggregationTemporality", tag = "2")]
+    pub aggregation_temporality: i32,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct HistogramDataPoint {
+    #[prost(message, repeated, tag = "9")]
+    pub attributes: Vec<KeyValue>,
+    #[prost(fixed64, tag = "2")]
+    pub start_time_unix_nano: u64,
+    #[prost(fixed64, tag = "3")]
+    pub time_unix_nano: u64,
+    #[prost(fixed64, tag = "4")]
+    pub count: u64,
+    #[prost(double, optional, tag = "5")]
+    pub sum: Option<f64>,
+    #[prost(fixed64, repeated, tag = "6")]
+    pub bucket_counts: Vec<u64>,
+    #[prost(double, repeated, tag = "7")]
+    pub explicit_bounds: Vec<f64>,
+    #[prost(uint32, tag = "10")]
+    pub flags: u32,
+    #[prost(double, optional, tag = "11")]
+    pub min: Option<f64>,
+    #[prost(double, optional, tag = "12")]
+    pub max: Option<f64>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct ExponentialHistogram {
+    #[prost(message, repeated, tag = "1")]
+    pub data_points: Vec<ExponentialHistogramDataPoint>,
+    #[prost(enumeration = "AggregationTemporality", tag = "2")]
+    pub aggregation_temporality: i32,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct ExponentialHistogramDataPoint {
+    #[prost(message, repeated, tag = "1")]
+    pub attributes: Vec<KeyValue>,
+    #[prost(fixed64, tag = "2")]
+    pub start_time_unix_nano: u64,
+    #[prost(fixed64, tag = "3")]
+    pub time_unix_nano: u64,
+    #[prost(fixed64, tag = "4")]
+    pub count: u64,
+    #[prost(double, optional, tag = "5")]
+    pub sum: Option<f64>,
+    #[prost(sint32, tag = "6")]
+    pub scale: i32,
+    #[prost(fixed64, tag = "7")]
+    pub zero_count: u64,
+    #[prost(message, optional, tag = "8")]
+    pub positive: Option<ExponentialBuckets>,
+    #[prost(message, optional, tag = "9")]
+    pub negative: Option<ExponentialBuckets>,
+    #[prost(uint32, tag = "10")]
+    pub flags: u32,
+    #[prost(double, optional, tag = "12")]
+    pub min: Option<f64>,
+    #[prost(double, optional, tag = "13")]
+    pub max: Option<f64>,
+}
+
+/// `ExponentialHistogramDataPoint.Buckets`.
+#[derive(Clone, PartialEq, Message)]
+pub struct ExponentialBuckets {
+    #[prost(sint32, tag = "1")]
+    pub offset: i32,
+    #[prost(uint64, repeated, tag = "2")]
+    pub bucket_counts: Vec<u64>,
 }
 
 // Logs: opentelemetry/proto/logs/v1/logs.proto and collector/logs/v1/logs_service.proto.
