@@ -2,13 +2,16 @@
 created at import, so with gunicorn --preload they exist in the master before the workers are
 forked."""
 
+import gc
 import os
 
 import oxapm
 from oxapm.otel.metrics import MeterProvider
 
 client = oxapm.Client(service_name="gunicorn-app", server_url=os.environ["OXAPM_TEST_INTAKE_URL"], api_request_time="100ms")
+# Only the counter is kept, as programs do: its provider must outlive a garbage collection.
 served = MeterProvider(client).get_meter("gunicorn-app").create_counter("served")
+gc.collect()
 
 
 def app(environ, start_response):

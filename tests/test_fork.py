@@ -2,6 +2,8 @@
 the parent is unaffected."""
 
 import contextlib
+import gc
+import json
 import multiprocessing
 import os
 import socket
@@ -86,6 +88,36 @@ def test_a_changed_pid_renews_the_engine_without_fork_hooks(intake):
     assert client._engine is not engine and client._pid == os.getpid()
     client.close()
     assert _by_pid(intake) == {os.getpid(): ["after"]}
+
+
+@pytest.mark.metrics
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_tracer_and_a_counter_whose_providers_were_dropped_follow_a_fork():
+    """Programs keep the tracer or the instrument, not always its provider."""
+    from oxapm.otel.metrics import MeterProvider
+    from oxapm.otel.trace import TracerProvider
+
+    client = oxapm.Client(service_name="forking", traces_exporter="memory", metrics_interval="10m", disable_metrics="system.*,python.*")
+    tracer = TracerProvider(client).get_tracer("tests")
+    counter = MeterProvider(client).get_meter("tests").create_counter("served")
+    gc.collect()
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            with tracer.start_as_current_span("in the child"):
+                counter.add(1)
+            client.flush()
+            lines = client._engine.take_memory()
+            events = [json.loads(line) for line in lines]
+            transactions = [e["transaction"]["name"] for e in events if "transaction" in e]
+            served = [e["metricset"]["samples"]["served"]["value"] for e in events if "served" in e.get("metricset", {}).get("samples", {})]
+            os.write(write_end, json.dumps([transactions, served]).encode())
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+    assert json.loads(os.read(read_end, 1000)) == [["in the child"], [1]]
+    client.close()
 
 
 @contextlib.contextmanager

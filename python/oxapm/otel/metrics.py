@@ -129,7 +129,10 @@ class View:
 
 
 class _Described:
-    """The name, unit and description every instrument shows."""
+    """The name, unit and description every instrument shows, and its provider, which an
+    instrument keeps alive: the provider moves it to a forked child's engine."""
+
+    _provider: Optional[MeterProvider] = None
 
     def _describe(self, name: str, unit: str, description: str) -> None:
         self.name = name
@@ -315,9 +318,11 @@ class MeterProvider(metrics_api.MeterProvider):
             if instrument is None:
                 registered = self._registry.instrument(kind, meter._scope, name, unit, description, boundaries)
                 instrument = self._synchronous_instruments[key] = cls(registered, name, unit, description)
+                instrument._provider = self
         return instrument
 
     def _register_observable(self, meter: Meter, kind: str, instrument: _Observable) -> None:
+        instrument._provider = self
         with self._lock:
             self._registry.instrument(kind, meter._scope, instrument.name, instrument.unit, instrument.description, None, instrument._observe)
             self._observable_instruments.append((meter, kind, instrument))

@@ -47,8 +47,10 @@ class Tracer(trace_api.Tracer):
     """Spans of one instrumentation scope. ``start_as_current_span`` returns a plain context
     manager (not the API's generator-based one): it is the hot path of instrumented code."""
 
-    def __init__(self, core: _core.Tracer):
+    def __init__(self, core: _core.Tracer, provider: TracerProvider):
         self._start = core.start
+        # Kept alive by its tracers: the provider moves them to a forked child's engine.
+        self._provider = provider
 
     def _rebind(self, core: _core.Tracer) -> None:
         self._start = core.start
@@ -183,7 +185,7 @@ class TracerProvider(trace_api.TracerProvider):
         with self._lock:
             tracer = self._tracers.get(key)
             if tracer is None:
-                tracer = Tracer(self._core_tracer(engine, key))
+                tracer = Tracer(self._core_tracer(engine, key), self)
                 self._tracers[key] = tracer
         return tracer
 
