@@ -192,7 +192,6 @@ def test_install_sets_the_global_logger_provider(client):
     assert isinstance(trace.get_tracer_provider(), TracerProvider)
 
 
-@pytest.mark.skipif(sys.version_info < (3, 10), reason="rotel wheels start at CPython 3.10 (see otlp_receiver.py)")
 @pytest.mark.parametrize("protocol", ["http/protobuf", "grpc"])
 def test_a_real_receiver_gets_the_log_records(rotel, protocol, monkeypatch, app_logger):  # noqa: F811
     use_otlp(monkeypatch, rotel.grpc_endpoint if protocol == "grpc" else rotel.http_endpoint, protocol, OTEL_SERVICE_NAME="rotel-logs")
