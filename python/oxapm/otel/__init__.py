@@ -39,11 +39,7 @@ def install(client: Optional[Any] = None) -> "TracerProvider":
 
         provider = TracerProvider(client)
         trace_api.set_tracer_provider(provider)
-        if trace_api.get_tracer_provider() is not provider:
-            logger.warning(
-                "another OpenTelemetry tracer provider (%s) was set before oxapm's; its tracers keep it",
-                type(trace_api.get_tracer_provider()).__name__,
-            )
+        _is_global("tracer", trace_api.get_tracer_provider(), provider)
         _install_logger_provider(provider.client)
         propagate.set_global_textmap(propagator_from_names(os.environ.get("OTEL_PROPAGATORS", "tracecontext,baggage")))
         _install_meter_provider(provider.client)
@@ -58,11 +54,7 @@ def _install_meter_provider(client: Any) -> None:
 
     provider = MeterProvider(client)
     metrics_api.set_meter_provider(provider)
-    if metrics_api.get_meter_provider() is not provider:
-        logger.warning(
-            "another OpenTelemetry meter provider (%s) was set before oxapm's; its meters keep it",
-            type(metrics_api.get_meter_provider()).__name__,
-        )
+    if not _is_global("meter", metrics_api.get_meter_provider(), provider):
         provider.shutdown()
 
 
@@ -76,9 +68,18 @@ def _install_logger_provider(client: Any) -> None:
     if isinstance(current, LoggerProvider):
         return
     if type(current).__name__ != "ProxyLoggerProvider":  # the API's stand-in until one is set
-        logger.warning("another OpenTelemetry logger provider (%s) was set before oxapm's; its loggers keep it", type(current).__name__)
+        _is_global("logger", current, None)
         return
     _logs.set_logger_provider(LoggerProvider(client))
+
+
+def _is_global(signal: str, current: Any, provider: Any) -> bool:
+    """Whether ``provider`` is the API's global ``signal`` provider now, ``current``; the API keeps
+    the first one set, so if another came first it says so."""
+    if current is provider:
+        return True
+    logger.warning("another OpenTelemetry %s provider (%s) was set before oxapm's; its %ss keep it", signal, type(current).__name__, signal)
+    return False
 
 
 def __getattr__(name: str) -> Any:

@@ -140,24 +140,29 @@ class _Described:
         self.description = description
 
 
-class Counter(_core.CounterHandle, metrics_api.Counter, _Described):
+class _Synchronous(_Described):
+    """The constructor of the synchronous instruments: their ``_core`` base class measures into
+    ``instrument``, the engine's."""
+
     def __init__(self, instrument: _core.MeterInstrument, name: str, unit: str = "", description: str = ""):
         self._describe(name, unit, description)
 
 
-class UpDownCounter(_core.CounterHandle, metrics_api.UpDownCounter, _Described):
-    def __init__(self, instrument: _core.MeterInstrument, name: str, unit: str = "", description: str = ""):
-        self._describe(name, unit, description)
+# _Synchronous comes before the API class, whose abstract __init__ it stands in for.
+class Counter(_core.CounterHandle, _Synchronous, metrics_api.Counter):
+    pass
 
 
-class Histogram(_core.HistogramHandle, metrics_api.Histogram, _Described):
-    def __init__(self, instrument: _core.MeterInstrument, name: str, unit: str = "", description: str = ""):
-        self._describe(name, unit, description)
+class UpDownCounter(_core.CounterHandle, _Synchronous, metrics_api.UpDownCounter):
+    pass
 
 
-class Gauge(_core.GaugeHandle, metrics_api._Gauge, _Described):
-    def __init__(self, instrument: _core.MeterInstrument, name: str, unit: str = "", description: str = ""):
-        self._describe(name, unit, description)
+class Histogram(_core.HistogramHandle, _Synchronous, metrics_api.Histogram):
+    pass
+
+
+class Gauge(_core.GaugeHandle, _Synchronous, metrics_api._Gauge):
+    pass
 
 
 class _Observable(_Described):
