@@ -1,6 +1,6 @@
 """Stubs of ``oxapm._core``, the Rust engine. Kept true by ``mypy.stubtest`` in ``make test``."""
 
-from typing import Any, Callable, Dict, List, Optional, Tuple, final
+from typing import AbstractSet, Any, Callable, Dict, List, Optional, Tuple, final
 
 from typing_extensions import disjoint_base
 
@@ -251,7 +251,7 @@ class LogEmitter:
 
 @final
 class LoggingRecords:
-    def __new__(cls, engine: Engine) -> "LoggingRecords": ...
+    def __new__(cls, engine: Engine, record_fields: AbstractSet[str]) -> "LoggingRecords": ...
     @property
     def enabled(self) -> bool: ...
     def emit(self, record: Any, body: Any, exception: Optional[Dict[str, Any]], current: Any) -> None: ...

@@ -12,6 +12,7 @@ import traceback
 
 from oxapm import _core, traces
 from oxapm.base import get_client
+from oxapm.log_correlation import CORRELATION_FIELDS
 
 TYPE_CHECKING = False  # typing is not imported at run time: it costs milliseconds at every start
 if TYPE_CHECKING:
@@ -19,6 +20,10 @@ if TYPE_CHECKING:
 
 # The agent's own loggers: exporting their records would feed the export back into itself.
 OWN_LOGGERS = ("oxapm",)
+
+#: ``LogRecord`` attributes that are not ``extra`` fields: a record's own, those formatting adds,
+#: and those the record factory adds (``oxapm.log_correlation``).
+RECORD_FIELDS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "taskName"} | CORRELATION_FIELDS
 
 _get_current = traces._current.get
 
@@ -82,7 +87,7 @@ class LoggingHandler(logging.Handler):
         engine = client._engine if client is not None else None
         if engine is not self._engine:  # the first record, a new client, or a forked child's engine
             self._engine = engine
-            self._records = _core.LoggingRecords(engine) if engine is not None else None
+            self._records = _core.LoggingRecords(engine, RECORD_FIELDS) if engine is not None else None
         return self._records
 
     def _body(self, record: logging.LogRecord) -> Any:

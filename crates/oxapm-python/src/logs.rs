@@ -11,7 +11,7 @@ use oxapm_core::ids::{SpanId, TraceId};
 use oxapm_core::model::{now_epoch_us, severity_of_logging_level, severity_text_of_logging_level, AttributeValue, Attributes, LogRecord, LogValue, Scope};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 /// Structured bodies nested deeper than this are cut (the rest becomes its `str()`).
@@ -166,44 +166,6 @@ impl LogEmitter {
     }
 }
 
-/// `LogRecord` attributes that are not `extra` fields: the standard ones, and those the record
-/// factory adds (`oxapm.log_correlation`).
-const STANDARD_FIELDS: &[&str] = &[
-    "name",
-    "msg",
-    "args",
-    "levelname",
-    "levelno",
-    "pathname",
-    "filename",
-    "module",
-    "exc_info",
-    "exc_text",
-    "stack_info",
-    "lineno",
-    "funcName",
-    "created",
-    "msecs",
-    "relativeCreated",
-    "thread",
-    "threadName",
-    "processName",
-    "process",
-    "taskName",
-    "message",
-    "asctime",
-    "otelTraceID",
-    "otelSpanID",
-    "otelServiceName",
-    "otelTraceSampled",
-    "elasticapm_trace_id",
-    "elasticapm_transaction_id",
-    "elasticapm_span_id",
-    "elasticapm_service_name",
-    "elasticapm_event_dataset",
-    "elasticapm_labels",
-];
-
 /// Logger names are few; a program making them without end gets uncached scopes past this.
 const MAX_CACHED_SCOPES: usize = 1024;
 
@@ -211,6 +173,8 @@ const MAX_CACHED_SCOPES: usize = 1024;
 #[pyclass(module = "oxapm._core", frozen)]
 pub struct LoggingRecords {
     engine: Arc<engine::Engine>,
+    /// `LogRecord` attributes that are not `extra` fields (`oxapm.logs.RECORD_FIELDS`).
+    record_fields: HashSet<String>,
     scopes: Mutex<HashMap<String, Arc<Scope>>>,
 }
 
@@ -231,8 +195,8 @@ impl LoggingRecords {
 #[pymethods]
 impl LoggingRecords {
     #[new]
-    fn new(engine: &Bound<'_, Engine>) -> Self {
-        LoggingRecords { engine: engine.get().inner.clone(), scopes: Mutex::default() }
+    fn new(engine: &Bound<'_, Engine>, record_fields: HashSet<String>) -> Self {
+        LoggingRecords { engine: engine.get().inner.clone(), record_fields, scopes: Mutex::default() }
     }
 
     #[getter]
@@ -286,7 +250,7 @@ impl LoggingRecords {
                 "lineno" => ("code.line.number", int()),
                 "thread" => ("thread.id", int()),
                 "threadName" => ("thread.name", string()),
-                standard if STANDARD_FIELDS.contains(&standard) => continue,
+                standard if self.record_fields.contains(standard) => continue,
                 extra => {
                     let value = otel::attribute_value(&value).unwrap_or_else(|| AttributeValue::Str(crate::convert::display(&value)));
                     attributes.set(extra, value, max_count, max_length);

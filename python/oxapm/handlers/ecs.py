@@ -14,16 +14,14 @@ import json
 import logging
 import time
 
-from oxapm.log_correlation import CORRELATION_FIELDS, annotate
+from oxapm.log_correlation import annotate
+from oxapm.logs import RECORD_FIELDS
 
 TYPE_CHECKING = False  # typing is not imported at run time: it costs milliseconds at every start
 if TYPE_CHECKING:
     from typing import Any, Dict
 
 ECS_VERSION = "1.6.0"
-
-_STANDARD_FIELDS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "taskName"} | CORRELATION_FIELDS
-
 
 class EcsFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
@@ -54,7 +52,7 @@ class EcsFormatter(logging.Formatter):
             error = {"type": exc_type.__name__, "message": str(exc), "stack_trace": self.formatException(record.exc_info)}
             document["error"] = error
         for key, value in vars(record).items():
-            if key not in _STANDARD_FIELDS:
+            if key not in RECORD_FIELDS:
                 _put(document, key, value)
         return json.dumps(document, default=str, ensure_ascii=False)
 
