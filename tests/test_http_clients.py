@@ -491,6 +491,60 @@ def test_a_disabled_layer_leaves_the_call_to_the_one_below(agent, server):
     assert carries(server.headers(), transaction, span["id"])
 
 
+def test_without_http_client_s_instrumentation_requests_and_urllib3_still_send_the_headers(agent, server):
+    """The connection writes the headers of the layers above (see ``outgoing_http``): the hook
+    that does stays while any layer over http.client is applied."""
+    pytest.importorskip("requests")
+    client = agent(disabled_instrumentations="http-client")
+    for call in (with_requests, with_urllib3):
+        _, transaction, events = traced(client, call, server.url + "/status/200")
+        (span,) = events.spans
+        assert carries(server.received.pop(), transaction, span["id"])
+
+
+def test_requests_through_an_adapter_of_its_own_carries_the_headers_on_the_request(agent):
+    """An adapter that is not requests' own may not send through http.client: the headers go on
+    the PreparedRequest it is given."""
+    requests = pytest.importorskip("requests")
+    sent = []
+
+    class Replying(requests.adapters.BaseAdapter):
+        def send(self, request, **kwargs):
+            sent.append(request.headers)
+            response = requests.Response()
+            response.status_code, response.request, response.url = 204, request, request.url
+            return response
+
+        def close(self):
+            pass
+
+    def call():
+        with requests.Session() as session:
+            session.mount("mem://", Replying())
+            return session.get("mem://service/items").status_code
+
+    status, transaction, events = traced(agent(), call)
+    (span,) = events.spans
+    (headers,) = sent
+    assert status == 204 and span["context"]["http"]["status_code"] == 204
+    assert carries({name.lower(): [headers[name]] for name in headers}, transaction, span["id"])
+
+
+@pytest.mark.parametrize("disabled, hooked", [("", True), ("http-client", True), ("requests,urllib3", True), ("requests,urllib3,http-client", False)])
+def test_the_connection_writes_the_headers_while_a_layer_over_it_is_applied(agent, disabled, hooked):
+    original = vars(http.client.HTTPConnection)["endheaders"]
+    agent(disabled_instrumentations=disabled)
+    assert (vars(http.client.HTTPConnection)["endheaders"] is not original) == hooked
+    oxapm.uninstrument()
+    assert vars(http.client.HTTPConnection)["endheaders"] is original
+
+
+def test_headers_written_into_a_connection_s_request():
+    buffer = [b"GET /items HTTP/1.1", b"Host: shop", b"TraceParent: 00-forwarded", b"X-Id: 1", b"tracestate:other=1"]
+    _core.put_connection_headers(buffer, [("traceparent", "00-ours"), ("tracestate", "es=s:1"), ("baggage", "k=v\r\nX-Evil: 1")])
+    assert buffer == [b"GET /items HTTP/1.1", b"Host: shop", b"X-Id: 1", b"traceparent: 00-ours", b"tracestate: es=s:1"]
+
+
 def test_urllib3_without_its_instrumentation(agent, server):
     """urllib3 1.26 sends through http.client's HTTPConnection.request (and tries getresponse with
     Python 2's buffering=True first): the http-client instrumentation traces it then. urllib3 2
@@ -737,7 +791,7 @@ def test_a_failure_of_the_agent_leaves_the_call_working_with_one_warning(agent, 
     monkeypatch.setattr(propagation, "outgoing_headers", broken)
     caplog.set_level(logging.WARNING, logger="oxapm")
     client = agent()
-    transaction = client.begin_transaction("request")
+    client.begin_transaction("request")
     assert [library(server.url + "/status/200") for _ in range(2)] == [200, 200]
     client.end_transaction("GET /")
     (warning,) = [r for r in caplog.records if r.levelno >= logging.WARNING]

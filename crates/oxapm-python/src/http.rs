@@ -7,7 +7,7 @@ use oxapm_core::http::{request_context, response_context, IncomingRequest, Outgo
 use oxapm_core::model::JsonMap;
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyString, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 use std::borrow::Cow;
 
 /// A WSGI request (PEP 3333) as the fields of `oxapm.instrumentation.web.Incoming`: `(method,
@@ -135,12 +135,12 @@ fn header_text(value: &Bound<'_, PyAny>) -> String {
     }
 }
 
-/// Starts the exit span of an outgoing HTTP call under `parent`, see `OutgoingRequest`:
-/// `request` is `(method, absolute_url)` or `(method, scheme, host, port, target)`, `port` None
-/// for the scheme's default and `target` the path with its query. None when nothing is recorded.
 /// `(method, scheme, host, port, target)`.
 type SplitRequest<'py> = (Bound<'py, PyAny>, Bound<'py, PyAny>, Bound<'py, PyAny>, Option<i64>, Bound<'py, PyAny>);
 
+/// Starts the exit span of an outgoing HTTP call under `parent`, see `OutgoingRequest`:
+/// `request` is `(method, absolute_url)` or `(method, scheme, host, port, target)`, `port` None
+/// for the scheme's default and `target` the path with its query. None when nothing is recorded.
 #[pyfunction]
 pub fn begin_http_span(parent: &Bound<'_, PyAny>, request: &Bound<'_, PyTuple>) -> PyResult<Option<Py<Span>>> {
     let method = request.get_item(0)?;
@@ -153,4 +153,29 @@ pub fn begin_http_span(parent: &Bound<'_, PyAny>, request: &Bound<'_, PyTuple>) 
     };
     let (name, context) = outgoing.exit_span();
     begin_exit(parent, &name, "external", Some("http"), None, context)
+}
+
+/// Writes trace-context `headers` into the request an http.client connection is about to send.
+/// `buffer` is the connection's `_buffer`: the request line, then one `b"Name: value"` line per
+/// header put so far. Lines of the same names (in any case) go first: the headers replace the
+/// caller's. A header http.client would refuse (a CR, LF or NUL in it) is left out.
+///
+/// Written here, at the end of the headers, a header costs one line; put on the request of a
+/// library above (requests, urllib3), it would go through each layer's header handling.
+#[pyfunction]
+pub fn put_connection_headers(buffer: &Bound<'_, PyList>, headers: Vec<(String, String)>) -> PyResult<()> {
+    let ours = |line: &[u8]| {
+        let name = line.split(|&b| b == b':').next().unwrap_or_default().trim_ascii();
+        headers.iter().any(|(n, _)| n.as_bytes().eq_ignore_ascii_case(name))
+    };
+    for index in (1..buffer.len()).rev() {
+        if buffer.get_item(index)?.cast::<PyBytes>().is_ok_and(|line| ours(line.as_bytes())) {
+            buffer.del_item(index)?;
+        }
+    }
+    let refused = |s: &str| s.bytes().any(|b| matches!(b, b'\r' | b'\n' | b'\0'));
+    for (name, value) in headers.iter().filter(|(n, v)| !refused(n) && !refused(v)) {
+        buffer.append(PyBytes::new(buffer.py(), format!("{name}: {value}").as_bytes()))?;
+    }
+    Ok(())
 }

@@ -107,5 +107,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(sql::begin_sql_span, m)?)?;
     m.add_function(wrap_pyfunction!(http::begin_http_span, m)?)?;
     m.add_function(wrap_pyfunction!(http::wsgi_incoming, m)?)?;
+    m.add_function(wrap_pyfunction!(http::put_connection_headers, m)?)?;
     Ok(())
 }

@@ -1,6 +1,7 @@
 """http.client, and with it urllib.request, which sends every http and https request through
 ``HTTPConnection.request`` and ``getresponse``. The exit span starts in ``request`` and ends when
-``getresponse`` returns; in between it is not current, since the application runs there.
+``getresponse`` returns; in between it is not current, since the application runs there. The
+trace context headers are written by ``endheaders``, replacing the caller's of the same names.
 
 A response never asked for (the connection closed first) ends its span, without a status, at the
 connection's next ``request``; the span is lost when there is none.
@@ -8,13 +9,13 @@ connection's next ``request``; the span is lost when there is none.
 
 from __future__ import annotations
 
-from oxapm.instrumentation.outgoing_http import OutgoingHttpInstrumentation, argument, merged, with_argument
+from oxapm.instrumentation.outgoing_http import OutgoingHttpInstrumentation, argument
 
 TYPE_CHECKING = False  # typing is not imported at run time: it costs milliseconds at every start
 if TYPE_CHECKING:
     from typing import Any, Callable
 
-    from oxapm.instrumentation.outgoing_http import Call, Headers, Request
+    from oxapm.instrumentation.outgoing_http import Call, Request
 
 # The call of a connection waiting for its response, in the connection's attributes.
 _WAITING = "_oxapm_outgoing_http_call"
@@ -22,6 +23,7 @@ _WAITING = "_oxapm_outgoing_http_call"
 
 class HttpClientInstrumentation(OutgoingHttpInstrumentation):
     name = "http-client"
+    over_http_client = True
 
     def apply(self) -> None:
         from http.client import HTTPConnection
@@ -78,8 +80,8 @@ class HttpClientInstrumentation(OutgoingHttpInstrumentation):
         scheme = "https" if instance.default_port == 443 else "http"
         return method, scheme, host, port, url
 
-    def with_headers(self, instance: Any, args: tuple, kwargs: dict, headers: Headers) -> tuple:
-        return with_argument(args, kwargs, 3, "headers", merged(argument(args, kwargs, 3, "headers"), headers))
+    def through_http_client(self, instance: Any, args: tuple, kwargs: dict) -> bool:
+        return True
 
     def status_of(self, response: Any) -> int:
         return response.status

@@ -19,8 +19,11 @@ request is almost always one forwarded from the incoming request, and keeping it
 service called from this call (the Elastic agent overwrites it too).
 
 Only the outermost instrumented layer of a call traces it (requests over urllib3 over http.client):
-the layers below pass the call through untouched, since the exit span leaves them nothing to record
-and the headers are on the request already.
+the layers below pass the call through untouched, since the exit span leaves them nothing to record.
+When the call goes out through an http.client connection (requests' and urllib3's do), the
+connection writes the headers, as the last of the request's (``_ConnectionHeaders``): put on the
+request of the outermost layer, each header would go through the header handling of every layer
+below, which costs more than the rest of the span.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from oxapm.instrumentation.base import Instrumentation, report_failure
 
 TYPE_CHECKING = False  # typing is not imported at run time: it costs milliseconds at every start
 if TYPE_CHECKING:
-    from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, Union
+    from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Set, Tuple, Union
 
     from oxapm.instrumentation.spans import Started
 
@@ -42,31 +45,52 @@ if TYPE_CHECKING:
     # with query): what the engine's begin_http_span takes.
     Request = Union[Tuple[str, str], Tuple[str, str, str, Optional[int], str]]
 
-# What was current (the exit span, or the transaction when none is recorded) when the outermost
-# instrumented layer of the call in progress took it: the layers below see it still current.
-_traced_call: contextvars.ContextVar[Any] = contextvars.ContextVar("oxapm_outgoing_http_call", default=None)
+# The call in progress, traced by its outermost instrumented layer: the layers below see it.
+_traced_call: contextvars.ContextVar[Optional[Call]] = contextvars.ContextVar("oxapm_outgoing_http_call", default=None)
 _get_current = traces._get_current
 
 
 class Call:
-    """One call traced by its outermost layer: its exit span (None when not recorded) and the
-    token of ``_traced_call``."""
+    """One call traced by its outermost layer: its exit span (None when not recorded), what was
+    current once it started (the exit span, or the transaction when none is recorded), the trace
+    context headers its http.client connection is to write (None when the request carries them),
+    and the token of ``_traced_call``."""
 
-    __slots__ = ("started", "mark")
+    __slots__ = ("started", "current", "connection_headers", "mark")
 
     def __init__(self) -> None:
         self.started: Optional[Started] = None
+        self.current: Any = None
+        self.connection_headers: Optional[Headers] = None
         self.mark: Optional[contextvars.Token] = None
 
 
 class OutgoingHttpInstrumentation(Instrumentation):
     """An HTTP client library's instrumentation. Subclasses patch the library's call with
     ``traced`` (``traced_async`` for a coroutine function) and say, for the arguments of that call,
-    what request it makes (``request_of``), how headers are added to it (``with_headers``), and for
-    what it returns, the status (``status_of``)."""
+    what request it makes (``request_of``), whether it goes out through an http.client connection
+    (``through_http_client``), how headers are added to it otherwise (``with_headers``), and for
+    what it returns, the status (``status_of``). Those whose calls can go out through http.client
+    set ``over_http_client``."""
+
+    over_http_client = False
+
+    def instrument(self) -> None:
+        super().instrument()
+        if self.over_http_client:
+            _connection_headers.hold(self.name)
+
+    def uninstrument(self) -> None:
+        _connection_headers.release(self.name)
+        super().uninstrument()
 
     def request_of(self, instance: Any, args: tuple, kwargs: dict) -> Request:
         raise NotImplementedError
+
+    def through_http_client(self, instance: Any, args: tuple, kwargs: dict) -> bool:
+        """Whether the call goes out through an http.client connection (which then writes the
+        headers); only asked when ``over_http_client``."""
+        return False
 
     def with_headers(self, instance: Any, args: tuple, kwargs: dict, headers: Headers) -> Tuple[tuple, dict]:
         """The call's arguments with ``headers`` on the request, replacing those of the same names.
@@ -105,14 +129,20 @@ class OutgoingHttpInstrumentation(Instrumentation):
         the layers below the one tracing it; otherwise the call, and its arguments with the trace
         context headers."""
         current = _get_current()
-        if current is None or current is _traced_call.get():
+        if current is None:
+            return None, args, kwargs
+        outer = _traced_call.get()
+        if outer is not None and outer.current is current:
             return None, args, kwargs
         call = Call()
         try:
             call.started = spans.start_exit(self.name, _core.begin_http_span, self.request_of(instance, args, kwargs))
-            call.mark = _traced_call.set(_get_current())
+            call.current = _get_current()
+            call.mark = _traced_call.set(call)
             headers = propagation.outgoing_headers()
-            if headers:
+            if headers and self.over_http_client and self.through_http_client(instance, args, kwargs):
+                call.connection_headers = headers
+            elif headers:
                 args, kwargs = self.with_headers(instance, args, kwargs, headers)
         except Exception:
             report_failure(self.name)
@@ -180,3 +210,44 @@ def merged(mapping: Optional[Mapping[str, Any]], headers: Headers) -> Dict[str, 
 
 def _text(name: Any) -> str:
     return name.decode("latin-1") if isinstance(name, bytes) else str(name)  # http.client takes bytes too
+
+
+class _ConnectionHeaders(Instrumentation):
+    """http.client's ``HTTPConnection.endheaders`` writing the trace context headers of the call in
+    progress, when its outermost layer left them to the connection. Shared by the instrumentations
+    over http.client: applied while any of them is (``hold``, ``release``), so that disabling one
+    layer leaves the others their headers."""
+
+    name = "http-client"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._holders: Set[str] = set()
+
+    def hold(self, holder: str) -> None:
+        if not self._holders:
+            self.instrument()
+        self._holders.add(holder)
+
+    def release(self, holder: str) -> None:
+        if holder in self._holders:
+            self._holders.discard(holder)
+            if not self._holders:
+                self.uninstrument()
+
+    def apply(self) -> None:
+        from http.client import HTTPConnection
+
+        self.wrap(HTTPConnection, "endheaders", self._endheaders)
+
+    def _endheaders(self, wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Any:
+        call = _traced_call.get()
+        if call is not None and call.connection_headers is not None:
+            try:
+                _core.put_connection_headers(instance._buffer, call.connection_headers)
+            except Exception:
+                report_failure(self.name)
+        return wrapped(*args, **kwargs)
+
+
+_connection_headers = _ConnectionHeaders()

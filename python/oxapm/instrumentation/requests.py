@@ -1,5 +1,7 @@
 """requests: ``Session.send``, which every request goes through. Redirects are followed inside it
-(one span, the final status); with ``stream=True`` it returns once the headers are in."""
+(one span, the final status); with ``stream=True`` it returns once the headers are in. Through
+requests' own adapter (urllib3, then http.client) the connection writes the trace context
+headers; through another, they are put on the ``PreparedRequest``."""
 
 from __future__ import annotations
 
@@ -14,15 +16,25 @@ if TYPE_CHECKING:
 
 class RequestsInstrumentation(OutgoingHttpInstrumentation):
     name = "requests"
+    over_http_client = True
 
     def apply(self) -> None:
         from requests import Session
+        from requests.adapters import HTTPAdapter
 
+        self._http_adapter = HTTPAdapter
         self.wrap(Session, "send", self.traced)
 
     def request_of(self, instance: Any, args: tuple, kwargs: dict) -> Request:
         request = argument(args, kwargs, 0, "request")
         return request.method, request.url
+
+    def through_http_client(self, instance: Any, args: tuple, kwargs: dict) -> bool:
+        try:
+            adapter = instance.get_adapter(argument(args, kwargs, 0, "request").url)
+        except Exception:  # no adapter for the URL: requests tells the caller
+            return False
+        return isinstance(adapter, self._http_adapter)
 
     def with_headers(self, instance: Any, args: tuple, kwargs: dict, headers: Headers) -> tuple:
         set_headers(argument(args, kwargs, 0, "request").headers, headers)  # the PreparedRequest sent

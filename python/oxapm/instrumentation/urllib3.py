@@ -1,5 +1,7 @@
 """urllib3 (1.26 and 2.x): ``HTTPConnectionPool.urlopen``, which every request goes through, once
-per redirect followed by a ``PoolManager`` (its own retries and redirects are inside the first)."""
+per redirect followed by a ``PoolManager`` (its own retries and redirects are inside the first).
+Its connections are http.client's, which write the trace context headers (on every retry and
+redirect inside the call)."""
 
 from __future__ import annotations
 
@@ -14,12 +16,16 @@ if TYPE_CHECKING:
 
 class Urllib3Instrumentation(OutgoingHttpInstrumentation):
     name = "urllib3"
+    over_http_client = True
 
     def apply(self) -> None:
+        from http.client import HTTPConnection
+
         from urllib3._collections import HTTPHeaderDict
         from urllib3.connectionpool import HTTPConnectionPool
 
         self._header_dict = HTTPHeaderDict
+        self._http_connection = HTTPConnection
         self.wrap(HTTPConnectionPool, "urlopen", self.traced)
 
     def request_of(self, instance: Any, args: tuple, kwargs: dict) -> Request:
@@ -27,6 +33,9 @@ class Urllib3Instrumentation(OutgoingHttpInstrumentation):
         if url.startswith("/"):
             return method, instance.scheme, instance.host, instance.port, url
         return method, url  # the absolute URL sent to a proxy
+
+    def through_http_client(self, instance: Any, args: tuple, kwargs: dict) -> bool:
+        return issubclass(instance.ConnectionCls, self._http_connection)  # not so with HTTP/2
 
     def with_headers(self, instance: Any, args: tuple, kwargs: dict, headers: Headers) -> tuple:
         given = argument(args, kwargs, 3, "headers")
