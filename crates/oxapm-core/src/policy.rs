@@ -5,6 +5,7 @@
 
 use crate::config::Config;
 use crate::model::Event;
+use crate::sanitize::FieldNames;
 use crate::wildcard::WildcardMatchers;
 use crate::{bridge, sanitize, service_target};
 
@@ -13,14 +14,14 @@ pub struct Policy {
     /// `transaction_ignore_urls`: request paths that web frameworks do not trace.
     pub transaction_ignore_urls: WildcardMatchers,
     /// `sanitize_field_names`: fields whose values never leave the process.
-    pub sanitize_field_names: WildcardMatchers,
+    pub sanitize_field_names: FieldNames,
 }
 
 impl Policy {
     pub fn new(config: &Config) -> Policy {
         Policy {
             transaction_ignore_urls: WildcardMatchers::new(config.list("TRANSACTION_IGNORE_URLS")),
-            sanitize_field_names: WildcardMatchers::new(config.list("SANITIZE_FIELD_NAMES")),
+            sanitize_field_names: FieldNames::new(WildcardMatchers::new(config.list("SANITIZE_FIELD_NAMES"))),
         }
     }
 

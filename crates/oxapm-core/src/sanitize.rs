@@ -6,11 +6,49 @@
 use crate::model::{AttributeValue, Attributes, JsonMap};
 use crate::wildcard::WildcardMatchers;
 use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::Mutex;
 
 pub const REDACTED: &str = "[REDACTED]";
 
+/// How many names `FieldNames` keeps its verdict on. Names past it (a client sending made-up
+/// header names) are matched each time.
+const VERDICTS_KEPT: usize = 512;
+
+/// `sanitize_field_names`, and its verdict on each name already seen: the same header, cookie and
+/// environment names come with every request, and matching one against every pattern costs more
+/// than looking it up.
+#[derive(Debug, Default)]
+pub struct FieldNames {
+    patterns: WildcardMatchers,
+    verdicts: Mutex<HashMap<Box<str>, bool>>,
+}
+
+impl FieldNames {
+    pub fn new(patterns: WildcardMatchers) -> FieldNames {
+        FieldNames { patterns, verdicts: Mutex::default() }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.patterns.is_empty()
+    }
+
+    /// Whether `name` is a field to redact.
+    pub fn matches(&self, name: &str) -> bool {
+        let mut verdicts = self.verdicts.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(&verdict) = verdicts.get(name) {
+            return verdict;
+        }
+        let verdict = self.patterns.matches(name);
+        if verdicts.len() < VERDICTS_KEPT {
+            verdicts.insert(name.into(), verdict);
+        }
+        verdict
+    }
+}
+
 /// Redacts `context.request` and `context.response` of a transaction or an error in place.
-pub fn http_context(context: &mut JsonMap, field_names: &WildcardMatchers) {
+pub fn http_context(context: &mut JsonMap, field_names: &FieldNames) {
     if field_names.is_empty() {
         return;
     }
@@ -34,7 +72,7 @@ pub fn http_context(context: &mut JsonMap, field_names: &WildcardMatchers) {
 /// Redacts the values of log record attributes whose names match (an `extra={"password": ...}`
 /// given to a logging call), by the whole name or its last dotted part (`user.password`), as a
 /// nested field would be. The message itself is the application's text and is left alone.
-pub fn attributes(attributes: &mut Attributes, field_names: &WildcardMatchers) {
+pub fn attributes(attributes: &mut Attributes, field_names: &FieldNames) {
     if field_names.is_empty() {
         return;
     }
@@ -47,7 +85,7 @@ pub fn attributes(attributes: &mut Attributes, field_names: &WildcardMatchers) {
 }
 
 /// Values under a matching key, nested objects (and objects in arrays) searched too.
-fn redact_fields(fields: &mut JsonMap, names: &WildcardMatchers) {
+fn redact_fields(fields: &mut JsonMap, names: &FieldNames) {
     for (key, value) in fields.iter_mut() {
         match value {
             Value::Null => {}
@@ -66,7 +104,7 @@ fn redact_fields(fields: &mut JsonMap, names: &WildcardMatchers) {
 }
 
 /// Header names come in any case; a header's value is a string or a list of them.
-fn redact_headers(headers: &mut JsonMap, names: &WildcardMatchers) {
+fn redact_headers(headers: &mut JsonMap, names: &FieldNames) {
     redact_fields(headers, names);
     for (_, value) in headers.iter_mut().filter(|(name, _)| name.eq_ignore_ascii_case("cookie")) {
         match value {
@@ -90,7 +128,7 @@ fn has_form_content_type(headers: &JsonMap) -> bool {
 }
 
 /// The query string in `search` (with or without its `?`) and in the `full` and `raw` URLs.
-fn redact_url(url: &mut JsonMap, names: &WildcardMatchers) {
+fn redact_url(url: &mut JsonMap, names: &FieldNames) {
     for (key, value) in url.iter_mut() {
         let Value::String(text) = value else { continue };
         let query_start = match key.as_str() {
@@ -110,7 +148,7 @@ fn redact_url(url: &mut JsonMap, names: &WildcardMatchers) {
 
 /// `a=1; session=x` → `a=1; session=[REDACTED]`: items of `name=value` joined by `separator`,
 /// spacing kept.
-fn redact_pairs(text: &mut String, separator: char, names: &WildcardMatchers) {
+fn redact_pairs(text: &mut String, separator: char, names: &FieldNames) {
     let mut redacted = String::with_capacity(text.len());
     let mut changed = false;
     for (index, item) in text.split(separator).enumerate() {
@@ -138,14 +176,27 @@ mod tests {
     use crate::config::DEFAULT_SANITIZE_FIELD_NAMES;
     use serde_json::json;
 
-    fn defaults() -> WildcardMatchers {
-        WildcardMatchers::new(&DEFAULT_SANITIZE_FIELD_NAMES.split(',').collect::<Vec<_>>())
+    fn defaults() -> FieldNames {
+        FieldNames::new(WildcardMatchers::new(&DEFAULT_SANITIZE_FIELD_NAMES.split(',').collect::<Vec<_>>()))
     }
 
     fn redacted(context: Value) -> Value {
         let mut context = context.as_object().cloned().unwrap();
         http_context(&mut context, &defaults());
         Value::Object(context)
+    }
+
+    #[test]
+    fn verdicts_on_names_seen_and_past_the_names_kept() {
+        let names = defaults();
+        for _ in 0..2 {
+            assert!(names.matches("Authorization") && !names.matches("accept"));
+        }
+        for index in 0..VERDICTS_KEPT + 10 {
+            assert!(names.matches(&format!("x-{index}-token")) && !names.matches(&format!("x-{index}")));
+        }
+        assert!(names.matches("X-Api-Key") && !names.matches("x-request-id"));
+        assert_eq!(names.verdicts.lock().unwrap().len(), VERDICTS_KEPT);
     }
 
     #[test]
@@ -203,11 +254,11 @@ mod tests {
     #[test]
     fn patterns_come_from_the_option() {
         let mut context = json!({"request": {"headers": {"X-Custom": "v", "Authorization": "a"}}}).as_object().cloned().unwrap();
-        http_context(&mut context, &WildcardMatchers::new(&["x-*"]));
+        http_context(&mut context, &FieldNames::new(WildcardMatchers::new(&["x-*"])));
         assert_eq!(context["request"]["headers"], json!({"X-Custom": REDACTED, "Authorization": "a"}));
         let untouched = json!({"request": {"headers": {"Authorization": "a"}}}).as_object().cloned().unwrap();
         let mut context = untouched.clone();
-        http_context(&mut context, &WildcardMatchers::default());
+        http_context(&mut context, &FieldNames::default());
         assert_eq!(context, untouched);
     }
 }
