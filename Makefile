@@ -63,7 +63,7 @@ demo: $(BUILD_STAMP) ## Run the example service and show its traces
 	OTEL_TRACES_EXPORTER=console $(PY) examples/shop.py
 
 bench: $(BUILD_STAMP) ## Benchmark oxapm against its peers; writes docs/benchmarks.md
-	@scripts/install-debs bench wrk  # the web section's load generator
+	@scripts/install-debs bench wrk valgrind  # the web section's load generator, and the instruction counter
 	$(PY) -m pip install -q -r benches/requirements.txt
 	$(PY) benches/run.py
 

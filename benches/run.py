@@ -2,7 +2,7 @@
 
 Starts one loopback sink (benches/sink.py), then runs every contender in its
 own process (benches/contenders/<name>_bench.py) against it, N times,
-interleaved.  Six sections:
+interleaved.  Seven sections:
 
 * main: per contender the median/min cost per span, as fast as it goes, and
   how many of the events it produced actually reached the sink;
@@ -15,13 +15,15 @@ interleaved.  Six sections:
 * web: requests per second and p99 latency of a Flask service (gunicorn, one
   sqlite query and one outgoing HTTP call per request) under wrk, bare and
   under each agent's launcher;
+* web-instructions: the instructions one request of the same service costs,
+  bare and with oxapm, counted by callgrind (they do not depend on the load);
 * metrics: nanoseconds per `counter.add` and `histogram.record` through the
   OpenTelemetry API, on oxapm's meter provider, opentelemetry-sdk's and the
   API's no-op one (no sink involved).
 
 Writes the sections that were run to docs/benchmarks.md.
 
-    .venv/bin/python benches/run.py [--section main,sustained,faults,startup,web,metrics] [--repeat 3] [--only oxapm,elastic-apm]
+    .venv/bin/python benches/run.py [--section main,sustained,faults,startup,web,web-instructions,metrics] [--repeat 3] [--only oxapm,elastic-apm]
 """
 
 from __future__ import annotations
@@ -39,12 +41,13 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
 from importlib import metadata
 from pathlib import Path
-from typing import Optional
+from typing import Iterable, Optional
 
 BENCHES = Path(__file__).resolve().parent
 REPO = BENCHES.parent
@@ -80,7 +83,7 @@ SCRUB_ENV_PREFIXES = ("ELASTIC_APM_", "OXAPM_", "OTEL_", "DD_")
 STRAGGLER_WAIT_S = 5.0  # max wait for late events after the contender exited
 STABLE_S = 1.0  # ...but stop early once the count has not moved for this long
 
-SECTIONS = ("main", "sustained", "faults", "startup", "web", "metrics")
+SECTIONS = ("main", "sustained", "faults", "startup", "web", "web-instructions", "metrics")
 # ddtrace is left out of the sustained and fault sections: the issue's
 # requirements are about oxapm; elastic-apm and the OTel SDK are its reference points.
 SUSTAINED_CONTENDERS = ("oxapm", "oxapm-otlp", "elastic-apm", "opentelemetry-sdk")
@@ -134,6 +137,16 @@ METRICS_PROVIDERS = {
     "oxapm": ("oxapm", "oxapm"),
     "opentelemetry-sdk": ("sdk", "opentelemetry-sdk"),
 }
+
+# The web-instructions section: name -> (benches/web/count_instructions.py --agent, environment).
+INSTRUCTION_CONTENDERS = {
+    "uninstrumented": ("none", {}),
+    # Under callgrind everything runs some 50 times slower: every span would outlast
+    # span_stack_trace_min_duration (5 ms) and have its stack captured, which at full speed few do.
+    "oxapm": ("oxapm", {**WEB_CONTENDERS["oxapm"][2], "ELASTIC_APM_SPAN_STACK_TRACE_MIN_DURATION": "-1"}),
+}
+# Requests of the two counted runs: their difference cancels start-up, warm-up and exit.
+INSTRUCTION_REQUESTS = (100, 300)
 
 WEB_WORKERS = 2
 WEB_CONNECTIONS = 8
@@ -324,6 +337,9 @@ def log_run(tag: str, r: dict) -> None:
     if "rps" in r:  # the web section
         print("%s %-26s %8.0f req/s, p99 %.1f ms, %d events" % (tag, name, r["rps"], r["p99_ms"], r["events"]), file=sys.stderr)
         return
+    if "per_request" in r:  # the web-instructions section
+        print("%s %-26s %10.0f instructions per request" % (tag, name, r["per_request"]), file=sys.stderr)
+        return
     extra = ""
     if r.get("rate"):
         extra += ", %.0f units/s" % (r["units"] / r["loop_s"])
@@ -403,6 +419,48 @@ def run_startup(sink: Sink, args: argparse.Namespace, names: list[str]) -> list[
         run(name)
     return run_rounds("startup", names, args.startup_repeat, run)
 
+def run_web_instructions(sink: Sink, args: argparse.Namespace, names: list[str]) -> list[tuple[int, dict]]:
+    """benches/web/count_instructions.py under callgrind, for N and 3N requests per contender:
+    the instructions of one request, those of the agent's export thread included."""
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        raise SystemExit("the web-instructions section needs valgrind (Debian package valgrind; make bench installs it)")
+    downstream = subprocess.Popen([sys.executable, str(WEB_DIR / "downstream.py")], stdout=subprocess.PIPE, text=True)
+    try:
+        downstream_url = "http://127.0.0.1:%d" % int(downstream.stdout.readline().split()[1])
+        return run_rounds("web-instructions", names, 1, lambda name: _count_instructions(name, valgrind, sink, args, downstream_url))
+    finally:
+        downstream.terminate()
+        downstream.wait(timeout=10)
+
+
+def _count_instructions(name: str, valgrind: str, sink: Sink, args: argparse.Namespace, downstream_url: str) -> dict:
+    agent, variables = INSTRUCTION_CONTENDERS[name]
+    variables = padded(variables, [v for _, v in INSTRUCTION_CONTENDERS.values()])
+    env = contender_env({k: sink.url if v == "SINK" else v for k, v in variables.items()})
+    env.update(BENCH_DOWNSTREAM_URL=downstream_url, PYTHONPATH=str(WEB_DIR))
+    script = [sys.executable, str(WEB_DIR / "count_instructions.py"), "--agent", agent, "--requests"]
+    # Once uncounted: what a first run does once (bytecode written) is no part of a request.
+    subprocess.run(script + ["1"], env=env, cwd=str(WEB_DIR), capture_output=True, timeout=args.timeout)
+    counted = []
+    with tempfile.TemporaryDirectory() as scratch:
+        for requests in INSTRUCTION_REQUESTS:
+            out = os.path.join(scratch, "callgrind.%d" % requests)
+            proc = subprocess.run([valgrind, "--tool=callgrind", "--callgrind-out-file=" + out, *script, str(requests)],
+                                  env=env, cwd=str(WEB_DIR), capture_output=True, text=True, timeout=args.timeout * 10)
+            total = re.search(r"Collected : (\d+)", proc.stderr)
+            if proc.returncode != 0 or total is None:
+                return {"contender": name, "ok": False, "error": "callgrind: exit %d: %s" % (proc.returncode, _last_line(proc.stderr))}
+            counted.append(int(total.group(1)))
+    first, second = INSTRUCTION_REQUESTS
+    return {"contender": name, "ok": True, "per_request": (counted[1] - counted[0]) / (second - first)}
+
+
+def _last_line(text: str) -> str:
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    return lines[-1].strip() if lines else ""
+
+
 def run_metrics(sink: Sink, args: argparse.Namespace, names: list[str]) -> list[tuple[int, dict]]:
     """benches/contenders/otel_metrics_bench.py once per provider and repetition, each in its own process."""
 
@@ -434,9 +492,18 @@ def run_web(sink: Sink, args: argparse.Namespace, names: list[str]) -> list[tupl
         downstream.wait(timeout=10)
 
 
+def padded(variables: dict, every: Iterable[dict]) -> dict:
+    """``variables`` and as many unused ones as the largest of ``every`` has more: requests reads
+    the whole environment on every call (its proxy settings), some 25 K instructions per variable,
+    which a contender configured by more variables would pay in the endpoint's own work."""
+    missing = max(len(other) for other in every) - len(variables)
+    return {**variables, **{"BENCH_PADDING_%d" % index: "1" for index in range(missing)}}
+
+
 def run_web_one(name: str, wrk: str, sink: Sink, args: argparse.Namespace, downstream_url: str) -> dict:
     launcher, _, variables = WEB_CONTENDERS[name]
     port = free_port()
+    variables = padded(variables, [v for _, _, v in WEB_CONTENDERS.values()])
     env = contender_env({k: sink.url if v == "SINK" else v for k, v in variables.items()})
     env.update(BENCH_DOWNSTREAM_URL=downstream_url, PYTHONPATH=str(WEB_DIR))
     command = launcher + [str(BIN / "gunicorn"), "--workers", str(WEB_WORKERS), "--bind", "127.0.0.1:%d" % port,
@@ -765,6 +832,27 @@ def web_table(args: argparse.Namespace, runs: list[tuple[int, dict]]) -> list[li
                      "n/a" if dist is None else str(min(r["events"] for r in ok)), failure_note(row)])
     return rows
 
+INSTRUCTION_HEADERS = ["Contender", "Version", "Instructions per request", "Over uninstrumented", "Notes"]
+
+
+def instructions_table(args: argparse.Namespace, runs: list[tuple[int, dict]]) -> list[list[str]]:
+    rows = []
+    bare = None
+    for name in INSTRUCTION_CONTENDERS:
+        row, ok = base_row(name, [r for _, r in runs if r["contender"] == name])
+        if not row["runs"]:
+            continue
+        if not ok:
+            rows.append(failed_row(row, INSTRUCTION_HEADERS, [name, "-"]))
+            continue
+        count = ok[0]["per_request"]
+        bare = count if name == "uninstrumented" else bare
+        rows.append([name, "-" if name == "uninstrumented" else dist_version("oxapm"), "{:,.0f}".format(count),
+                     "-" if bare is None or name == "uninstrumented" else "{:+.1f} % ({:+,.0f})".format(100.0 * (count - bare) / bare, count - bare),
+                     failure_note(row)])
+    return rows
+
+
 METRICS_HEADERS = ["Meter provider", "Version", "counter.add ns (median)", "counter.add ns (min)",
                    "histogram.record ns (median)", "histogram.record ns (min)", "Notes"]
 
@@ -791,6 +879,7 @@ SECTION_RUNS = {
     "faults": (run_faults, fault_table, FAULT_HEADERS),
     "startup": (run_startup, startup_table, STARTUP_HEADERS),
     "web": (run_web, web_table, WEB_HEADERS),
+    "web-instructions": (run_web_instructions, instructions_table, INSTRUCTION_HEADERS),
     "metrics": (run_metrics, metrics_table, METRICS_HEADERS),
 }
 
@@ -839,6 +928,10 @@ RAW_COLUMNS = {
         ("req/s", lambda r: "%.0f" % r["rps"]),
         ("p99 ms", lambda r: "%.2f" % r["p99_ms"]),
         ("Events received", lambda r: str(r["events"])),
+    ]),
+    "web-instructions": (1, [
+        ("Contender", lambda r: r["contender"]),
+        ("Instructions per request", lambda r: "%.0f" % r["per_request"]),
     ]),
     "metrics": (1, [
         ("Meter provider", lambda r: r["contender"]),
@@ -1015,7 +1108,8 @@ The issue's target: with oxapm, the service keeps at least 97 % of its uninstrum
   and `opentelemetry-instrument` (OpenTelemetry's own distro and SDK, with the installed flask,
   requests and sqlite3 contrib instrumentations, OTLP/HTTP protobuf). The agents send to the sink,
   with metrics, central config and cloud metadata off; everything else at their defaults (every
-  request sampled).
+  request sampled). Every contender gets as many environment variables, unused ones added: requests
+  reads the whole environment on every call, some 25 K instructions per variable.
 * wrk on loopback: 1 thread, {WEB_CONNECTIONS} connections, {WEB_WARMUP_SECONDS} s warm-up then {args.web_seconds} s measured,
   everything on the same machine (server, downstream, sink and wrk share it).
 * {args.web_repeat} repetitions, interleaved and rotated; medians shown. "Events received" is the fewest
@@ -1024,6 +1118,28 @@ The issue's target: with oxapm, the service keeps at least 97 % of its uninstrum
 {md_table(WEB_HEADERS, table)}
 
 """
+
+def md_web_instructions(args: argparse.Namespace, table: list[list[str]]) -> str:
+    first, second = INSTRUCTION_REQUESTS
+    return f"""## Web: instructions per request, bare and with oxapm
+
+Wall-clock throughput on this shared machine varies by about ±10 % from run to run; instruction
+counts do not, and show what the agent adds to a request.
+
+* benches/web/count_instructions.py: the web section's service (benches/web/app.py, the same
+  downstream service), its requests made in-process through Flask's test client (no gunicorn, no
+  wrk). With oxapm the agent starts as under `oxapm run`, configured as in the web section,
+  exporting to the sink, except that no span's stack trace is captured: callgrind slows the
+  process some 50 times, and every span would outlast `span_stack_trace_min_duration` (5 ms).
+  Both runs get as many environment variables, as in the web section.
+* valgrind's callgrind counts every instruction of the process, the agent's export thread included,
+  for {first} and for {second} requests, each run after the same untimed ones: the difference over
+  {second - first} requests is the cost of one.
+
+{md_table(INSTRUCTION_HEADERS, table)}
+
+"""
+
 
 def md_metrics(args: argparse.Namespace, table: list[list[str]]) -> str:
     return f"""## Metrics: the OpenTelemetry metrics API's hot path
@@ -1053,6 +1169,7 @@ def write_markdown(path: Path, args: argparse.Namespace, info: dict, runs: dict,
     faults = md_faults(args, tables["faults"]) if "faults" in tables else ""
     startup = md_startup(args, tables["startup"]) if "startup" in tables else ""
     web = md_web(args, tables["web"]) if "web" in tables else ""
+    web += md_web_instructions(args, tables["web-instructions"]) if "web-instructions" in tables else ""
     metrics = md_metrics(args, tables["metrics"]) if "metrics" in tables else ""
     raw = "\n\n".join("### %s\n\n%s" % (section.capitalize(), raw_table(section, section_runs))
                       for section, section_runs in runs.items())
@@ -1085,7 +1202,7 @@ Versions:
 ```
 
 (`make bench` installs `benches/requirements.txt` into `.venv`, then runs
-`.venv/bin/python benches/run.py`; flags: `--section main,sustained,faults,startup,web,metrics`,
+`.venv/bin/python benches/run.py`; flags: `--section main,sustained,faults,startup,web,web-instructions,metrics`,
 `--transactions`, `--spans`, `--warmup`, `--repeat`, `--only NAME[,NAME]`,
 `--sustained-rate`, `--sustained-seconds`, `--sustained-repeat`,
 `--faults-repeat`, `--close-timeout`, `--startup-repeat`, `--web-seconds`,
@@ -1214,6 +1331,7 @@ def main(argv=None) -> int:
                      "faults": [n for n in names if n in FAULT_CONTENDERS],
                      "startup": list(STARTUP_COMMANDS),  # launchers, not the contenders of --only
                      "web": list(WEB_CONTENDERS),
+                     "web-instructions": list(INSTRUCTION_CONTENDERS),
                      "metrics": list(METRICS_PROVIDERS)}
     sections = [s for s in chosen(args.section, SECTIONS) if section_names[s]]  # --only may empty a section
     if not sections:
