@@ -29,6 +29,7 @@ Writes the sections that were run to docs/benchmarks.md.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as _dt
 import json
 import os
@@ -47,7 +48,7 @@ import time
 import urllib.request
 from importlib import metadata
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Iterable, Iterator, Optional
 
 BENCHES = Path(__file__).resolve().parent
 REPO = BENCHES.parent
@@ -425,20 +426,13 @@ def run_web_instructions(sink: Sink, args: argparse.Namespace, names: list[str])
     valgrind = shutil.which("valgrind")
     if valgrind is None:
         raise SystemExit("the web-instructions section needs valgrind (Debian package valgrind; make bench installs it)")
-    downstream = subprocess.Popen([sys.executable, str(WEB_DIR / "downstream.py")], stdout=subprocess.PIPE, text=True)
-    try:
-        downstream_url = "http://127.0.0.1:%d" % int(downstream.stdout.readline().split()[1])
+    with downstream_service() as downstream_url:
         return run_rounds("web-instructions", names, 1, lambda name: _count_instructions(name, valgrind, sink, args, downstream_url))
-    finally:
-        downstream.terminate()
-        downstream.wait(timeout=10)
 
 
 def _count_instructions(name: str, valgrind: str, sink: Sink, args: argparse.Namespace, downstream_url: str) -> dict:
     agent, variables = INSTRUCTION_CONTENDERS[name]
-    variables = padded(variables, [v for _, v in INSTRUCTION_CONTENDERS.values()])
-    env = contender_env({k: sink.url if v == "SINK" else v for k, v in variables.items()})
-    env.update(BENCH_DOWNSTREAM_URL=downstream_url, PYTHONPATH=str(WEB_DIR))
+    env = web_env(variables, [v for _, v in INSTRUCTION_CONTENDERS.values()], sink, downstream_url)
     script = [sys.executable, str(WEB_DIR / "count_instructions.py"), "--agent", agent, "--requests"]
     # Once uncounted: what a first run does once (bytecode written) is no part of a request.
     subprocess.run(script + ["1"], env=env, cwd=str(WEB_DIR), capture_output=True, timeout=args.timeout)
@@ -482,30 +476,36 @@ def run_web(sink: Sink, args: argparse.Namespace, names: list[str]) -> list[tupl
     wrk = shutil.which("wrk")
     if wrk is None:
         raise SystemExit("the web section needs wrk (Debian package wrk; make bench installs it)")
+    with downstream_service() as downstream_url:
+        return run_rounds("web", names, args.web_repeat, lambda name: run_web_one(name, wrk, sink, args, downstream_url))
+
+
+@contextlib.contextmanager
+def downstream_service() -> Iterator[str]:
+    """benches/web/downstream.py running: its URL."""
     downstream = subprocess.Popen([sys.executable, str(WEB_DIR / "downstream.py")], stdout=subprocess.PIPE, text=True)
     try:
-        downstream_url = "http://127.0.0.1:%d" % int(downstream.stdout.readline().split()[1])
-        return run_rounds("web", names, args.web_repeat,
-                          lambda name: run_web_one(name, wrk, sink, args, downstream_url))
+        yield "http://127.0.0.1:%d" % int(downstream.stdout.readline().split()[1])
     finally:
         downstream.terminate()
         downstream.wait(timeout=10)
 
 
-def padded(variables: dict, every: Iterable[dict]) -> dict:
-    """``variables`` and as many unused ones as the largest of ``every`` has more: requests reads
-    the whole environment on every call (its proxy settings), some 25 K instructions per variable,
-    which a contender configured by more variables would pay in the endpoint's own work."""
-    missing = max(len(other) for other in every) - len(variables)
-    return {**variables, **{"BENCH_PADDING_%d" % index: "1" for index in range(missing)}}
+def web_env(variables: dict, every: Iterable[dict], sink: Sink, downstream_url: str) -> dict:
+    """The environment of a web contender configured by ``variables`` ("SINK": the sink's URL), one
+    of ``every``. Each gets as many variables, unused ones added: requests reads the whole
+    environment on every call (its proxy settings), some 25 K instructions per variable, which a
+    contender configured by more variables would pay in the endpoint's own work."""
+    padding = {"BENCH_PADDING_%d" % index: "1" for index in range(max(map(len, every)) - len(variables))}
+    env = contender_env({**{k: sink.url if v == "SINK" else v for k, v in variables.items()}, **padding})
+    env.update(BENCH_DOWNSTREAM_URL=downstream_url, PYTHONPATH=str(WEB_DIR))
+    return env
 
 
 def run_web_one(name: str, wrk: str, sink: Sink, args: argparse.Namespace, downstream_url: str) -> dict:
     launcher, _, variables = WEB_CONTENDERS[name]
     port = free_port()
-    variables = padded(variables, [v for _, _, v in WEB_CONTENDERS.values()])
-    env = contender_env({k: sink.url if v == "SINK" else v for k, v in variables.items()})
-    env.update(BENCH_DOWNSTREAM_URL=downstream_url, PYTHONPATH=str(WEB_DIR))
+    env = web_env(variables, [v for _, _, v in WEB_CONTENDERS.values()], sink, downstream_url)
     command = launcher + [str(BIN / "gunicorn"), "--workers", str(WEB_WORKERS), "--bind", "127.0.0.1:%d" % port,
                           "--log-level", "warning", "app:app"]
     sink.reset()
