@@ -788,19 +788,26 @@ def fault_table(args: argparse.Namespace, runs: list[tuple[int, dict]]) -> list[
     return fault_rows([row for n in names_in(runs) for row in summarize_faults(n, of(runs, n))], args.close_timeout)
 
 
+def contender_rows(names: Iterable[str], runs: list[tuple[int, dict]], headers: list[str], rows: list[list[str]]) -> Iterator[tuple[str, dict, list[dict]]]:
+    """For each of ``names`` that ran: its name, summary row and successful runs; one whose every
+    run failed gets its failure row in ``rows`` instead."""
+    for name in names:
+        row, ok = base_row(name, [r for _, r in runs if r["contender"] == name])
+        if not row["runs"]:
+            continue
+        if not ok:
+            rows.append(failed_row(row, headers, [name, "-"]))
+            continue
+        yield name, row, ok
+
+
 STARTUP_HEADERS = ["Command", "Version", "ms (median)", "ms (min)", "over bare python, ms (median)", "Notes"]
 
 
 def startup_table(args: argparse.Namespace, runs: list[tuple[int, dict]]) -> list[list[str]]:
     rows = []
     bare = None
-    for name in STARTUP_COMMANDS:
-        row, ok = base_row(name, [r for _, r in runs if r["contender"] == name])
-        if not row["runs"]:
-            continue
-        if not ok:
-            rows.append(failed_row(row, STARTUP_HEADERS, [name, "-"]))
-            continue
+    for name, row, ok in contender_rows(STARTUP_COMMANDS, runs, STARTUP_HEADERS, rows):
         median = statistics.median(r["ms"] for r in ok)
         bare = median if bare is None and name == "bare python" else bare
         dist = STARTUP_COMMANDS[name][1]
@@ -816,13 +823,7 @@ WEB_HEADERS = ["Contender", "Version", "req/s (median)", "of uninstrumented", "p
 def web_table(args: argparse.Namespace, runs: list[tuple[int, dict]]) -> list[list[str]]:
     rows = []
     bare = None
-    for name in WEB_CONTENDERS:
-        row, ok = base_row(name, [r for _, r in runs if r["contender"] == name])
-        if not row["runs"]:
-            continue
-        if not ok:
-            rows.append(failed_row(row, WEB_HEADERS, [name, "-"]))
-            continue
+    for name, row, ok in contender_rows(WEB_CONTENDERS, runs, WEB_HEADERS, rows):
         rps = statistics.median(r["rps"] for r in ok)
         bare = rps if name == "uninstrumented" else bare
         dist = WEB_CONTENDERS[name][1]
@@ -838,13 +839,7 @@ INSTRUCTION_HEADERS = ["Contender", "Version", "Instructions per request", "Over
 def instructions_table(args: argparse.Namespace, runs: list[tuple[int, dict]]) -> list[list[str]]:
     rows = []
     bare = None
-    for name in INSTRUCTION_CONTENDERS:
-        row, ok = base_row(name, [r for _, r in runs if r["contender"] == name])
-        if not row["runs"]:
-            continue
-        if not ok:
-            rows.append(failed_row(row, INSTRUCTION_HEADERS, [name, "-"]))
-            continue
+    for name, row, ok in contender_rows(INSTRUCTION_CONTENDERS, runs, INSTRUCTION_HEADERS, rows):
         count = ok[0]["per_request"]
         bare = count if name == "uninstrumented" else bare
         rows.append([name, "-" if name == "uninstrumented" else dist_version("oxapm"), "{:,.0f}".format(count),
@@ -859,13 +854,8 @@ METRICS_HEADERS = ["Meter provider", "Version", "counter.add ns (median)", "coun
 
 def metrics_table(args: argparse.Namespace, runs: list[tuple[int, dict]]) -> list[list[str]]:
     rows = []
-    for name, (_, dist) in METRICS_PROVIDERS.items():
-        row, ok = base_row(name, [r for _, r in runs if r["contender"] == name])
-        if not row["runs"]:
-            continue
-        if not ok:
-            rows.append(failed_row(row, METRICS_HEADERS, [name, "-"]))
-            continue
+    for name, row, ok in contender_rows(METRICS_PROVIDERS, runs, METRICS_HEADERS, rows):
+        dist = METRICS_PROVIDERS[name][1]
         cells = []
         for key in ("add_ns", "record_ns"):
             cells += ["%.0f" % statistics.median(r[key] for r in ok), "%.0f" % min(r[key] for r in ok)]
