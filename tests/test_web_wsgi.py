@@ -1,6 +1,7 @@
 """The generic WSGI middleware (``oxapm.contrib.wsgi.OxapmMiddleware``) around a framework-less
 application, on Werkzeug's server and on gunicorn, with real HTTP requests."""
 
+import logging
 import os
 import subprocess
 import sys
@@ -106,6 +107,28 @@ def test_an_exception_leaves_the_middleware_unchanged(recorded):
     assert transaction["result"] == "HTTP 5xx" and transaction["outcome"] == "failure"
     (error,) = recorded.poll().errors
     assert error["exception"]["type"] == "KeyError" and error["transaction_id"] == transaction["id"]
+
+
+def test_a_failure_while_serving_is_reported_once_and_the_request_goes_on(recorded, caplog):
+    """The engine's half of ``Served`` contains what fails in it (here a ``user_source`` that
+    raises): each request is answered, its transaction still ends, and one warning tells why."""
+    from oxapm.instrumentation import web
+
+    def broken_user():
+        raise RuntimeError("user source bug")
+
+    def application(environ, start_response):
+        web.current().user_source = broken_user
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"served"]
+
+    caplog.set_level(logging.WARNING, logger="oxapm")
+    with checks.wsgi_server(OxapmMiddleware(application)) as url:
+        assert [requests.get(url + "/x").text for _ in range(2)] == ["served"] * 2
+    transactions = recorded.wait_for_transactions(2)
+    assert [(t["result"], "user" in t["context"]) for t in transactions] == [("HTTP 2xx", False)] * 2
+    warnings = [r for r in caplog.records if r.name.startswith("oxapm") and r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and "user source bug" in caplog.text, [r.getMessage() for r in warnings]
 
 
 def test_under_gunicorn(tmp_path, intake):

@@ -7,14 +7,66 @@ use oxapm_core::http::{request_context, response_context, IncomingRequest, Outgo
 use oxapm_core::model::JsonMap;
 use pyo3::intern;
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 use std::borrow::Cow;
 
-/// A WSGI request (PEP 3333) as the fields of `oxapm.instrumentation.web.Incoming`: `(method,
-/// scheme, host, path, query, http_version, remote_address, headers)`, the headers by lower-case
-/// name.
+/// A request as a web framework received it (`oxapm.instrumentation.web.Incoming`): `headers`
+/// maps lower-case names to values (repeated headers joined by commas), `host` is the Host header
+/// (or the server's name and port), `query` has no `?`, `env` is the WSGI environ (or None).
+#[pyclass(module = "oxapm._core", frozen, get_all)]
+pub struct Incoming {
+    pub method: String,
+    pub scheme: String,
+    pub host: String,
+    pub path: String,
+    pub query: String,
+    pub http_version: Option<String>,
+    pub remote_address: Option<String>,
+    pub headers: Py<PyDict>,
+    pub env: Option<Py<PyDict>>,
+}
+
+#[pymethods]
+impl Incoming {
+    /// Values are taken as their `str()`; a `None` method, scheme, host, path or query reads as
+    /// `GET`, `http`, empty, `/` and empty.
+    #[new]
+    #[pyo3(signature = (method, scheme, host, path, query, http_version, remote_address, headers, env=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        method: &Bound<'_, PyAny>,
+        scheme: &Bound<'_, PyAny>,
+        host: &Bound<'_, PyAny>,
+        path: &Bound<'_, PyAny>,
+        query: &Bound<'_, PyAny>,
+        http_version: &Bound<'_, PyAny>,
+        remote_address: &Bound<'_, PyAny>,
+        headers: &Bound<'_, PyAny>,
+        env: Option<Bound<'_, PyDict>>,
+    ) -> PyResult<Self> {
+        let given = |value: &Bound<'_, PyAny>| Some(value).filter(|v| !v.is_none()).map(display);
+        let headers = match headers.cast::<PyDict>() {
+            Ok(headers) => headers.clone(),
+            Err(_) => PyDict::new(headers.py()),
+        };
+        Ok(Incoming {
+            method: given(method).unwrap_or_else(|| "GET".to_owned()),
+            scheme: given(scheme).unwrap_or_else(|| "http".to_owned()),
+            host: given(host).unwrap_or_default(),
+            path: given(path).unwrap_or_else(|| "/".to_owned()),
+            query: given(query).unwrap_or_default(),
+            http_version: given(http_version),
+            remote_address: given(remote_address),
+            headers: headers.unbind(),
+            env: env.map(Bound::unbind),
+        })
+    }
+}
+
+/// A WSGI request (PEP 3333), `env` the environ itself.
 #[pyfunction]
-pub fn wsgi_incoming<'py>(environ: &Bound<'py, PyDict>) -> PyResult<Bound<'py, PyTuple>> {
+pub fn wsgi_incoming(environ: &Bound<'_, PyDict>) -> PyResult<Incoming> {
     let py = environ.py();
     let headers = PyDict::new(py);
     let mut host = None;
@@ -32,7 +84,7 @@ pub fn wsgi_incoming<'py>(environ: &Bound<'py, PyDict>) -> PyResult<Bound<'py, P
         }
         headers.set_item(name, value)?;
     }
-    let get = |key: &Bound<'py, PyString>| -> PyResult<Option<String>> { Ok(environ.get_item(key)?.filter(|v| !v.is_none()).map(|v| display(&v))) };
+    let get = |key: &Bound<'_, PyString>| -> PyResult<Option<String>> { Ok(environ.get_item(key)?.filter(|v| !v.is_none()).map(|v| display(&v))) };
     let scheme = get(intern!(py, "wsgi.url_scheme"))?.unwrap_or_else(|| "http".to_owned());
     let host = match host.filter(|h| !h.is_empty()) {
         Some(host) => host,
@@ -49,18 +101,17 @@ pub fn wsgi_incoming<'py>(environ: &Bound<'py, PyDict>) -> PyResult<Bound<'py, P
     };
     let path = format!("{}{}", get(intern!(py, "SCRIPT_NAME"))?.unwrap_or_default(), get(intern!(py, "PATH_INFO"))?.unwrap_or_default());
     let path = latin1_as_utf8(&path);
-    let http_version = get(intern!(py, "SERVER_PROTOCOL"))?.and_then(|p| p.strip_prefix("HTTP/").map(str::to_owned));
-    let fields = (
-        get(intern!(py, "REQUEST_METHOD"))?.unwrap_or_else(|| "GET".to_owned()),
+    Ok(Incoming {
+        method: get(intern!(py, "REQUEST_METHOD"))?.unwrap_or_else(|| "GET".to_owned()),
         scheme,
         host,
-        if path.is_empty() { Cow::Borrowed("/") } else { path },
-        get(intern!(py, "QUERY_STRING"))?.unwrap_or_default(),
-        http_version,
-        get(intern!(py, "REMOTE_ADDR"))?,
-        headers,
-    );
-    fields.into_pyobject(py)
+        path: if path.is_empty() { "/".to_owned() } else { path.into_owned() },
+        query: get(intern!(py, "QUERY_STRING"))?.unwrap_or_default(),
+        http_version: get(intern!(py, "SERVER_PROTOCOL"))?.and_then(|p| p.strip_prefix("HTTP/").map(str::to_owned)),
+        remote_address: get(intern!(py, "REMOTE_ADDR"))?,
+        headers: headers.unbind(),
+        env: Some(environ.clone().unbind()),
+    })
 }
 
 /// PEP 3333 strings carry the path's bytes as latin-1: the bytes decoded as UTF-8.
@@ -74,37 +125,36 @@ fn latin1_as_utf8(s: &str) -> Cow<'_, str> {
     }
 }
 
+/// `ENVIRON_KEYS` as Python strings, made once: they are looked up on every request.
+fn environ_key_names(py: Python<'_>) -> &'static [Py<PyString>; 3] {
+    static NAMES: PyOnceLock<[Py<PyString>; 3]> = PyOnceLock::new();
+    NAMES.get_or_init(py, || ENVIRON_KEYS.map(|key| PyString::intern(py, key).unbind()))
+}
+
 /// `context.request` of an `Incoming` request.
-pub fn incoming_request_context(incoming: &Bound<'_, PyAny>, capture_headers: bool) -> PyResult<JsonMap> {
-    let py = incoming.py();
-    let field = |name: &Bound<'_, PyString>| -> PyResult<Option<String>> { Ok(Some(incoming.getattr(name)?).filter(|v| !v.is_none()).map(|v| display(&v))) };
-    let (method, scheme, host) = (field(intern!(py, "method"))?, field(intern!(py, "scheme"))?, field(intern!(py, "host"))?);
-    let (path, query) = (field(intern!(py, "path"))?, field(intern!(py, "query"))?);
-    let (http_version, remote_address) = (field(intern!(py, "http_version"))?, field(intern!(py, "remote_address"))?);
-    let headers: Vec<(String, String)> = match incoming.getattr(intern!(py, "headers"))?.cast_into::<PyDict>() {
-        Ok(headers) => headers.iter().map(|(name, value)| (display(&name), display(&value))).collect(),
-        Err(_) => Vec::new(),
-    };
-    let env = match incoming.getattr(intern!(py, "env"))?.cast_into::<PyDict>() {
-        Ok(env) => {
+pub fn incoming_request_context(incoming: &Incoming, py: Python<'_>, capture_headers: bool) -> PyResult<JsonMap> {
+    let headers: Vec<(String, String)> = incoming.headers.bind(py).iter().map(|(name, value)| (display(&name), display(&value))).collect();
+    let env = match &incoming.env {
+        Some(env) => {
+            let env = env.bind(py);
             let mut reported = Vec::new();
-            for key in ENVIRON_KEYS {
-                if let Some(value) = env.get_item(key)? {
+            for (key, name) in ENVIRON_KEYS.into_iter().zip(environ_key_names(py)) {
+                if let Some(value) = env.get_item(name.bind(py))? {
                     reported.push((key, display(&value)));
                 }
             }
             Some(reported)
         }
-        Err(_) => None,
+        None => None,
     };
     let request = IncomingRequest {
-        method: method.as_deref().unwrap_or("GET"),
-        scheme: scheme.as_deref().unwrap_or("http"),
-        host: host.as_deref().unwrap_or(""),
-        path: path.as_deref().unwrap_or("/"),
-        query: query.as_deref().unwrap_or(""),
-        http_version: http_version.as_deref(),
-        remote_address: remote_address.as_deref(),
+        method: &incoming.method,
+        scheme: &incoming.scheme,
+        host: &incoming.host,
+        path: &incoming.path,
+        query: &incoming.query,
+        http_version: incoming.http_version.as_deref(),
+        remote_address: incoming.remote_address.as_deref(),
         headers: headers.iter().map(|(name, value)| (name.as_str(), value.as_str())).collect(),
         env,
     };

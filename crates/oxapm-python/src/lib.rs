@@ -9,10 +9,12 @@ mod logs;
 mod meters;
 mod otel;
 mod propagation;
+mod served;
 mod sql;
 mod stack_capture;
 mod trace;
 mod tracer;
+mod wsgi;
 
 use oxapm_core::diag;
 use oxapm_core::traceparent::{TraceParent, TraceState};
@@ -106,7 +108,12 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<sql::SqlEndpoint>()?;
     m.add_function(wrap_pyfunction!(sql::begin_sql_span, m)?)?;
     m.add_function(wrap_pyfunction!(http::begin_http_span, m)?)?;
+    m.add_class::<http::Incoming>()?;
     m.add_function(wrap_pyfunction!(http::wsgi_incoming, m)?)?;
+    m.add_class::<served::Served>()?;
+    m.add_class::<wsgi::StartResponse>()?;
+    m.add_class::<wsgi::ResponseBody>()?;
+    m.add_function(wrap_pyfunction!(wsgi::call_wsgi_app, m)?)?;
     m.add_function(wrap_pyfunction!(http::put_connection_headers, m)?)?;
     Ok(())
 }

@@ -335,18 +335,14 @@ impl Transaction {
 
     /// Sets `context.request` from an `oxapm.instrumentation.web.Incoming` request (see
     /// `oxapm_core::http::request_context`).
-    fn _set_request(&mut self, incoming: &Bound<'_, PyAny>, capture_headers: bool) -> PyResult<()> {
-        let request = crate::http::incoming_request_context(incoming, capture_headers)?;
-        self.active.record.context.insert("request".into(), serde_json::Value::Object(request));
-        Ok(())
+    fn _set_request(&mut self, incoming: &Bound<'_, crate::http::Incoming>, capture_headers: bool) -> PyResult<()> {
+        self.set_request(incoming.py(), incoming.get(), capture_headers)
     }
 
     /// Sets `context.response`: the status, and `headers` (name, value pairs) when given.
     #[pyo3(signature = (status, headers=None))]
     fn _set_response(&mut self, status: i64, headers: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
-        let response = crate::http::response(status, headers)?;
-        self.active.record.context.insert("response".into(), serde_json::Value::Object(response));
-        Ok(())
+        self.set_response(status, headers)
     }
 
     /// A copy of `context[key]`, or None.
@@ -421,11 +417,23 @@ impl Transaction {
 }
 
 impl Transaction {
+    pub(crate) fn set_request(&mut self, py: Python<'_>, incoming: &crate::http::Incoming, capture_headers: bool) -> PyResult<()> {
+        let request = crate::http::incoming_request_context(incoming, py, capture_headers)?;
+        self.active.record.context.insert("request".into(), serde_json::Value::Object(request));
+        Ok(())
+    }
+
+    pub(crate) fn set_response(&mut self, status: i64, headers: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+        let response = crate::http::response(status, headers)?;
+        self.active.record.context.insert("response".into(), serde_json::Value::Object(response));
+        Ok(())
+    }
+
     fn otel(&mut self) -> OtelTarget<'_> {
         OtelTarget { otel: &mut self.active.record.otel, links: &mut self.active.record.links, limits: self.engine.config.span_limits }
     }
 
-    fn finish(&mut self, py: Python<'_>, end_us: Option<u64>) -> bool {
+    pub(crate) fn finish(&mut self, py: Python<'_>, end_us: Option<u64>) -> bool {
         let mut spans = Vec::new();
         let Some(record) = self.active.finish_at(end_us, &mut |span| spans.push(span)) else { return false };
         let self_times = self.active.take_self_times();

@@ -36,34 +36,13 @@ class OxapmMiddleware:
 
 def traced_call(instrumentation: str, app: WSGIApp, environ: Dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
     """Calls ``app(environ, start_response)`` as one request's transaction (unless an outer layer
-    serves the request already)."""
-    served = web.serve(instrumentation, incoming, environ)
+    serves the request already). The engine makes the call and produces the body."""
+    served = web.serve(instrumentation, _core.wsgi_incoming, environ)
     if served is None:
         return app(environ, start_response)
     if served.keeps_body and "wsgi.input" in environ:
         environ["wsgi.input"] = _RecordingInput(environ["wsgi.input"], served)
-
-    def observed_start_response(status: str, headers: List[Any], exc_info: Any = None) -> Any:
-        served.respond(str(status)[:3], headers)
-        if exc_info is None:
-            return start_response(status, headers)
-        return start_response(status, headers, exc_info)
-
-    tokens = served.activate()
-    try:
-        body = app(environ, observed_start_response)
-    except BaseException as exc:
-        served.failed(exc)
-        served.end()
-        raise
-    finally:
-        served.deactivate(tokens)
-    return _ResponseBody(body, served)
-
-
-def incoming(environ: Dict[str, Any]) -> web.Incoming:
-    """A request as PEP 3333 describes it (read by the engine: this runs on every request)."""
-    return web.Incoming(*_core.wsgi_incoming(environ), env=environ)
+    return _core.call_wsgi_app(served, app, environ, start_response)
 
 
 class _RecordingInput:
@@ -112,53 +91,3 @@ class _RecordingInput:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._input, name)
-
-
-class _ResponseBody:
-    """The application's response body, produced with the transaction current; its end (or
-    ``close()``, which servers call when the client goes away too) ends the transaction."""
-
-    __slots__ = ("_body", "_iterator", "_served")
-
-    def __init__(self, body: Iterable[bytes], served: web.Served) -> None:
-        self._body = body
-        self._iterator: Optional[Iterator[bytes]] = None
-        self._served = served
-
-    def __iter__(self) -> _ResponseBody:
-        return self
-
-    def __next__(self) -> bytes:
-        served = self._served
-        tokens = served.activate()
-        try:
-            if self._iterator is None:
-                self._iterator = iter(self._body)
-            return next(self._iterator)
-        except StopIteration:
-            served.end()
-            raise
-        except BaseException as exc:
-            served.failed(exc)
-            served.end()
-            raise
-        finally:
-            served.deactivate(tokens)
-
-    def close(self) -> None:
-        served = self._served
-        close = getattr(self._body, "close", None)
-        if served.ended:  # the body was exhausted: closing is no part of the request any more
-            if close is not None:
-                close()
-            return
-        tokens = served.activate()
-        try:
-            if close is not None:
-                close()
-        except BaseException as exc:
-            served.failed(exc)
-            raise
-        finally:
-            served.end()
-            served.deactivate(tokens)

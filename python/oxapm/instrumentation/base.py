@@ -12,7 +12,7 @@ from oxapm.utils.lazylog import LazyLogger
 
 TYPE_CHECKING = False  # typing is not imported at run time: it costs milliseconds at every start
 if TYPE_CHECKING:
-    from typing import Any, Callable, List, Set, Tuple
+    from typing import Any, Callable, List, Optional, Set, Tuple
 
 logger = LazyLogger("oxapm.instrumentation")
 
@@ -20,14 +20,15 @@ _MISSING = object()
 _reported: Set[str] = set()
 
 
-def report_failure(instrumentation: str) -> None:
-    """Call from an ``except`` block around agent code: the first failure of each instrumentation
-    is logged with its traceback, later ones are not."""
+def report_failure(instrumentation: str, error: Optional[BaseException] = None) -> None:
+    """Call from an ``except`` block around agent code (or with the ``error`` the engine caught):
+    the first failure of each instrumentation is logged with its traceback, later ones are not."""
     if instrumentation in _reported:
         return
     _reported.add(instrumentation)
     logger.warning("the %s instrumentation failed inside a call it traces; the call went on untraced "
-                   "(further failures of this instrumentation are not logged)", instrumentation, exc_info=True)
+                   "(further failures of this instrumentation are not logged)", instrumentation,
+                   exc_info=error if error is not None else True)
 
 
 class Instrumentation:

@@ -20,17 +20,14 @@ from __future__ import annotations
 
 import contextvars
 
-from oxapm import traces
+from oxapm import _core
 from oxapm.base import get_client
-from oxapm.conf.constants import OUTCOME
 from oxapm.instrumentation import propagation
 from oxapm.instrumentation.base import report_failure
 
 TYPE_CHECKING = False  # typing is not imported at run time: it costs milliseconds at every start
 if TYPE_CHECKING:
     from typing import Any, Callable, Dict, Iterable, Optional, Tuple, Union
-
-    from oxapm.base import Client
 
 #: Characters of a captured body, as the Elastic agent's long fields.
 MAX_BODY_CHARS = 10000
@@ -45,34 +42,11 @@ REDACTED = "[REDACTED]"
 _serving: contextvars.ContextVar[Optional[Served]] = contextvars.ContextVar("oxapm_serving", default=None)
 
 
-class Incoming:
-    """A request as the framework received it, in plain values: ``headers`` maps lower-case names
-    to values (repeated headers joined by commas), ``host`` is the Host header (or the server's
-    name and port), ``query`` has no ``?``, ``env`` the WSGI environ (or None)."""
-
-    __slots__ = ("method", "scheme", "host", "path", "query", "http_version", "remote_address", "headers", "env")
-
-    def __init__(
-        self,
-        method: str,
-        scheme: str,
-        host: str,
-        path: str,
-        query: str,
-        http_version: Optional[str],
-        remote_address: Optional[str],
-        headers: Dict[str, str],
-        env: Optional[Dict[str, Any]] = None,
-    ) -> None:
-        self.method = method
-        self.scheme = scheme
-        self.host = host
-        self.path = path
-        self.query = query
-        self.http_version = http_version
-        self.remote_address = remote_address
-        self.headers = headers
-        self.env = env
+#: A request as the framework received it, in plain values: ``Incoming(method, scheme, host, path,
+#: query, http_version, remote_address, headers, env=None)``; ``headers`` maps lower-case names to
+#: values (repeated headers joined by commas), ``host`` is the Host header (or the server's name
+#: and port), ``query`` has no ``?``, ``env`` the WSGI environ (or None).
+Incoming = _core.Incoming
 
 
 def serve(instrumentation: str, describe: Callable[..., Incoming], *args: Any) -> Optional[Served]:
@@ -102,76 +76,12 @@ def current() -> Optional[Served]:
     return _serving.get()
 
 
-class Served:
-    """One request's transaction, from the request to the end of the response body."""
+class Served(_core.Served):
+    """One request's transaction, from the request to the end of the response body. What every
+    request runs is the engine's (``activate``/``deactivate``, ``route``, ``mount``, ``respond``,
+    ``raised``, ``failed``, ``end``); what runs only for request bodies and errors is here."""
 
-    __slots__ = (
-        "instrumentation", "client", "transaction", "incoming", "status", "body_source", "user_source",
-        "_prefix", "_name", "_response_headers", "_kept", "_body_in_transactions",
-        "_body_in_errors", "_raised", "_captured", "_failed", "_ended",
-    )
-
-    def __init__(self, instrumentation: str, client: Client, transaction: traces.Transaction, incoming: Incoming) -> None:
-        self.instrumentation = instrumentation
-        self.client = client
-        self.transaction = transaction
-        self.incoming = incoming
-        self.status: Optional[int] = None
-        # For frameworks that buffer the body themselves: returns its bytes, or the parsed form.
-        self.body_source: Optional[Callable[[], Union[bytes, Dict[str, Any], None]]] = None
-        # For frameworks that know the user: returns context.user, or None.
-        self.user_source: Optional[Callable[[], Optional[Dict[str, Any]]]] = None
-        self._prefix = ""
-        self._name = transaction.name = "%s unknown route" % incoming.method
-        self._response_headers: Optional[Iterable[Tuple[Any, Any]]] = None
-        self._raised: Optional[BaseException] = None
-        self._captured: Optional[BaseException] = None
-        self._failed = False
-        self._ended = False
-        capture_body = str(client.config.capture_body or "off").lower()
-        self._body_in_transactions = capture_body in ("transactions", "all")
-        self._body_in_errors = capture_body in ("errors", "all")
-        has_body = incoming.method in METHODS_WITH_BODY
-        self._kept: Optional[bytearray] = bytearray() if has_body and capture_body != "off" else None
-        if transaction.is_sampled:
-            transaction._set_request(incoming, bool(client.config.capture_headers))
-
-    @property
-    def ended(self) -> bool:
-        return self._ended
-
-    @property
-    def keeps_body(self) -> bool:
-        """Whether the body the application reads is to be kept (``keep``)."""
-        return self._kept is not None
-
-    def activate(self) -> Tuple[contextvars.Token, contextvars.Token]:
-        """Makes the transaction current (spans started now are its children); ``deactivate``
-        undoes it."""
-        return traces._set_current(self.transaction), _serving.set(self)
-
-    def deactivate(self, tokens: Tuple[contextvars.Token, contextvars.Token]) -> None:
-        current_token, serving_token = tokens
-        for variable, token in ((traces._current, current_token), (_serving, serving_token)):
-            try:
-                variable.reset(token)
-            except (ValueError, RuntimeError):  # set in another context: a copied one, a thread
-                traces._restore(token, variable)
-
-    def mount(self, prefix: str) -> None:
-        """The request went to an application mounted at ``prefix`` (a route template): named
-        ``prefix/{path}`` until a route of that application matches."""
-        self._prefix += prefix
-        self.route("/{path}")
-
-    def route(self, template: str) -> None:
-        """Names the transaction after the route that matched (below the mounts), unless the
-        application named it itself."""
-        try:
-            if self.transaction.name == self._name:
-                self._name = self.transaction.name = "%s %s" % (self.incoming.method, self._prefix + template)
-        except Exception:
-            report_failure(self.instrumentation)
+    __slots__ = ()
 
     def keep(self, data: bytes) -> None:
         """Keeps (the start of) a piece of the body the application has read."""
@@ -181,81 +91,18 @@ class Served:
         try:
             kept += data[: MAX_BODY_BYTES - len(kept)]
         except Exception:
-            report_failure(self.instrumentation)
+            self._failure()
 
-    def respond(self, status: Any, headers: Optional[Iterable[Tuple[Any, Any]]]) -> None:
-        """The response's status and headers (name, value pairs; bytes or text), as sent."""
-        try:
-            self.status = int(status)
-            self._response_headers = headers
-        except Exception:
-            report_failure(self.instrumentation)
+    def _failure(self, error: Optional[BaseException] = None) -> None:
+        report_failure(self.instrumentation, error)
 
-    def raised(self, exc: BaseException) -> None:
-        """The framework turned ``exc`` into a response: it is an error if that response is a
-        server error (captured at the end, when the status is known)."""
-        if self._raised is None:
-            self._raised = exc
-
-    def failed(self, exc: BaseException) -> None:
-        """``exc`` escaped the framework: captured now. A cancellation (the client went away)
-        or an exit is no failure of the request."""
-        if isinstance(exc, Exception):
-            self._capture(exc)
-
-    def end(self) -> None:
-        """The response body ended (or the client went away): the transaction ends, once."""
-        if self._ended:
-            return
-        self._ended = True
-        try:
-            transaction = self.transaction
-            status = self.status
-            if self._raised is not None and (status is None or status >= 500):
-                self._capture(self._raised)
-            failed = self._failed or (status is not None and status >= 500)
-            if status is not None or failed:  # else the client went away before any response
-                if transaction.result is None:
-                    transaction.result = "HTTP %dxx" % (status // 100) if status is not None else "HTTP 5xx"
-                if transaction.outcome is None:
-                    transaction.outcome = OUTCOME.FAILURE if failed else OUTCOME.SUCCESS
-            if transaction.is_sampled:
-                self._add_context(transaction, status)
-        except Exception:
-            report_failure(self.instrumentation)
-        finally:
-            self.transaction._end()
-
-    def _add_context(self, transaction: traces.Transaction, status: Optional[int]) -> None:
-        if status is not None:
-            capture_headers = self.client.config.capture_headers and self._response_headers is not None
-            transaction._set_response(status, self._response_headers if capture_headers else None)
-        if self.incoming.method in METHODS_WITH_BODY:
-            body = self._body() if self._body_in_transactions else REDACTED
-            if body is not None:
-                transaction._set_context("request", {"body": body})
-        self._add_user(transaction)
-
-    def _add_user(self, transaction: traces.Transaction) -> None:
-        if self.user_source is None:
-            return
-        try:
-            user = self.user_source()
-            if user:
-                transaction._set_context("user", user)
-        except Exception:
-            report_failure(self.instrumentation)
-
-    def _capture(self, exc: BaseException) -> None:
-        """Captures ``exc`` as an unhandled error of this transaction (once)."""
-        if exc is self._captured:
-            return
-        self._captured = exc
-        self._failed = True
+    def _capture_error(self, exc: BaseException) -> None:
+        """Captures ``exc`` as an unhandled error of this transaction (the engine calls this once
+        per exception)."""
         try:
             tokens = self.activate()  # the error's parent is the transaction, whatever the caller's context
             try:
-                self._add_user(self.transaction)
+                self._add_user()
                 context = None
                 if self.incoming.method in METHODS_WITH_BODY:
                     body = self._body() if self._body_in_errors else REDACTED
@@ -267,7 +114,7 @@ class Served:
             finally:
                 self.deactivate(tokens)
         except Exception:
-            report_failure(self.instrumentation)
+            self._failure()
 
     def _request(self) -> Dict[str, Any]:
         """A copy of ``context.request``, for an error (made now when the transaction, not
@@ -284,7 +131,7 @@ class Served:
         try:
             return self._decoded_body()
         except Exception:
-            report_failure(self.instrumentation)
+            self._failure()
             return None
 
     def _decoded_body(self) -> Union[str, Dict[str, Any], None]:

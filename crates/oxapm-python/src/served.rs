@@ -1,0 +1,389 @@
+//! One request's transaction, from the request to the end of the response body: the half of
+//! `oxapm.instrumentation.web.Served` that every request runs. That class subclasses this one
+//! with what runs only for errors and request bodies (`_capture_error`, `_body`, `keep`) and with
+//! `_failure`, which reports a failure of the agent once (`base.report_failure`). The conventions
+//! are web.py's; none of these methods raises into the application.
+
+use crate::convert::merge_context;
+use crate::http::Incoming;
+use crate::trace::Transaction;
+use oxapm_core::model::{truncate_keyword, Outcome};
+use pyo3::exceptions::{PyException, PyRuntimeError, PyValueError};
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyByteArray, PyDict, PyInt, PyString};
+
+/// The methods whose requests carry a body (the others get no `body` field).
+const METHODS_WITH_BODY: [&str; 4] = ["POST", "PUT", "PATCH", "DELETE"];
+const REDACTED: &str = "[REDACTED]";
+
+/// What a served request is made current in: `oxapm.traces._current` (the current span) and
+/// `oxapm.instrumentation.web._serving` (the request being served), and `oxapm.traces._restore`
+/// for a token of another context.
+struct ContextVariables {
+    current: Py<PyAny>,
+    serving: Py<PyAny>,
+    restore: Py<PyAny>,
+}
+
+static VARIABLES: PyOnceLock<ContextVariables> = PyOnceLock::new();
+
+fn variables(py: Python<'_>) -> PyResult<&'static ContextVariables> {
+    VARIABLES.get_or_try_init(py, || {
+        let traces = py.import("oxapm.traces")?;
+        Ok(ContextVariables {
+            current: traces.getattr("_current")?.unbind(),
+            serving: py.import("oxapm.instrumentation.web")?.getattr("_serving")?.unbind(),
+            restore: traces.getattr("_restore")?.unbind(),
+        })
+    })
+}
+
+// Context variables are set and reset six times a request: through CPython's own functions,
+// which every CPython 3 exports, though not in the stable ABI (as `convert::text` does).
+#[cfg(not(windows))]
+extern "C" {
+    fn PyContextVar_Set(var: *mut pyo3::ffi::PyObject, value: *mut pyo3::ffi::PyObject) -> *mut pyo3::ffi::PyObject;
+    fn PyContextVar_Reset(var: *mut pyo3::ffi::PyObject, token: *mut pyo3::ffi::PyObject) -> std::os::raw::c_int;
+}
+
+/// `variable.set(value)`: the token.
+fn set_variable(py: Python<'_>, variable: &Py<PyAny>, value: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+    #[cfg(not(windows))]
+    {
+        // SAFETY: both are live objects and the GIL is held; a NULL result has set the error.
+        unsafe { Bound::from_owned_ptr_or_err(py, PyContextVar_Set(variable.as_ptr(), value.as_ptr())) }.map(Bound::unbind)
+    }
+    #[cfg(windows)]
+    {
+        variable.call_method1(py, "set", (value,))
+    }
+}
+
+/// `variable.reset(token)`.
+fn reset_variable(py: Python<'_>, variable: &Py<PyAny>, token: &Py<PyAny>) -> PyResult<()> {
+    #[cfg(not(windows))]
+    {
+        // SAFETY: both are live objects and the GIL is held; -1 has set the error.
+        if unsafe { PyContextVar_Reset(variable.as_ptr(), token.as_ptr()) } < 0 {
+            return Err(PyErr::fetch(py));
+        }
+        Ok(())
+    }
+    #[cfg(windows)]
+    {
+        variable.call_method1(py, "reset", (token,)).map(drop)
+    }
+}
+
+#[pyclass(module = "oxapm._core", subclass)]
+pub struct Served {
+    #[pyo3(get)]
+    instrumentation: Py<PyString>,
+    #[pyo3(get)]
+    client: Py<PyAny>,
+    #[pyo3(get)]
+    transaction: Py<Transaction>,
+    #[pyo3(get)]
+    incoming: Py<Incoming>,
+    #[pyo3(get)]
+    status: Option<i64>,
+    /// For frameworks that buffer the body themselves: returns its bytes, or the parsed form.
+    #[pyo3(get, set)]
+    body_source: Option<Py<PyAny>>,
+    /// For frameworks that know the user: returns `context.user`, or None.
+    #[pyo3(get, set)]
+    user_source: Option<Py<PyAny>>,
+    /// The body read so far, when it is to be captured (`keep`).
+    #[pyo3(get, name = "_kept")]
+    kept: Option<Py<PyByteArray>>,
+    #[pyo3(get, name = "_body_in_errors")]
+    body_in_errors: bool,
+    #[pyo3(get)]
+    pub(crate) ended: bool,
+    body_in_transactions: bool,
+    capture_headers: bool,
+    /// The route templates of the applications mounted on the way (`mount`).
+    prefix: String,
+    /// The name this request gave the transaction: another one was given by the application.
+    name: String,
+    response_headers: Option<Py<PyAny>>,
+    raised: Option<Py<PyAny>>,
+    captured: Option<Py<PyAny>>,
+    failed: bool,
+}
+
+impl Served {
+    fn has_body(&self) -> bool {
+        METHODS_WITH_BODY.contains(&self.incoming.get().method.as_str())
+    }
+
+    /// Makes the transaction current, and this request the one served: the tokens undo it.
+    pub fn activate(slf: &Bound<'_, Self>) -> PyResult<(Py<PyAny>, Py<PyAny>)> {
+        let py = slf.py();
+        let variables = variables(py)?;
+        let current = set_variable(py, &variables.current, slf.try_borrow()?.transaction.bind(py))?;
+        let serving = set_variable(py, &variables.serving, slf)?;
+        Ok((current, serving))
+    }
+
+    /// Undoes `activate`. A token of another context (a copied one, a thread) cannot be reset:
+    /// the values before are set again instead.
+    pub fn deactivate(py: Python<'_>, tokens: &(Py<PyAny>, Py<PyAny>)) -> PyResult<()> {
+        let variables = variables(py)?;
+        for (variable, token) in [(&variables.current, &tokens.0), (&variables.serving, &tokens.1)] {
+            if let Err(error) = reset_variable(py, variable, token) {
+                if !(error.is_instance_of::<PyValueError>(py) || error.is_instance_of::<PyRuntimeError>(py)) {
+                    return Err(error);
+                }
+                variables.restore.call1(py, (token, variable))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The response's status and headers, as sent.
+    pub fn respond_with(&mut self, status: &Bound<'_, PyAny>, headers: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+        let status = match status.cast::<PyInt>() {
+            Ok(status) => status.extract()?,
+            Err(_) => status.py().get_type::<PyInt>().call1((status,))?.extract()?, // int("200")
+        };
+        self.status = Some(status);
+        self.response_headers = headers.map(|h| h.clone().unbind());
+        Ok(())
+    }
+
+    /// Ends the transaction, once.
+    pub fn finish(slf: &Bound<'_, Self>) {
+        let py = slf.py();
+        let (raised, status, transaction) = {
+            let Ok(mut this) = slf.try_borrow_mut() else { return };
+            if this.ended {
+                return;
+            }
+            this.ended = true;
+            (this.raised.as_ref().map(|r| r.clone_ref(py)), this.status, this.transaction.clone_ref(py))
+        };
+        if let Some(raised) = raised.filter(|_| status.is_none_or(|s| s >= 500)) {
+            Self::capture(slf, raised.bind(py));
+        }
+        let transaction = transaction.bind(py);
+        let concluded = Self::conclude(slf, transaction, status);
+        Self::contain(slf, concluded);
+        if let Ok(mut transaction) = transaction.try_borrow_mut() {
+            transaction.finish(py, None);
+        }
+    }
+
+    /// The result and outcome, where the application set none (a request the client left before
+    /// any response has neither), and the context of a sampled transaction.
+    fn conclude(slf: &Bound<'_, Self>, transaction: &Bound<'_, Transaction>, status: Option<i64>) -> PyResult<()> {
+        let failed = slf.try_borrow()?.failed || status.is_some_and(|s| s >= 500);
+        let sampled = {
+            let mut transaction = transaction.try_borrow_mut()?;
+            let record = &mut transaction.active.record;
+            if status.is_some() || failed {
+                if record.result.is_none() {
+                    record.result = Some(match status {
+                        Some(status) => format!("HTTP {}xx", status.div_euclid(100)),
+                        None => "HTTP 5xx".to_owned(),
+                    });
+                }
+                if record.outcome == Outcome::Unknown {
+                    record.outcome = if failed { Outcome::Failure } else { Outcome::Success };
+                }
+            }
+            transaction.active.is_sampled()
+        };
+        if sampled {
+            Self::add_context(slf, transaction, status)?;
+        }
+        Ok(())
+    }
+
+    fn add_context(slf: &Bound<'_, Self>, transaction: &Bound<'_, Transaction>, status: Option<i64>) -> PyResult<()> {
+        let py = slf.py();
+        let (headers, has_body, body_in_transactions) = {
+            let this = slf.try_borrow()?;
+            let headers = this.response_headers.as_ref().filter(|_| this.capture_headers).map(|h| h.clone_ref(py));
+            (headers, this.has_body(), this.body_in_transactions)
+        };
+        if let Some(status) = status {
+            transaction.try_borrow_mut()?.set_response(status, headers.as_ref().map(|h| h.bind(py)))?;
+        }
+        if has_body {
+            let body = if body_in_transactions { slf.call_method0(intern!(py, "_body"))? } else { PyString::new(py, REDACTED).into_any() };
+            if !body.is_none() {
+                let request = PyDict::new(py);
+                request.set_item(intern!(py, "body"), body)?;
+                merge_context(&mut transaction.try_borrow_mut()?.active.record.context, "request", &request, true);
+            }
+        }
+        Self::add_user(slf, transaction);
+        Ok(())
+    }
+
+    /// `context.user`, from `user_source`.
+    fn add_user(slf: &Bound<'_, Self>, transaction: &Bound<'_, Transaction>) {
+        let Some(source) = slf.try_borrow().ok().and_then(|this| this.user_source.as_ref().map(|s| s.clone_ref(slf.py()))) else { return };
+        let added = source.bind(slf.py()).call0().and_then(|user| {
+            if let Ok(user) = user.cast::<PyDict>() {
+                if !user.is_empty() {
+                    merge_context(&mut transaction.try_borrow_mut()?.active.record.context, "user", user, true);
+                }
+            }
+            Ok(())
+        });
+        Self::contain(slf, added);
+    }
+
+    /// Captures `exc` as an unhandled error of this transaction, once (`_capture_error`).
+    fn capture(slf: &Bound<'_, Self>, exc: &Bound<'_, PyAny>) {
+        {
+            let Ok(mut this) = slf.try_borrow_mut() else { return };
+            if this.captured.as_ref().is_some_and(|c| c.is(exc)) {
+                return;
+            }
+            this.captured = Some(exc.clone().unbind());
+            this.failed = true;
+        }
+        let captured = slf.call_method1(intern!(slf.py(), "_capture_error"), (exc,));
+        Self::contain(slf, captured.map(drop));
+    }
+
+    /// A failure of the agent is reported (once per instrumentation, `_failure`), never raised.
+    fn contain<T>(slf: &Bound<'_, Self>, result: PyResult<T>) {
+        if let Err(error) = result {
+            let py = slf.py();
+            if slf.call_method1(intern!(py, "_failure"), (error.value(py),)).is_err() {
+                error.write_unraisable(py, None);
+            }
+        }
+    }
+}
+
+#[pymethods]
+impl Served {
+    /// Names the transaction `METHOD unknown route` until a route matches, and records the
+    /// request when the transaction is sampled.
+    #[new]
+    fn new(
+        instrumentation: Bound<'_, PyString>,
+        client: Bound<'_, PyAny>,
+        transaction: Bound<'_, Transaction>,
+        incoming: Bound<'_, Incoming>,
+    ) -> PyResult<Self> {
+        let py = client.py();
+        let config = client.getattr(intern!(py, "config"))?;
+        let capture_body = config.getattr(intern!(py, "capture_body"))?;
+        let capture_body = if capture_body.is_truthy()? { crate::convert::display(&capture_body).to_lowercase() } else { "off".to_owned() };
+        let capture_headers = config.getattr(intern!(py, "capture_headers"))?.is_truthy()?;
+        let request = incoming.get();
+        let name = truncate_keyword(&format!("{} unknown route", request.method)).into_owned();
+        {
+            let mut transaction = transaction.borrow_mut();
+            transaction.active.record.name.clone_from(&name);
+            if transaction.active.is_sampled() {
+                transaction.set_request(py, request, capture_headers)?;
+            }
+        }
+        let keeps_body = METHODS_WITH_BODY.contains(&request.method.as_str()) && capture_body != "off";
+        Ok(Served {
+            instrumentation: instrumentation.unbind(),
+            client: client.unbind(),
+            transaction: transaction.unbind(),
+            incoming: incoming.unbind(),
+            status: None,
+            body_source: None,
+            user_source: None,
+            kept: keeps_body.then(|| PyByteArray::new(py, &[]).unbind()),
+            body_in_errors: capture_body == "errors" || capture_body == "all",
+            ended: false,
+            body_in_transactions: capture_body == "transactions" || capture_body == "all",
+            capture_headers,
+            prefix: String::new(),
+            name,
+            response_headers: None,
+            raised: None,
+            captured: None,
+            failed: false,
+        })
+    }
+
+    /// Whether the body the application reads is to be kept (`keep`).
+    #[getter]
+    fn keeps_body(&self) -> bool {
+        self.kept.is_some()
+    }
+
+    /// Makes the transaction current (spans started now are its children); `deactivate` undoes it.
+    #[pyo3(name = "activate")]
+    fn py_activate(slf: &Bound<'_, Self>) -> PyResult<(Py<PyAny>, Py<PyAny>)> {
+        Self::activate(slf)
+    }
+
+    #[pyo3(name = "deactivate")]
+    fn py_deactivate(slf: &Bound<'_, Self>, tokens: (Py<PyAny>, Py<PyAny>)) -> PyResult<()> {
+        Self::deactivate(slf.py(), &tokens)
+    }
+
+    /// The request went to an application mounted at `prefix` (a route template): named
+    /// `prefix/{path}` until a route of that application matches.
+    fn mount(slf: &Bound<'_, Self>, prefix: &str) {
+        if let Ok(mut this) = slf.try_borrow_mut() {
+            this.prefix.push_str(prefix);
+        }
+        Self::route(slf, "/{path}");
+    }
+
+    /// Names the transaction after the route that matched (below the mounts), unless the
+    /// application named it itself.
+    fn route(slf: &Bound<'_, Self>, template: &str) {
+        let named = slf.try_borrow_mut().map_err(PyErr::from).and_then(|mut this| {
+            let mut transaction = this.transaction.bind(slf.py()).try_borrow_mut()?;
+            if transaction.active.record.name == this.name {
+                let name = truncate_keyword(&format!("{} {}{}", this.incoming.get().method, this.prefix, template)).into_owned();
+                transaction.active.record.name.clone_from(&name);
+                drop(transaction);
+                this.name = name;
+            }
+            Ok(())
+        });
+        Self::contain(slf, named);
+    }
+
+    /// The response's status and headers (name, value pairs; bytes or text), as sent.
+    #[pyo3(signature = (status, headers))]
+    pub(crate) fn respond(slf: &Bound<'_, Self>, status: &Bound<'_, PyAny>, headers: Option<&Bound<'_, PyAny>>) {
+        let responded = slf.try_borrow_mut().map_err(PyErr::from).and_then(|mut this| this.respond_with(status, headers));
+        Self::contain(slf, responded);
+    }
+
+    /// The framework turned `exc` into a response: it is an error if that response is a server
+    /// error (captured at the end, when the status is known).
+    fn raised(&mut self, exc: Py<PyAny>) {
+        if self.raised.is_none() {
+            self.raised = Some(exc);
+        }
+    }
+
+    /// `exc` escaped the framework: captured now. A cancellation (the client went away) or an
+    /// exit is no failure of the request.
+    pub(crate) fn failed(slf: &Bound<'_, Self>, exc: &Bound<'_, PyAny>) {
+        if exc.is_instance_of::<PyException>() {
+            Self::capture(slf, exc);
+        }
+    }
+
+    /// The response body ended (or the client went away): the transaction ends, once.
+    fn end(slf: &Bound<'_, Self>) {
+        Self::finish(slf);
+    }
+
+    /// Adds `context.user` now (for an error captured before the end).
+    fn _add_user(slf: &Bound<'_, Self>) {
+        let Ok(transaction) = slf.try_borrow().map(|this| this.transaction.clone_ref(slf.py())) else { return };
+        Self::add_user(slf, transaction.bind(slf.py()));
+    }
+}
