@@ -324,6 +324,45 @@ def test_patches_keep_methods_methods_and_are_undone_exactly(tmp_path, monkeypat
     assert "greet" not in vars(PoliteGreeter)
 
 
+def test_plain_functions_are_patched_with_plain_functions_and_coroutine_functions_with_wrapt():
+    """A wrapt wrapper makes a bound wrapper at every access to a method; a plain function is
+    patched with a plain function instead. Coroutine functions keep wrapt's wrapper, which frameworks
+    still see as a coroutine function."""
+    import inspect
+
+    import wrapt
+
+    class Service:
+        def call(self, value):
+            return value * 2
+
+        async def call_later(self, value):
+            return value * 3
+
+    seen = []
+
+    def recording(wrapped, instance, args, kwargs):
+        seen.append((instance, args, kwargs))
+        return wrapped(*args, **kwargs)
+
+    async def recording_later(wrapped, instance, args, kwargs):
+        seen.append((instance, args, kwargs))
+        return await wrapped(*args, **kwargs)
+
+    original = vars(Service)["call"]
+    patch = base.Instrumentation()
+    patch.wrap(Service, "call", recording)
+    patch.wrap(Service, "call_later", recording_later)
+    patched = vars(Service)["call"]
+    assert type(patched) is type(original) and patched.__wrapped__ is original and patched.__name__ == "call"
+    service = Service()
+    assert service.call(2) == 4 and Service.call(service, value=5) == 10
+    assert seen == [(service, (2,), {}), (service, (), {"value": 5})]
+    assert isinstance(vars(Service)["call_later"], wrapt.FunctionWrapper) and inspect.iscoroutinefunction(service.call_later)
+    patch.uninstrument()
+    assert vars(Service)["call"] is original and not isinstance(vars(Service)["call_later"], wrapt.FunctionWrapper)
+
+
 def test_an_instrumentation_that_fails_half_way_leaves_nothing_patched():
     class HalfWay(base.Instrumentation):
         name = "half-way"

@@ -8,6 +8,9 @@ broken instrumentation neither breaks the application nor floods its log.
 
 from __future__ import annotations
 
+import functools
+from types import FunctionType, MethodType
+
 from oxapm.utils.lazylog import LazyLogger
 
 TYPE_CHECKING = False  # typing is not imported at run time: it costs milliseconds at every start
@@ -61,10 +64,42 @@ class Instrumentation:
     def wrap(self, owner: Any, attribute: str, wrapper: Callable[[Any, Any, tuple, dict], Any]) -> None:
         """Replaces ``owner.attribute`` (a function of a module, a method of a class) by
         ``wrapper(wrapped, instance, args, kwargs)``, which should call ``wrapped(*args, **kwargs)``.
-        Methods stay methods, class- and static methods stay what they were (wrapt binds them)."""
-        import wrapt
+        Methods stay methods, class- and static methods stay what they were (wrapt binds them).
 
+        A plain Python function that is no coroutine function becomes a plain function calling
+        ``wrapper``: wrapt would make a bound wrapper object at every access to the method, which
+        costs more than the rest of an exit span's work (requests goes through five patched methods
+        per call)."""
         # The owner's own attribute, not an inherited one: undoing restores exactly this.
         original = vars(owner).get(attribute, _MISSING) if hasattr(owner, "__dict__") else getattr(owner, attribute)
-        wrapt.wrap_function_wrapper(owner, attribute, wrapper)
+        patched = _patched_function(owner, original, wrapper)
+        if patched is not None:
+            setattr(owner, attribute, patched)
+        else:
+            import wrapt
+
+            wrapt.wrap_function_wrapper(owner, attribute, wrapper)
         self._patches.append((owner, attribute, original))
+
+
+# Code flags of coroutine functions and async generators: those are left to wrapt, which keeps what
+# frameworks inspect of them.
+_ASYNC_CODE = 0x80 | 0x100 | 0x200
+
+
+def _patched_function(owner: Any, original: Any, wrapper: Callable[[Any, Any, tuple, dict], Any]) -> Optional[Callable[..., Any]]:
+    """``original`` (a plain function of a module, a method of a class) calling ``wrapper``, or
+    None for anything else."""
+    if type(original) is not FunctionType or original.__code__.co_flags & _ASYNC_CODE:
+        return None
+    if isinstance(owner, type):
+        def method(instance: Any, *args: Any, **kwargs: Any) -> Any:
+            return wrapper(MethodType(original, instance), instance, args, kwargs)
+
+        patched = method
+    else:
+        def function(*args: Any, **kwargs: Any) -> Any:
+            return wrapper(original, None, args, kwargs)
+
+        patched = function
+    return functools.update_wrapper(patched, original)

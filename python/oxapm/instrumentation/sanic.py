@@ -53,7 +53,7 @@ class SanicInstrumentation(Instrumentation):
 
         async def startup(wrapped, instance, args, kwargs):
             await wrapped(*args, **kwargs)
-            if not isinstance(vars(Sanic).get("handle_request"), wrapt.ObjectProxy):  # touched up
+            if not isinstance(vars(Sanic).get("handle_request"), wrapt.FunctionWrapper):  # touched up
                 self.wrap(Sanic, "handle_request", handle_request)
 
         self.wrap(Sanic, "handle_request", handle_request)
