@@ -488,6 +488,158 @@ mod tests {
         assert!(v["error"].get("trace_id").is_none());
     }
 
+    /// Records that take every branch of the encoder, with text that needs escaping and numbers
+    /// of every kind.
+    fn every_field() -> Vec<Event> {
+        use crate::model::{AttributeValue, ErrorTransaction, OtelData, SpanKind};
+        use serde_json::json;
+        let tricky = "q\"b\\s/\n\t\r\u{8}\u{c}\u{1}\u{1f}\u{7f} é 日本 \u{2028}\u{2029} 😀";
+        let context = |extra: Value| {
+            let mut context = json!({
+                "custom": {"big": u64::MAX, "neg": i64::MIN, "float": 0.1, "exp": 1e300, "tiny": 1.5e-7, "whole": 2.0, "null": null,
+                           "list": [1, "two", [false, true], {}], "empty": {}, tricky: tricky},
+                "tags": {"replaced": "by the labels"},
+            });
+            context.as_object_mut().unwrap().extend(extra.as_object().cloned().unwrap());
+            context.as_object().cloned().unwrap()
+        };
+        let mut labels = Labels::default();
+        labels.set("text", LabelValue::Str(tricky.into()));
+        labels.set("yes", LabelValue::Bool(true));
+        labels.set("int", LabelValue::Int(-42));
+        for (key, value) in [("float", 2.5), ("nan", f64::NAN), ("inf", f64::INFINITY), ("-inf", f64::NEG_INFINITY)] {
+            labels.set(key, LabelValue::Float(value));
+        }
+        let mut attributes = Attributes::default();
+        let floats = AttributeValue::FloatArray(vec![1.0, f64::INFINITY, f64::NAN, -0.5]);
+        let values = [
+            ("s", AttributeValue::Str(tricky.into())),
+            ("b", AttributeValue::Bool(false)),
+            ("i", AttributeValue::Int(i64::MAX)),
+            ("f", AttributeValue::Float(1.25)),
+            ("nan", AttributeValue::Float(f64::NAN)),
+            ("ss", AttributeValue::StrArray(vec!["a".into(), "\"".into()])),
+            ("bs", AttributeValue::BoolArray(vec![true])),
+            ("is", AttributeValue::IntArray(vec![-1, 0])),
+            ("fs", floats),
+        ];
+        for (key, value) in values {
+            attributes.set(key, value, 128, None);
+        }
+        let links = vec![Link { trace_id: TraceId([0xab; 16]), span_id: SpanId([0x01; 8]), attributes: Attributes::default() }];
+        let span = SpanRecord {
+            id: SpanId([0x12; 8]),
+            trace_id: TraceId([0xfe; 16]),
+            transaction_id: SpanId([0x34; 8]),
+            parent_id: SpanId([0x56; 8]),
+            name: tricky.into(),
+            span_type: "db".into(),
+            subtype: Some("postgresql".into()),
+            action: Some("query".into()),
+            timestamp_us: 1_795_280_317_687_267,
+            duration_us: 10_161,
+            outcome: Outcome::Failure,
+            sample_rate: Some(0.25),
+            composite: Some(Composite { strategy: CompressionStrategy::ExactMatch, count: 7, sum_us: 3 }),
+            stacktrace: Some(json!([{"filename": "app.py", "lineno": 3, "function": "f", "vars": {"x": 1.0}}])),
+            labels: labels.clone(),
+            context: context(json!({"db": {"statement": tricky, "rows_affected": 3}, "destination": {"address": "::1", "port": 5432}})),
+            links: links.clone(),
+            otel: Some(Box::new(OtelData { kind: Some(SpanKind::Client), attributes: attributes.clone(), ..Default::default() })),
+            ..Default::default()
+        };
+        let stats = |target_name: Option<&str>| DroppedSpanStats {
+            destination_resource: "mysql/shop".into(),
+            target_type: "mysql".into(),
+            target_name: target_name.map(str::to_owned),
+            outcome: Outcome::Unknown,
+            count: 2,
+            sum_us: 300,
+        };
+        let transaction = TransactionRecord {
+            id: SpanId([0x34; 8]),
+            trace_id: TraceId([0xfe; 16]),
+            parent_id: Some(SpanId([0x78; 8])),
+            name: "GET /orders/<id>".into(),
+            transaction_type: "request".into(),
+            result: Some("HTTP 2xx".into()),
+            outcome: Outcome::Success,
+            timestamp_us: 1_795_280_317_687_000,
+            duration_us: 1,
+            sampled: true,
+            sample_rate: Some(1.0),
+            spans_started: 4,
+            spans_dropped: 3,
+            dropped_spans_stats: vec![stats(Some("shop")), stats(None)],
+            labels,
+            context: context(json!({"request": {"method": "GET", "headers": {"user-agent": tricky}}, "response": {"status_code": 200}})),
+            links,
+            otel: Some(Box::new(OtelData { kind: Some(SpanKind::Server), ..Default::default() })),
+        };
+        let error = ErrorRecord {
+            id: "0123456789abcdef0123456789abcdef".into(),
+            timestamp_us: 1_795_280_317_687_100,
+            transaction: Some(ErrorTransaction {
+                id: SpanId([0x34; 8]),
+                trace_id: TraceId([0xfe; 16]),
+                parent_id: SpanId([0x12; 8]),
+                sampled: false,
+                transaction_type: "request".into(),
+                name: tricky.into(),
+            }),
+            culprit: Some("app.view".into()),
+            exception: Some(json!({"message": tricky, "type": "ValueError", "handled": false, "stacktrace": []})),
+            log: Some(json!({"message": "m", "level": "error"})),
+            labels: Labels::default(),
+            context: context(json!({})),
+        };
+        let mut metricset = Metricset {
+            timestamp_us: 1_795_280_318_686_937,
+            samples: vec![
+                MetricSample { name: "span.self_time.sum.us".into(), value: 10160.5, kind: MetricKind::DeltaCounter },
+                MetricSample { name: "dropped".into(), value: f64::INFINITY, kind: MetricKind::Gauge },
+                MetricSample { name: tricky.into(), value: -3.0, kind: MetricKind::Gauge },
+            ],
+            transaction: Some(MetricTransaction { name: tricky.into(), transaction_type: "request".into() }),
+            span: Some(MetricSpan { span_type: "db".into(), subtype: "mysql".into() }),
+            ..Default::default()
+        };
+        metricset.labels.set("k", LabelValue::Str("v".into()));
+        let attributes_only = SpanRecord {
+            otel: Some(Box::new(OtelData { attributes: attributes.clone(), ..Default::default() })),
+            context: json!({"tags": {"only": "tags"}}).as_object().cloned().unwrap(),
+            ..Default::default()
+        };
+        let nothing_otel = SpanRecord { otel: Some(Box::default()), ..Default::default() };
+        vec![
+            Event::Span(Box::new(span)),
+            Event::Transaction(Box::new(transaction)),
+            Event::Error(Box::new(error)),
+            Event::Metricset(Box::new(metricset)),
+            Event::Span(Box::new(attributes_only)),
+            Event::Span(Box::new(nothing_otel)),
+            Event::Transaction(Box::default()),
+            Event::Error(Box::default()),
+            Event::Metricset(Box::default()),
+        ]
+    }
+
+    /// What goes on the wire, byte for byte: APM Server has read these lines, any change to them
+    /// must be deliberate.
+    #[test]
+    fn lines_are_byte_for_byte_as_sent() {
+        let mut out = Vec::new();
+        for event in every_field() {
+            encode_event(&event, &mut out);
+        }
+        let expected = include_str!("../tests/intake_lines.ndjson");
+        let actual = String::from_utf8(out).unwrap();
+        for (expected, actual) in expected.lines().zip(actual.lines()) {
+            assert_eq!(actual, expected);
+        }
+        assert_eq!(actual, expected);
+    }
+
     #[test]
     fn metricset_lines_as_elastic_agents_send_them() {
         let sample = |name: &str, value: f64, kind| MetricSample { name: name.into(), value, kind };
