@@ -18,7 +18,7 @@ pub fn encode_event(event: &Event, out: &mut Vec<u8>) {
         Event::Transaction(txn) => serde_json::to_writer(&mut *out, &TransactionLine { transaction: TransactionView::from(txn.as_ref()) }),
         Event::Error(error) => serde_json::to_writer(&mut *out, &ErrorLine { error: ErrorView::from(error.as_ref()) }),
         Event::Metricset(metricset) => serde_json::to_writer(&mut *out, &MetricsetLine { metricset: MetricsetView::from(metricset.as_ref()) }),
-        Event::Log(record) => serde_json::to_writer(&mut *out, &crate::intake_log::LogLine(record)),
+        Event::Log(record) => return crate::intake_log::encode(record, out),
         // Lines of their own, one per time and attribute set.
         Event::Metrics(metrics) => return crate::intake_meters::encode(metrics, out),
     };
