@@ -1,425 +1,289 @@
 //! Elastic APM intake v2 encoding: one JSON object per line, `metadata` first in every request.
-//! Field names and shapes follow the schemas in specs/intake-v2.
+//! Field names and shapes follow the schemas in specs/intake-v2. The lines are written with
+//! `json`, field by field in the order APM Server has always been sent them.
 
-use crate::ids::{SpanId, TraceId};
+use crate::json::{self, Array, Object};
 use crate::model::{
-    AttributeValue, Attributes, DroppedSpanStats, ErrorRecord, Event, JsonMap, LabelValue, Labels, Link, MetricKind, MetricSample, MetricSpan,
-    MetricTransaction, Metricset, OtelData, SpanRecord, TransactionRecord,
+    AttributeValue, Attributes, DroppedSpanStats, ErrorRecord, Event, JsonMap, LabelValue, Labels, Link, MetricKind, Metricset, OtelData, SpanRecord,
+    TransactionRecord,
 };
-use serde::ser::{SerializeMap, Serializer};
-use serde::Serialize;
 use serde_json::Value;
 
 /// Appends the event as one NDJSON line (OpenTelemetry metrics as several).
 pub fn encode_event(event: &Event, out: &mut Vec<u8>) {
-    // Serializing these views into a Vec cannot fail: every map key is a string.
-    let _ = match event {
-        Event::Span(span) => serde_json::to_writer(&mut *out, &SpanLine { span: SpanView::from(span.as_ref()) }),
-        Event::Transaction(txn) => serde_json::to_writer(&mut *out, &TransactionLine { transaction: TransactionView::from(txn.as_ref()) }),
-        Event::Error(error) => serde_json::to_writer(&mut *out, &ErrorLine { error: ErrorView::from(error.as_ref()) }),
-        Event::Metricset(metricset) => serde_json::to_writer(&mut *out, &MetricsetLine { metricset: MetricsetView::from(metricset.as_ref()) }),
-        Event::Log(record) => return crate::intake_log::encode(record, out),
+    match event {
+        Event::Span(span) => line(out, "span", |o| span_fields(o, span)),
+        Event::Transaction(txn) => line(out, "transaction", |o| transaction_fields(o, txn)),
+        Event::Error(error) => line(out, "error", |o| error_fields(o, error)),
+        Event::Metricset(metricset) => line(out, "metricset", |o| metricset_fields(o, metricset)),
+        Event::Log(record) => crate::intake_log::encode(record, out),
         // Lines of their own, one per time and attribute set.
-        Event::Metrics(metrics) => return crate::intake_meters::encode(metrics, out),
-    };
-    out.push(b'\n');
+        Event::Metrics(metrics) => crate::intake_meters::encode(metrics, out),
+    }
 }
 
 pub fn metadata_line(metadata: &Value) -> Vec<u8> {
-    let mut out = serde_json::to_vec(&serde_json::json!({ "metadata": metadata })).unwrap_or_default();
+    let mut out = Vec::new();
+    let mut line = Object::new(&mut out);
+    json::value(line.key("metadata"), metadata);
+    line.end();
     out.push(b'\n');
     out
+}
+
+/// `{"<kind>":{<fields>}}` and a newline.
+pub(crate) fn line(out: &mut Vec<u8>, kind: &'static str, fields: impl FnOnce(&mut Object)) {
+    let mut line = Object::new(out);
+    let mut object = Object::new(line.key(kind));
+    fields(&mut object);
+    object.end();
+    line.end();
+    out.push(b'\n');
 }
 
 fn ms(us: u64) -> f64 {
     us as f64 / 1000.0
 }
 
-impl Serialize for LabelValue {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self {
-            LabelValue::Str(v) => s.serialize_str(v),
-            LabelValue::Bool(v) => s.serialize_bool(*v),
-            LabelValue::Int(v) => s.serialize_i64(*v),
-            LabelValue::Float(v) if v.is_finite() => s.serialize_f64(*v),
-            // JSON has no NaN or infinity; Elastic agents send such labels as strings.
-            LabelValue::Float(v) => s.collect_str(v),
-        }
+pub(crate) fn id<const N: usize>(o: &mut Object, name: &'static str, bytes: &[u8; N]) {
+    json::hex(o.key(name), bytes);
+}
+
+fn optional_str(o: &mut Object, name: &'static str, value: Option<&str>) {
+    if let Some(value) = value {
+        json::string(o.key(name), value);
     }
 }
 
-impl Serialize for Labels {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(Some(self.0.len()))?;
-        for (k, v) in &self.0 {
-            map.serialize_entry(k, v)?;
-        }
-        map.end()
+/// A float JSON can carry as a number, any other as text (`NaN`, `inf`), as Elastic agents send
+/// such labels.
+fn float_or_text(out: &mut Vec<u8>, value: f64) {
+    if value.is_finite() {
+        json::f64(out, value);
+    } else {
+        json::string(out, &value.to_string());
     }
 }
 
-impl Serialize for AttributeValue {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let float = |v: &f64| if v.is_finite() { Value::from(*v) } else { Value::String(v.to_string()) };
-        match self {
-            AttributeValue::Str(v) => s.serialize_str(v),
-            AttributeValue::Bool(v) => s.serialize_bool(*v),
-            AttributeValue::Int(v) => s.serialize_i64(*v),
-            AttributeValue::Float(v) => float(v).serialize(s),
-            AttributeValue::StrArray(v) => v.serialize(s),
-            AttributeValue::BoolArray(v) => v.serialize(s),
-            AttributeValue::IntArray(v) => v.serialize(s),
-            AttributeValue::FloatArray(v) => s.collect_seq(v.iter().map(float)),
+fn labels(out: &mut Vec<u8>, labels: &Labels) {
+    let mut o = Object::new(out);
+    for (key, value) in &labels.0 {
+        let out = o.entry(key);
+        match value {
+            LabelValue::Str(v) => json::string(out, v),
+            LabelValue::Bool(v) => json::bool(out, *v),
+            LabelValue::Int(v) => json::i64(out, *v),
+            LabelValue::Float(v) => float_or_text(out, *v),
         }
+    }
+    o.end();
+}
+
+pub(crate) fn attribute_value(out: &mut Vec<u8>, value: &AttributeValue) {
+    fn array<T>(out: &mut Vec<u8>, items: &[T], item: impl Fn(&mut Vec<u8>, &T)) {
+        let mut array = Array::new(out);
+        for value in items {
+            item(array.item(), value);
+        }
+        array.end();
+    }
+    match value {
+        AttributeValue::Str(v) => json::string(out, v),
+        AttributeValue::Bool(v) => json::bool(out, *v),
+        AttributeValue::Int(v) => json::i64(out, *v),
+        AttributeValue::Float(v) => float_or_text(out, *v),
+        AttributeValue::StrArray(v) => array(out, v, |out, v| json::string(out, v)),
+        AttributeValue::BoolArray(v) => array(out, v, |out, v| json::bool(out, *v)),
+        AttributeValue::IntArray(v) => array(out, v, |out, v| json::i64(out, *v)),
+        AttributeValue::FloatArray(v) => array(out, v, |out, v| float_or_text(out, *v)),
     }
 }
 
-impl Serialize for Attributes {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(Some(self.entries.len()))?;
-        for (k, v) in &self.entries {
-            map.serialize_entry(k, v)?;
-        }
-        map.end()
+fn attributes(out: &mut Vec<u8>, attributes: &Attributes) {
+    let mut o = Object::new(out);
+    for (key, value) in &attributes.entries {
+        attribute_value(o.entry(key), value);
     }
+    o.end();
 }
 
 /// `otel`: the OpenTelemetry attributes as they were given, and the kind of OTel-started spans.
-#[derive(Serialize)]
-struct OtelView<'a> {
-    #[serde(skip_serializing_if = "Attributes::is_empty")]
-    attributes: &'a Attributes,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    span_kind: Option<&'static str>,
-}
-
-fn otel_view(otel: &Option<Box<OtelData>>) -> Option<OtelView<'_>> {
-    let otel = otel.as_deref().filter(|o| o.kind.is_some() || !o.attributes.is_empty())?;
-    Some(OtelView { attributes: &otel.attributes, span_kind: otel.kind.map(|k| k.as_str()) })
+fn otel(o: &mut Object, otel: &Option<Box<OtelData>>) {
+    let Some(otel) = otel.as_deref().filter(|o| o.kind.is_some() || !o.attributes.is_empty()) else { return };
+    let mut view = Object::new(o.key("otel"));
+    if !otel.attributes.is_empty() {
+        attributes(view.key("attributes"), &otel.attributes);
+    }
+    optional_str(&mut view, "span_kind", otel.kind.map(|k| k.as_str()));
+    view.end();
 }
 
 /// A record's context with its labels as `tags`.
-struct ContextView<'a> {
-    context: &'a JsonMap,
-    labels: &'a Labels,
-}
-
-impl ContextView<'_> {
-    fn is_empty(&self) -> bool {
-        self.context.is_empty() && self.labels.is_empty()
+fn context(o: &mut Object, context: &JsonMap, labels: &Labels) {
+    if context.is_empty() && labels.is_empty() {
+        return;
     }
-}
-
-impl Serialize for ContextView<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(None)?;
-        for (k, v) in self.context {
-            if k != "tags" {
-                map.serialize_entry(k, v)?;
-            }
-        }
-        if !self.labels.is_empty() {
-            map.serialize_entry("tags", self.labels)?;
-        }
-        map.end()
+    let mut view = Object::new(o.key("context"));
+    for (key, value) in context.iter().filter(|(key, _)| *key != "tags") {
+        json::value(view.entry(key), value);
     }
-}
-
-#[derive(Serialize)]
-struct LinkView {
-    trace_id: TraceId,
-    span_id: SpanId,
-}
-
-fn links(links: &[Link]) -> Vec<LinkView> {
-    links.iter().map(|l| LinkView { trace_id: l.trace_id, span_id: l.span_id }).collect()
-}
-
-#[derive(Serialize)]
-struct SpanLine<'a> {
-    span: SpanView<'a>,
-}
-
-#[derive(Serialize)]
-struct SpanView<'a> {
-    id: SpanId,
-    transaction_id: SpanId,
-    parent_id: SpanId,
-    trace_id: TraceId,
-    name: &'a str,
-    #[serde(rename = "type")]
-    span_type: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    subtype: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    action: Option<&'a str>,
-    timestamp: u64,
-    duration: f64,
-    outcome: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    sample_rate: Option<f64>,
-    #[serde(skip_serializing_if = "ContextView::is_empty")]
-    context: ContextView<'a>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    links: Vec<LinkView>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    composite: Option<CompositeView>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    stacktrace: Option<&'a Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    otel: Option<OtelView<'a>>,
-}
-
-#[derive(Serialize)]
-struct CompositeView {
-    compression_strategy: &'static str,
-    count: u32,
-    sum: f64,
-}
-
-impl<'a> From<&'a SpanRecord> for SpanView<'a> {
-    fn from(s: &'a SpanRecord) -> Self {
-        SpanView {
-            id: s.id,
-            transaction_id: s.transaction_id,
-            parent_id: s.parent_id,
-            trace_id: s.trace_id,
-            name: &s.name,
-            span_type: &s.span_type,
-            subtype: s.subtype.as_deref(),
-            action: s.action.as_deref(),
-            timestamp: s.timestamp_us,
-            duration: ms(s.duration_us),
-            outcome: s.outcome.as_str(),
-            sample_rate: s.sample_rate,
-            context: ContextView { context: &s.context, labels: &s.labels },
-            links: links(&s.links),
-            stacktrace: s.stacktrace.as_ref(),
-            composite: s.composite.map(|c| CompositeView { compression_strategy: c.strategy.as_str(), count: c.count, sum: ms(c.sum_us) }),
-            otel: otel_view(&s.otel),
-        }
+    if !labels.is_empty() {
+        self::labels(view.key("tags"), labels);
     }
+    view.end();
 }
 
-#[derive(Serialize)]
-struct TransactionLine<'a> {
-    transaction: TransactionView<'a>,
-}
-
-#[derive(Serialize)]
-struct SpanCount {
-    started: u32,
-    dropped: u32,
-}
-
-#[derive(Serialize)]
-struct TransactionView<'a> {
-    id: SpanId,
-    trace_id: TraceId,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    parent_id: Option<SpanId>,
-    name: &'a str,
-    #[serde(rename = "type")]
-    transaction_type: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    result: Option<&'a str>,
-    outcome: &'static str,
-    timestamp: u64,
-    duration: f64,
-    sampled: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    sample_rate: Option<f64>,
-    span_count: SpanCount,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    dropped_spans_stats: Vec<DroppedSpanStatsView<'a>>,
-    #[serde(skip_serializing_if = "ContextView::is_empty")]
-    context: ContextView<'a>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    links: Vec<LinkView>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    otel: Option<OtelView<'a>>,
-}
-
-#[derive(Serialize)]
-struct DroppedSpanStatsView<'a> {
-    destination_service_resource: &'a str,
-    service_target_type: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    service_target_name: Option<&'a str>,
-    outcome: &'static str,
-    duration: DroppedDuration,
-}
-
-#[derive(Serialize)]
-struct DroppedDuration {
-    count: u64,
-    sum: DroppedSum,
-}
-
-#[derive(Serialize)]
-struct DroppedSum {
-    us: u64,
-}
-
-impl<'a> From<&'a DroppedSpanStats> for DroppedSpanStatsView<'a> {
-    fn from(s: &'a DroppedSpanStats) -> Self {
-        DroppedSpanStatsView {
-            destination_service_resource: &s.destination_resource,
-            service_target_type: &s.target_type,
-            service_target_name: s.target_name.as_deref(),
-            outcome: s.outcome.as_str(),
-            duration: DroppedDuration { count: s.count, sum: DroppedSum { us: s.sum_us } },
-        }
+fn links(o: &mut Object, links: &[Link]) {
+    if links.is_empty() {
+        return;
     }
-}
-
-impl<'a> From<&'a TransactionRecord> for TransactionView<'a> {
-    fn from(t: &'a TransactionRecord) -> Self {
-        TransactionView {
-            id: t.id,
-            trace_id: t.trace_id,
-            parent_id: t.parent_id,
-            name: &t.name,
-            transaction_type: &t.transaction_type,
-            result: t.result.as_deref(),
-            outcome: t.outcome.as_str(),
-            timestamp: t.timestamp_us,
-            duration: ms(t.duration_us),
-            sampled: t.sampled,
-            sample_rate: t.sample_rate,
-            span_count: SpanCount { started: t.spans_started, dropped: t.spans_dropped },
-            dropped_spans_stats: t.dropped_spans_stats.iter().map(DroppedSpanStatsView::from).collect(),
-            context: ContextView { context: &t.context, labels: &t.labels },
-            links: links(&t.links),
-            otel: otel_view(&t.otel),
-        }
+    let mut array = Array::new(o.key("links"));
+    for link in links {
+        let mut view = Object::new(array.item());
+        id(&mut view, "trace_id", &link.trace_id.0);
+        id(&mut view, "span_id", &link.span_id.0);
+        view.end();
     }
+    array.end();
 }
 
-#[derive(Serialize)]
-struct ErrorLine<'a> {
-    error: ErrorView<'a>,
-}
-
-#[derive(Serialize)]
-struct ErrorTransactionView<'a> {
-    sampled: bool,
-    #[serde(rename = "type")]
-    transaction_type: &'a str,
-    name: &'a str,
-}
-
-#[derive(Serialize)]
-struct ErrorView<'a> {
-    id: &'a str,
-    timestamp: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    trace_id: Option<TraceId>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    transaction_id: Option<SpanId>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    parent_id: Option<SpanId>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    transaction: Option<ErrorTransactionView<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    culprit: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    exception: Option<&'a Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    log: Option<&'a Value>,
-    #[serde(skip_serializing_if = "ContextView::is_empty")]
-    context: ContextView<'a>,
-}
-
-impl<'a> From<&'a ErrorRecord> for ErrorView<'a> {
-    fn from(e: &'a ErrorRecord) -> Self {
-        let txn = e.transaction.as_ref();
-        ErrorView {
-            id: &e.id,
-            timestamp: e.timestamp_us,
-            trace_id: txn.map(|t| t.trace_id),
-            transaction_id: txn.map(|t| t.id),
-            parent_id: txn.map(|t| t.parent_id),
-            transaction: txn.map(|t| ErrorTransactionView { sampled: t.sampled, transaction_type: &t.transaction_type, name: &t.name }),
-            culprit: e.culprit.as_deref(),
-            exception: e.exception.as_ref(),
-            log: e.log.as_ref(),
-            context: ContextView { context: &e.context, labels: &e.labels },
-        }
+fn span_fields(o: &mut Object, s: &SpanRecord) {
+    id(o, "id", &s.id.0);
+    id(o, "transaction_id", &s.transaction_id.0);
+    id(o, "parent_id", &s.parent_id.0);
+    id(o, "trace_id", &s.trace_id.0);
+    json::string(o.key("name"), &s.name);
+    json::string(o.key("type"), &s.span_type);
+    optional_str(o, "subtype", s.subtype.as_deref());
+    optional_str(o, "action", s.action.as_deref());
+    json::u64(o.key("timestamp"), s.timestamp_us);
+    json::f64(o.key("duration"), ms(s.duration_us));
+    json::string(o.key("outcome"), s.outcome.as_str());
+    if let Some(rate) = s.sample_rate {
+        json::f64(o.key("sample_rate"), rate);
     }
-}
-
-#[derive(Serialize)]
-struct MetricsetLine<'a> {
-    metricset: MetricsetView<'a>,
-}
-
-#[derive(Serialize)]
-struct MetricsetView<'a> {
-    timestamp: u64,
-    samples: Samples<'a>,
-    #[serde(skip_serializing_if = "Labels::is_empty")]
-    tags: &'a Labels,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    transaction: Option<MetricTransactionView<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    span: Option<MetricSpanView<'a>>,
-}
-
-/// `{"name": {"value": x, "type": "gauge"}}`; a value JSON cannot carry (NaN) is left out.
-struct Samples<'a>(&'a [MetricSample]);
-
-#[derive(Serialize)]
-struct SampleView {
-    value: f64,
-    #[serde(rename = "type")]
-    kind: &'static str,
-}
-
-impl Serialize for Samples<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(None)?;
-        for sample in self.0.iter().filter(|sample| sample.value.is_finite()) {
-            let kind = match sample.kind {
-                MetricKind::Gauge => "gauge",
-                MetricKind::Counter | MetricKind::DeltaCounter => "counter",
-            };
-            map.serialize_entry(&sample.name, &SampleView { value: sample.value, kind })?;
-        }
-        map.end()
+    context(o, &s.context, &s.labels);
+    links(o, &s.links);
+    if let Some(composite) = s.composite {
+        let mut view = Object::new(o.key("composite"));
+        json::string(view.key("compression_strategy"), composite.strategy.as_str());
+        json::u64(view.key("count"), composite.count.into());
+        json::f64(view.key("sum"), ms(composite.sum_us));
+        view.end();
     }
+    if let Some(stacktrace) = &s.stacktrace {
+        json::value(o.key("stacktrace"), stacktrace);
+    }
+    otel(o, &s.otel);
 }
 
-#[derive(Serialize)]
-struct MetricTransactionView<'a> {
-    name: &'a str,
-    #[serde(rename = "type")]
-    transaction_type: &'a str,
+fn dropped_spans_stats(out: &mut Vec<u8>, stats: &[DroppedSpanStats]) {
+    let mut array = Array::new(out);
+    for s in stats {
+        let mut view = Object::new(array.item());
+        json::string(view.key("destination_service_resource"), &s.destination_resource);
+        json::string(view.key("service_target_type"), &s.target_type);
+        optional_str(&mut view, "service_target_name", s.target_name.as_deref());
+        json::string(view.key("outcome"), s.outcome.as_str());
+        let mut duration = Object::new(view.key("duration"));
+        json::u64(duration.key("count"), s.count);
+        let mut sum = Object::new(duration.key("sum"));
+        json::u64(sum.key("us"), s.sum_us);
+        sum.end();
+        duration.end();
+        view.end();
+    }
+    array.end();
 }
 
-#[derive(Serialize)]
-struct MetricSpanView<'a> {
-    #[serde(rename = "type")]
-    span_type: &'a str,
-    subtype: &'a str,
+fn transaction_fields(o: &mut Object, t: &TransactionRecord) {
+    id(o, "id", &t.id.0);
+    id(o, "trace_id", &t.trace_id.0);
+    if let Some(parent_id) = t.parent_id {
+        id(o, "parent_id", &parent_id.0);
+    }
+    json::string(o.key("name"), &t.name);
+    json::string(o.key("type"), &t.transaction_type);
+    optional_str(o, "result", t.result.as_deref());
+    json::string(o.key("outcome"), t.outcome.as_str());
+    json::u64(o.key("timestamp"), t.timestamp_us);
+    json::f64(o.key("duration"), ms(t.duration_us));
+    json::bool(o.key("sampled"), t.sampled);
+    if let Some(rate) = t.sample_rate {
+        json::f64(o.key("sample_rate"), rate);
+    }
+    let mut span_count = Object::new(o.key("span_count"));
+    json::u64(span_count.key("started"), t.spans_started.into());
+    json::u64(span_count.key("dropped"), t.spans_dropped.into());
+    span_count.end();
+    if !t.dropped_spans_stats.is_empty() {
+        dropped_spans_stats(o.key("dropped_spans_stats"), &t.dropped_spans_stats);
+    }
+    context(o, &t.context, &t.labels);
+    links(o, &t.links);
+    otel(o, &t.otel);
 }
 
-impl<'a> From<&'a Metricset> for MetricsetView<'a> {
-    fn from(m: &'a Metricset) -> Self {
-        MetricsetView {
-            timestamp: m.timestamp_us,
-            samples: Samples(&m.samples),
-            tags: &m.labels,
-            transaction: m.transaction.as_ref().map(|t: &'a MetricTransaction| MetricTransactionView { name: &t.name, transaction_type: &t.transaction_type }),
-            span: m.span.as_ref().map(|s: &'a MetricSpan| MetricSpanView { span_type: &s.span_type, subtype: &s.subtype }),
-        }
+fn error_fields(o: &mut Object, e: &ErrorRecord) {
+    json::string(o.key("id"), &e.id);
+    json::u64(o.key("timestamp"), e.timestamp_us);
+    if let Some(txn) = &e.transaction {
+        id(o, "trace_id", &txn.trace_id.0);
+        id(o, "transaction_id", &txn.id.0);
+        id(o, "parent_id", &txn.parent_id.0);
+        let mut view = Object::new(o.key("transaction"));
+        json::bool(view.key("sampled"), txn.sampled);
+        json::string(view.key("type"), &txn.transaction_type);
+        json::string(view.key("name"), &txn.name);
+        view.end();
+    }
+    optional_str(o, "culprit", e.culprit.as_deref());
+    if let Some(exception) = &e.exception {
+        json::value(o.key("exception"), exception);
+    }
+    if let Some(log) = &e.log {
+        json::value(o.key("log"), log);
+    }
+    context(o, &e.context, &e.labels);
+}
+
+/// Samples as `{"name": {"value": x, "type": "gauge"}}`; a value JSON cannot carry (NaN) is left out.
+fn metricset_fields(o: &mut Object, m: &Metricset) {
+    json::u64(o.key("timestamp"), m.timestamp_us);
+    let mut samples = Object::new(o.key("samples"));
+    for sample in m.samples.iter().filter(|sample| sample.value.is_finite()) {
+        let kind = match sample.kind {
+            MetricKind::Gauge => "gauge",
+            MetricKind::Counter | MetricKind::DeltaCounter => "counter",
+        };
+        let mut view = Object::new(samples.entry(&sample.name));
+        json::f64(view.key("value"), sample.value);
+        json::string(view.key("type"), kind);
+        view.end();
+    }
+    samples.end();
+    if !m.labels.is_empty() {
+        labels(o.key("tags"), &m.labels);
+    }
+    if let Some(t) = &m.transaction {
+        let mut view = Object::new(o.key("transaction"));
+        json::string(view.key("name"), &t.name);
+        json::string(view.key("type"), &t.transaction_type);
+        view.end();
+    }
+    if let Some(s) = &m.span {
+        let mut view = Object::new(o.key("span"));
+        json::string(view.key("type"), &s.span_type);
+        json::string(view.key("subtype"), &s.subtype);
+        view.end();
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Outcome;
+    use crate::ids::{SpanId, TraceId};
+    use crate::model::{MetricSample, MetricSpan, MetricTransaction, Outcome};
 
     fn line(event: Event) -> Value {
         let mut out = Vec::new();

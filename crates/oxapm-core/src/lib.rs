@@ -1,10 +1,10 @@
 //! oxapm-core: the engine of the oxapm APM agent, with no Python in it.
 //!
 //! `trace` runs transactions and spans and produces `model` records; `engine` owns the `pipeline`
-//! that carries them to the `exporters`, which encode them (`intake`, `otlp`, console). `config`
-//! resolves options, and `remote_config` lays central configuration over them (fetched from APM
-//! Server by `central_config` or from an OpAMP server by `opamp`, on `poller` threads; `live` holds
-//! what it replaces).
+//! that carries them to the `exporters`, which encode them (`intake`, written with `json`; `otlp`;
+//! console). `config` resolves options, and `remote_config` lays central configuration over them
+//! (fetched from APM Server by `central_config` or from an OpAMP server by `opamp`, on `poller`
+//! threads; `live` holds what it replaces).
 //! `traceparent` and `ids` implement W3C trace context, and `propagation` reads and writes it, with
 //! baggage, in every `OTEL_PROPAGATORS` format; `sampling` decides which traces are recorded, and
 //! `continuation` whether an incoming trace is continued; `shaping` decides what a transaction
@@ -29,6 +29,7 @@ pub mod ids;
 pub mod intake;
 pub mod intake_log;
 pub mod intake_meters;
+pub mod json;
 pub mod live;
 pub mod meters;
 pub mod metrics;
