@@ -504,48 +504,16 @@ mod tests {
         assert_eq!(actual, expected);
     }
 
-    /// Exit spans as the export thread finishes them: their service target and destination
-    /// resource with what the user set (every cross-agent case, and contexts of odd shapes).
+    /// Spans as the export thread finishes them, exit spans with their service target and
+    /// destination resource (and what the user set).
     #[test]
     fn exit_spans_as_sent_byte_for_byte() {
-        use crate::model::{OtelData, SpanKind};
-        use crate::policy::Policy;
-        use serde_json::json;
-        let cases: Vec<Value> = serde_json::from_str(include_str!("../../../tests/specs/agent-specs/service_resource_inference.json")).unwrap();
-        let mut spans: Vec<(Value, bool)> = cases.iter().map(|case| (case["span"].clone(), case["span"]["exit"] == "true")).collect();
-        let exit = |context: Value| (json!({"type": "db", "subtype": "postgresql", "context": context}), true);
-        spans.extend([
-            exit(json!({"db": {"instance": "shop"}, "destination": {"address": "db", "port": 5432, "service": {"resource": "mine"}}, "service": {"target": {"type": "pg"}}})),
-            exit(json!({"http": {"url": "https://user:pw@[::1]/path?q"}, "service": "not an object", "destination": null})),
-            exit(json!({"destination": {"service": "not an object"}, "service": {"name": "kept", "target": "replaced", "zz": 1}})),
-            exit(json!({"destination": {"service": {"resource": "", "name": null, "other": true}}, "service": {"target": {"name": "", "type": ""}}})),
-            exit(json!({"a": 1, "dest": 2, "destination_x": 3, "message": {"queue": {"name": "q\"1"}}, "service2": 4, "tags": 5, "user": {"id": "u"}})),
-            exit(json!({"db": null, "message": {"queue": {"name": ""}}})),
-            exit(json!({"db": {"instance": "i".repeat(1100)}})),
-            (json!({"type": "external", "subtype": "", "context": {"http": {"url": "HTTPS://h:x/"}}}), true),
-        ]);
         let mut lines = Vec::new();
-        for (index, (given, exit)) in spans.into_iter().enumerate() {
-            let mut span = SpanRecord {
-                id: SpanId([index as u8; 8]),
-                span_type: given["type"].as_str().unwrap().to_owned(),
-                subtype: given["subtype"].as_str().map(str::to_owned),
-                exit,
-                context: given["context"].as_object().cloned().unwrap_or_default(),
-                ..Default::default()
-            };
-            if index % 4 == 0 {
-                span.labels.set("k", LabelValue::Int(1));
-            }
+        for span in crate::service_target::test_spans() {
             let mut event = Event::Span(Box::new(span));
-            Policy::default().finish(&mut event);
+            crate::policy::Policy::default().finish(&mut event);
             encode_event(&event, &mut lines);
         }
-        // Spans the OpenTelemetry API started are the bridge's.
-        let otel = SpanRecord { exit: true, otel: Some(Box::new(OtelData { kind: Some(SpanKind::Internal), ..Default::default() })), ..Default::default() };
-        let mut event = Event::Span(Box::new(otel));
-        Policy::default().finish(&mut event);
-        encode_event(&event, &mut lines);
         assert_eq!(String::from_utf8(lines).unwrap(), include_str!("../tests/intake_exit_spans.ndjson"));
     }
 

@@ -96,6 +96,55 @@ pub(crate) fn url_host_port(url: &str) -> Option<String> {
     })
 }
 
+/// Spans for the encoders' tests, as they end (not finished by the policy): every cross-agent
+/// case, exit spans with contexts of odd shapes, spans that are not exit spans, and one the
+/// OpenTelemetry API started.
+#[cfg(test)]
+pub(crate) fn test_spans() -> Vec<SpanRecord> {
+    use crate::ids::SpanId;
+    use crate::model::{LabelValue, OtelData, SpanKind};
+    use serde_json::json;
+    let cases: Vec<Value> = serde_json::from_str(include_str!("../../../tests/specs/agent-specs/service_resource_inference.json")).unwrap();
+    let mut spans: Vec<(Value, bool)> = cases.iter().map(|case| (case["span"].clone(), case["span"]["exit"] == "true")).collect();
+    let exit = |context: Value| (json!({"type": "db", "subtype": "postgresql", "context": context}), true);
+    spans.extend([
+        exit(json!({"db": {"instance": "shop"}, "destination": {"address": "db", "port": 5432, "service": {"resource": "mine"}}, "service": {"target": {"type": "pg"}}})),
+        exit(json!({"http": {"url": "https://user:pw@[::1]/path?q"}, "service": "not an object", "destination": null})),
+        exit(json!({"destination": {"service": "not an object"}, "service": {"name": "kept", "target": "replaced", "zz": 1}})),
+        exit(json!({"destination": {"service": {"resource": "", "name": null, "other": true}}, "service": {"target": {"name": "", "type": ""}}})),
+        exit(json!({"a": 1, "dest": 2, "destination_x": 3, "message": {"queue": {"name": "q\"1"}}, "service2": 4, "tags": 5, "user": {"id": "u"}})),
+        exit(json!({"db": null, "message": {"queue": {"name": ""}}})),
+        exit(json!({"db": {"instance": "i".repeat(1100)}})),
+        exit(json!({})),
+        (json!({"type": "external", "subtype": "", "context": {"http": {"url": "HTTPS://h:x/"}}}), true),
+        (json!({"type": "template", "context": {}}), true),
+        (json!({"type": "template", "context": {}}), false),
+        (json!({"type": "db", "subtype": "sqlite", "context": {}}), false),
+        (json!({"type": "template", "context": {"destination": {"address": "h"}}}), false),
+    ]);
+    let mut records: Vec<SpanRecord> = spans
+        .into_iter()
+        .enumerate()
+        .map(|(index, (given, exit))| {
+            let mut span = SpanRecord {
+                id: SpanId([index as u8; 8]),
+                span_type: given["type"].as_str().unwrap().to_owned(),
+                subtype: given["subtype"].as_str().map(str::to_owned),
+                exit,
+                context: given["context"].as_object().cloned().unwrap_or_default(),
+                ..Default::default()
+            };
+            if index % 4 == 0 {
+                span.labels.set("k", LabelValue::Int(1));
+            }
+            span
+        })
+        .collect();
+    // The bridge's to shape.
+    records.push(SpanRecord { exit: true, otel: Some(Box::new(OtelData { kind: Some(SpanKind::Internal), ..Default::default() })), ..Default::default() });
+    records
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -367,6 +367,21 @@ mod tests {
         assert_eq!(value_of(&span, "tenant"), Some(&any_value::Value::IntValue(7)));
     }
 
+    /// Spans as the export thread finishes them, as OTLP spans byte for byte (in hex).
+    #[test]
+    fn exit_spans_as_sent_byte_for_byte() {
+        use prost::Message;
+        let mut lines = String::new();
+        for span in crate::service_target::test_spans() {
+            let mut event = Event::Span(Box::new(span));
+            crate::policy::Policy::default().finish(&mut event);
+            let (span, _) = super::span(&event).unwrap();
+            lines.extend(span.encode_to_vec().iter().map(|byte| format!("{byte:02x}")));
+            lines.push('\n');
+        }
+        assert_eq!(lines, include_str!("../../tests/otlp_exit_spans.txt"));
+    }
+
     #[test]
     fn unsampled_transactions_and_errors_are_not_spans() {
         let unsampled = TransactionRecord { sampled: false, ..Default::default() };
