@@ -7,6 +7,7 @@ use crate::model::{
     AttributeValue, Attributes, DroppedSpanStats, ErrorRecord, Event, JsonMap, LabelValue, Labels, Link, MetricKind, Metricset, OtelData, SpanRecord,
     TransactionRecord,
 };
+use crate::service_target::{self, ServiceTarget};
 use serde_json::Value;
 
 /// Appends the event as one NDJSON line (OpenTelemetry metrics as several).
@@ -118,19 +119,66 @@ fn otel(o: &mut Object, otel: &Option<Box<OtelData>>) {
     view.end();
 }
 
-/// A record's context with its labels as `tags`.
-fn context(o: &mut Object, context: &JsonMap, labels: &Labels) {
-    if context.is_empty() && labels.is_empty() {
+/// A record's context with its labels as `tags`; for an exit span, its service target written
+/// over what the context says of it.
+fn context(o: &mut Object, context: &JsonMap, labels: &Labels, target: Option<&ServiceTarget>) {
+    if context.is_empty() && labels.is_empty() && target.is_none() {
         return;
     }
     let mut view = Object::new(o.key("context"));
-    for (key, value) in context.iter().filter(|(key, _)| *key != "tags") {
-        json::value(view.entry(key), value);
+    let members = context.iter().filter(|(key, _)| *key != "tags");
+    match target {
+        None => overlay(&mut view, members, &[]),
+        Some(target) => {
+            let or_empty: &Overlay = &|out, given| match given {
+                Some(value) => json::value(out, value),
+                None => json::string(out, ""),
+            };
+            let resource: &Overlay = &|out, _| json::string(out, &target.resource);
+            let destination_service: &Overlay = &|out, given| overlaid(out, given, &[("name", or_empty), ("resource", resource), ("type", or_empty)]);
+            let destination: &Overlay = &|out, given| overlaid(out, given, &[("service", destination_service)]);
+            let service_target: &Overlay = &|out, _| {
+                let mut object = Object::new(out);
+                optional_str(&mut object, "name", target.name.as_deref());
+                json::string(object.key("type"), &target.target_type);
+                object.end();
+            };
+            let service: &Overlay = &|out, given| overlaid(out, given, &[("target", service_target)]);
+            overlay(&mut view, members, &[("destination", destination), ("service", service)]);
+        }
     }
     if !labels.is_empty() {
         self::labels(view.key("tags"), labels);
     }
     view.end();
+}
+
+/// Writes a member's value over the value the record gives it, if any.
+type Overlay<'a> = dyn Fn(&mut Vec<u8>, Option<&Value>) + 'a;
+
+/// Writes `members` of a map and `overlays` into `object`, in the order of their names (the order
+/// of a map holding them all); a name in both is written by its overlay.
+fn overlay<'a>(object: &mut Object, members: impl Iterator<Item = (&'a String, &'a Value)>, overlays: &[(&'static str, &Overlay)]) {
+    let mut overlays = overlays.iter().peekable();
+    for (name, value) in members {
+        while let Some((overlay_name, write)) = overlays.next_if(|(overlay_name, _)| *overlay_name < name.as_str()) {
+            write(object.key(overlay_name), None);
+        }
+        match overlays.next_if(|(overlay_name, _)| *overlay_name == name) {
+            Some((overlay_name, write)) => write(object.key(overlay_name), Some(value)),
+            None => json::value(object.entry(name), value),
+        }
+    }
+    for (overlay_name, write) in overlays {
+        write(object.key(overlay_name), None);
+    }
+}
+
+/// The object `given` (anything else counts as an empty one) with `overlays` written over it.
+fn overlaid(out: &mut Vec<u8>, given: Option<&Value>, overlays: &[(&'static str, &Overlay)]) {
+    let mut object = Object::new(out);
+    overlay(&mut object, given.and_then(Value::as_object).into_iter().flatten(), overlays);
+    object.end();
 }
 
 fn links(o: &mut Object, links: &[Link]) {
@@ -162,7 +210,7 @@ fn span_fields(o: &mut Object, s: &SpanRecord) {
     if let Some(rate) = s.sample_rate {
         json::f64(o.key("sample_rate"), rate);
     }
-    context(o, &s.context, &s.labels);
+    context(o, &s.context, &s.labels, service_target::inferred(s).as_ref());
     links(o, &s.links);
     if let Some(composite) = s.composite {
         let mut view = Object::new(o.key("composite"));
@@ -219,7 +267,7 @@ fn transaction_fields(o: &mut Object, t: &TransactionRecord) {
     if !t.dropped_spans_stats.is_empty() {
         dropped_spans_stats(o.key("dropped_spans_stats"), &t.dropped_spans_stats);
     }
-    context(o, &t.context, &t.labels);
+    context(o, &t.context, &t.labels, None);
     links(o, &t.links);
     otel(o, &t.otel);
 }
@@ -244,7 +292,7 @@ fn error_fields(o: &mut Object, e: &ErrorRecord) {
     if let Some(log) = &e.log {
         json::value(o.key("log"), log);
     }
-    context(o, &e.context, &e.labels);
+    context(o, &e.context, &e.labels, None);
 }
 
 /// Samples as `{"name": {"value": x, "type": "gauge"}}`; a value JSON cannot carry (NaN) is left out.

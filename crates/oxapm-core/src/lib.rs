@@ -9,8 +9,9 @@
 //! baggage, in every `OTEL_PROPAGATORS` format; `sampling` decides which traces are recorded, and
 //! `continuation` whether an incoming trace is continued; `shaping` decides what a transaction
 //! reports of its spans. On the way out, `policy` finishes every record: `bridge` gives spans
-//! started through the OpenTelemetry API their Elastic shape, `service_target` names the service an
-//! exit span calls, and `sanitize` redacts secrets, with the `wildcard` patterns of the config.
+//! started through the OpenTelemetry API their Elastic shape, and `sanitize` redacts secrets, with
+//! the `wildcard` patterns of the config; `service_target` names the service an exit span calls,
+//! which the intake encoder writes into its context.
 //! For the instrumentations, `sql` names database spans after their statement and `http` builds
 //! the context of requests served and of calls made. `metrics` collects metricsets (breakdown,
 //! system, process, Python GC) on the export thread; `meters` is the OpenTelemetry metrics SDK,
