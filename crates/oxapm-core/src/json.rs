@@ -157,6 +157,7 @@ impl<'a> Object<'a> {
     }
 
     /// A member named by the format: a field name with nothing to escape, written as it is.
+    #[inline]
     pub fn key(&mut self, name: &'static str) -> &mut Vec<u8> {
         debug_assert!(!name.bytes().any(needs_escape), "{name:?} needs escaping");
         self.separate();
