@@ -99,7 +99,7 @@ pub(crate) fn default_port(scheme: &str) -> Option<u16> {
 /// `host:port` of a URL, the port defaulting to its scheme's; credentials are left out.
 pub(crate) fn url_host_port(url: &str) -> Option<String> {
     let (scheme, rest) = split_scheme(url)?;
-    let authority = rest.find(['/', '?', '#']).map_or(rest, |end| &rest[..end]);
+    let authority = rest.bytes().position(|byte| matches!(byte, b'/' | b'?' | b'#')).map_or(rest, |end| &rest[..end]);
     let host_port = authority.rsplit_once('@').map_or(authority, |(_, host_port)| host_port);
     if host_port.is_empty() {
         return None;
