@@ -139,20 +139,6 @@ impl fmt::Debug for SpanId {
     }
 }
 
-// Hex from a stack buffer: ids are in every encoded event, and `fmt` is slow for this.
-impl serde::Serialize for TraceId {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut buf = [0u8; 32];
-        serializer.serialize_str(hex(&self.0, &mut buf))
-    }
-}
-impl serde::Serialize for SpanId {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut buf = [0u8; 16];
-        serializer.serialize_str(hex(&self.0, &mut buf))
-    }
-}
-
 /// A 128-bit random id in hex, as Elastic uses for error ids.
 pub fn random_error_id() -> String {
     TraceId::random().to_string()

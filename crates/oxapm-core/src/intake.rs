@@ -1,425 +1,337 @@
 //! Elastic APM intake v2 encoding: one JSON object per line, `metadata` first in every request.
-//! Field names and shapes follow the schemas in specs/intake-v2.
+//! Field names and shapes follow the schemas in specs/intake-v2. The lines are written with
+//! `json`, field by field in the order APM Server has always been sent them.
 
-use crate::ids::{SpanId, TraceId};
+use crate::json::{self, Array, Object};
 use crate::model::{
-    AttributeValue, Attributes, DroppedSpanStats, ErrorRecord, Event, JsonMap, LabelValue, Labels, Link, MetricKind, MetricSample, MetricSpan,
-    MetricTransaction, Metricset, OtelData, SpanRecord, TransactionRecord,
+    AttributeValue, Attributes, DroppedSpanStats, ErrorRecord, Event, JsonMap, LabelValue, Labels, Link, MetricKind, Metricset, OtelData, SpanRecord,
+    TransactionRecord,
 };
-use serde::ser::{SerializeMap, Serializer};
-use serde::Serialize;
+use crate::service_target::{self, ServiceTarget};
 use serde_json::Value;
 
 /// Appends the event as one NDJSON line (OpenTelemetry metrics as several).
 pub fn encode_event(event: &Event, out: &mut Vec<u8>) {
-    // Serializing these views into a Vec cannot fail: every map key is a string.
-    let _ = match event {
-        Event::Span(span) => serde_json::to_writer(&mut *out, &SpanLine { span: SpanView::from(span.as_ref()) }),
-        Event::Transaction(txn) => serde_json::to_writer(&mut *out, &TransactionLine { transaction: TransactionView::from(txn.as_ref()) }),
-        Event::Error(error) => serde_json::to_writer(&mut *out, &ErrorLine { error: ErrorView::from(error.as_ref()) }),
-        Event::Metricset(metricset) => serde_json::to_writer(&mut *out, &MetricsetLine { metricset: MetricsetView::from(metricset.as_ref()) }),
-        Event::Log(record) => serde_json::to_writer(&mut *out, &crate::intake_log::LogLine(record)),
+    match event {
+        Event::Span(span) => line(out, "span", |o| span_fields(o, span)),
+        Event::Transaction(txn) => line(out, "transaction", |o| transaction_fields(o, txn)),
+        Event::Error(error) => line(out, "error", |o| error_fields(o, error)),
+        Event::Metricset(metricset) => line(out, "metricset", |o| metricset_fields(o, metricset)),
+        Event::Log(record) => crate::intake_log::encode(record, out),
         // Lines of their own, one per time and attribute set.
-        Event::Metrics(metrics) => return crate::intake_meters::encode(metrics, out),
-    };
-    out.push(b'\n');
+        Event::Metrics(metrics) => crate::intake_meters::encode(metrics, out),
+    }
 }
 
 pub fn metadata_line(metadata: &Value) -> Vec<u8> {
-    let mut out = serde_json::to_vec(&serde_json::json!({ "metadata": metadata })).unwrap_or_default();
+    let mut out = Vec::new();
+    let mut line = Object::new(&mut out);
+    json::value(line.key("metadata"), metadata);
+    line.end();
     out.push(b'\n');
     out
+}
+
+/// `{"<kind>":{<fields>}}` and a newline.
+pub(crate) fn line(out: &mut Vec<u8>, kind: &'static str, fields: impl FnOnce(&mut Object)) {
+    let mut line = Object::new(out);
+    let mut object = Object::new(line.key(kind));
+    fields(&mut object);
+    object.end();
+    line.end();
+    out.push(b'\n');
 }
 
 fn ms(us: u64) -> f64 {
     us as f64 / 1000.0
 }
 
-impl Serialize for LabelValue {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self {
-            LabelValue::Str(v) => s.serialize_str(v),
-            LabelValue::Bool(v) => s.serialize_bool(*v),
-            LabelValue::Int(v) => s.serialize_i64(*v),
-            LabelValue::Float(v) if v.is_finite() => s.serialize_f64(*v),
-            // JSON has no NaN or infinity; Elastic agents send such labels as strings.
-            LabelValue::Float(v) => s.collect_str(v),
-        }
+pub(crate) fn id<const N: usize>(o: &mut Object, name: &'static str, bytes: &[u8; N]) {
+    json::hex(o.key(name), bytes);
+}
+
+fn optional_str(o: &mut Object, name: &'static str, value: Option<&str>) {
+    if let Some(value) = value {
+        json::string(o.key(name), value);
     }
 }
 
-impl Serialize for Labels {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(Some(self.0.len()))?;
-        for (k, v) in &self.0 {
-            map.serialize_entry(k, v)?;
-        }
-        map.end()
+/// A float JSON can carry as a number, any other as text (`NaN`, `inf`), as Elastic agents send
+/// such labels.
+fn float_or_text(out: &mut Vec<u8>, value: f64) {
+    if value.is_finite() {
+        json::f64(out, value);
+    } else {
+        json::string(out, &value.to_string());
     }
 }
 
-impl Serialize for AttributeValue {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let float = |v: &f64| if v.is_finite() { Value::from(*v) } else { Value::String(v.to_string()) };
-        match self {
-            AttributeValue::Str(v) => s.serialize_str(v),
-            AttributeValue::Bool(v) => s.serialize_bool(*v),
-            AttributeValue::Int(v) => s.serialize_i64(*v),
-            AttributeValue::Float(v) => float(v).serialize(s),
-            AttributeValue::StrArray(v) => v.serialize(s),
-            AttributeValue::BoolArray(v) => v.serialize(s),
-            AttributeValue::IntArray(v) => v.serialize(s),
-            AttributeValue::FloatArray(v) => s.collect_seq(v.iter().map(float)),
+fn labels(out: &mut Vec<u8>, labels: &Labels) {
+    let mut o = Object::new(out);
+    for (key, value) in &labels.0 {
+        let out = o.entry(key);
+        match value {
+            LabelValue::Str(v) => json::string(out, v),
+            LabelValue::Bool(v) => json::bool(out, *v),
+            LabelValue::Int(v) => json::i64(out, *v),
+            LabelValue::Float(v) => float_or_text(out, *v),
         }
+    }
+    o.end();
+}
+
+pub(crate) fn attribute_value(out: &mut Vec<u8>, value: &AttributeValue) {
+    fn array<T>(out: &mut Vec<u8>, items: &[T], item: impl Fn(&mut Vec<u8>, &T)) {
+        let mut array = Array::new(out);
+        for value in items {
+            item(array.item(), value);
+        }
+        array.end();
+    }
+    match value {
+        AttributeValue::Str(v) => json::string(out, v),
+        AttributeValue::Bool(v) => json::bool(out, *v),
+        AttributeValue::Int(v) => json::i64(out, *v),
+        AttributeValue::Float(v) => float_or_text(out, *v),
+        AttributeValue::StrArray(v) => array(out, v, |out, v| json::string(out, v)),
+        AttributeValue::BoolArray(v) => array(out, v, |out, v| json::bool(out, *v)),
+        AttributeValue::IntArray(v) => array(out, v, |out, v| json::i64(out, *v)),
+        AttributeValue::FloatArray(v) => array(out, v, |out, v| float_or_text(out, *v)),
     }
 }
 
-impl Serialize for Attributes {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(Some(self.entries.len()))?;
-        for (k, v) in &self.entries {
-            map.serialize_entry(k, v)?;
-        }
-        map.end()
+fn attributes(out: &mut Vec<u8>, attributes: &Attributes) {
+    let mut o = Object::new(out);
+    for (key, value) in &attributes.entries {
+        attribute_value(o.entry(key), value);
     }
+    o.end();
 }
 
 /// `otel`: the OpenTelemetry attributes as they were given, and the kind of OTel-started spans.
-#[derive(Serialize)]
-struct OtelView<'a> {
-    #[serde(skip_serializing_if = "Attributes::is_empty")]
-    attributes: &'a Attributes,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    span_kind: Option<&'static str>,
-}
-
-fn otel_view(otel: &Option<Box<OtelData>>) -> Option<OtelView<'_>> {
-    let otel = otel.as_deref().filter(|o| o.kind.is_some() || !o.attributes.is_empty())?;
-    Some(OtelView { attributes: &otel.attributes, span_kind: otel.kind.map(|k| k.as_str()) })
-}
-
-/// A record's context with its labels as `tags`.
-struct ContextView<'a> {
-    context: &'a JsonMap,
-    labels: &'a Labels,
-}
-
-impl ContextView<'_> {
-    fn is_empty(&self) -> bool {
-        self.context.is_empty() && self.labels.is_empty()
+fn otel(o: &mut Object, otel: &Option<Box<OtelData>>) {
+    let Some(otel) = otel.as_deref().filter(|o| o.kind.is_some() || !o.attributes.is_empty()) else { return };
+    let mut view = Object::new(o.key("otel"));
+    if !otel.attributes.is_empty() {
+        attributes(view.key("attributes"), &otel.attributes);
     }
+    optional_str(&mut view, "span_kind", otel.kind.map(|k| k.as_str()));
+    view.end();
 }
 
-impl Serialize for ContextView<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(None)?;
-        for (k, v) in self.context {
-            if k != "tags" {
-                map.serialize_entry(k, v)?;
-            }
-        }
-        if !self.labels.is_empty() {
-            map.serialize_entry("tags", self.labels)?;
-        }
-        map.end()
+/// A record's context with its labels as `tags`; for an exit span, its service target written
+/// over what the context says of it.
+fn context(o: &mut Object, context: &JsonMap, labels: &Labels, target: Option<&ServiceTarget>) {
+    if context.is_empty() && labels.is_empty() && target.is_none() {
+        return;
     }
-}
-
-#[derive(Serialize)]
-struct LinkView {
-    trace_id: TraceId,
-    span_id: SpanId,
-}
-
-fn links(links: &[Link]) -> Vec<LinkView> {
-    links.iter().map(|l| LinkView { trace_id: l.trace_id, span_id: l.span_id }).collect()
-}
-
-#[derive(Serialize)]
-struct SpanLine<'a> {
-    span: SpanView<'a>,
-}
-
-#[derive(Serialize)]
-struct SpanView<'a> {
-    id: SpanId,
-    transaction_id: SpanId,
-    parent_id: SpanId,
-    trace_id: TraceId,
-    name: &'a str,
-    #[serde(rename = "type")]
-    span_type: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    subtype: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    action: Option<&'a str>,
-    timestamp: u64,
-    duration: f64,
-    outcome: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    sample_rate: Option<f64>,
-    #[serde(skip_serializing_if = "ContextView::is_empty")]
-    context: ContextView<'a>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    links: Vec<LinkView>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    composite: Option<CompositeView>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    stacktrace: Option<&'a Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    otel: Option<OtelView<'a>>,
-}
-
-#[derive(Serialize)]
-struct CompositeView {
-    compression_strategy: &'static str,
-    count: u32,
-    sum: f64,
-}
-
-impl<'a> From<&'a SpanRecord> for SpanView<'a> {
-    fn from(s: &'a SpanRecord) -> Self {
-        SpanView {
-            id: s.id,
-            transaction_id: s.transaction_id,
-            parent_id: s.parent_id,
-            trace_id: s.trace_id,
-            name: &s.name,
-            span_type: &s.span_type,
-            subtype: s.subtype.as_deref(),
-            action: s.action.as_deref(),
-            timestamp: s.timestamp_us,
-            duration: ms(s.duration_us),
-            outcome: s.outcome.as_str(),
-            sample_rate: s.sample_rate,
-            context: ContextView { context: &s.context, labels: &s.labels },
-            links: links(&s.links),
-            stacktrace: s.stacktrace.as_ref(),
-            composite: s.composite.map(|c| CompositeView { compression_strategy: c.strategy.as_str(), count: c.count, sum: ms(c.sum_us) }),
-            otel: otel_view(&s.otel),
-        }
-    }
-}
-
-#[derive(Serialize)]
-struct TransactionLine<'a> {
-    transaction: TransactionView<'a>,
-}
-
-#[derive(Serialize)]
-struct SpanCount {
-    started: u32,
-    dropped: u32,
-}
-
-#[derive(Serialize)]
-struct TransactionView<'a> {
-    id: SpanId,
-    trace_id: TraceId,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    parent_id: Option<SpanId>,
-    name: &'a str,
-    #[serde(rename = "type")]
-    transaction_type: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    result: Option<&'a str>,
-    outcome: &'static str,
-    timestamp: u64,
-    duration: f64,
-    sampled: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    sample_rate: Option<f64>,
-    span_count: SpanCount,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    dropped_spans_stats: Vec<DroppedSpanStatsView<'a>>,
-    #[serde(skip_serializing_if = "ContextView::is_empty")]
-    context: ContextView<'a>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    links: Vec<LinkView>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    otel: Option<OtelView<'a>>,
-}
-
-#[derive(Serialize)]
-struct DroppedSpanStatsView<'a> {
-    destination_service_resource: &'a str,
-    service_target_type: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    service_target_name: Option<&'a str>,
-    outcome: &'static str,
-    duration: DroppedDuration,
-}
-
-#[derive(Serialize)]
-struct DroppedDuration {
-    count: u64,
-    sum: DroppedSum,
-}
-
-#[derive(Serialize)]
-struct DroppedSum {
-    us: u64,
-}
-
-impl<'a> From<&'a DroppedSpanStats> for DroppedSpanStatsView<'a> {
-    fn from(s: &'a DroppedSpanStats) -> Self {
-        DroppedSpanStatsView {
-            destination_service_resource: &s.destination_resource,
-            service_target_type: &s.target_type,
-            service_target_name: s.target_name.as_deref(),
-            outcome: s.outcome.as_str(),
-            duration: DroppedDuration { count: s.count, sum: DroppedSum { us: s.sum_us } },
-        }
-    }
-}
-
-impl<'a> From<&'a TransactionRecord> for TransactionView<'a> {
-    fn from(t: &'a TransactionRecord) -> Self {
-        TransactionView {
-            id: t.id,
-            trace_id: t.trace_id,
-            parent_id: t.parent_id,
-            name: &t.name,
-            transaction_type: &t.transaction_type,
-            result: t.result.as_deref(),
-            outcome: t.outcome.as_str(),
-            timestamp: t.timestamp_us,
-            duration: ms(t.duration_us),
-            sampled: t.sampled,
-            sample_rate: t.sample_rate,
-            span_count: SpanCount { started: t.spans_started, dropped: t.spans_dropped },
-            dropped_spans_stats: t.dropped_spans_stats.iter().map(DroppedSpanStatsView::from).collect(),
-            context: ContextView { context: &t.context, labels: &t.labels },
-            links: links(&t.links),
-            otel: otel_view(&t.otel),
-        }
-    }
-}
-
-#[derive(Serialize)]
-struct ErrorLine<'a> {
-    error: ErrorView<'a>,
-}
-
-#[derive(Serialize)]
-struct ErrorTransactionView<'a> {
-    sampled: bool,
-    #[serde(rename = "type")]
-    transaction_type: &'a str,
-    name: &'a str,
-}
-
-#[derive(Serialize)]
-struct ErrorView<'a> {
-    id: &'a str,
-    timestamp: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    trace_id: Option<TraceId>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    transaction_id: Option<SpanId>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    parent_id: Option<SpanId>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    transaction: Option<ErrorTransactionView<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    culprit: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    exception: Option<&'a Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    log: Option<&'a Value>,
-    #[serde(skip_serializing_if = "ContextView::is_empty")]
-    context: ContextView<'a>,
-}
-
-impl<'a> From<&'a ErrorRecord> for ErrorView<'a> {
-    fn from(e: &'a ErrorRecord) -> Self {
-        let txn = e.transaction.as_ref();
-        ErrorView {
-            id: &e.id,
-            timestamp: e.timestamp_us,
-            trace_id: txn.map(|t| t.trace_id),
-            transaction_id: txn.map(|t| t.id),
-            parent_id: txn.map(|t| t.parent_id),
-            transaction: txn.map(|t| ErrorTransactionView { sampled: t.sampled, transaction_type: &t.transaction_type, name: &t.name }),
-            culprit: e.culprit.as_deref(),
-            exception: e.exception.as_ref(),
-            log: e.log.as_ref(),
-            context: ContextView { context: &e.context, labels: &e.labels },
-        }
-    }
-}
-
-#[derive(Serialize)]
-struct MetricsetLine<'a> {
-    metricset: MetricsetView<'a>,
-}
-
-#[derive(Serialize)]
-struct MetricsetView<'a> {
-    timestamp: u64,
-    samples: Samples<'a>,
-    #[serde(skip_serializing_if = "Labels::is_empty")]
-    tags: &'a Labels,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    transaction: Option<MetricTransactionView<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    span: Option<MetricSpanView<'a>>,
-}
-
-/// `{"name": {"value": x, "type": "gauge"}}`; a value JSON cannot carry (NaN) is left out.
-struct Samples<'a>(&'a [MetricSample]);
-
-#[derive(Serialize)]
-struct SampleView {
-    value: f64,
-    #[serde(rename = "type")]
-    kind: &'static str,
-}
-
-impl Serialize for Samples<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(None)?;
-        for sample in self.0.iter().filter(|sample| sample.value.is_finite()) {
-            let kind = match sample.kind {
-                MetricKind::Gauge => "gauge",
-                MetricKind::Counter | MetricKind::DeltaCounter => "counter",
+    let mut view = Object::new(o.key("context"));
+    let members = context.iter().filter(|(key, _)| *key != "tags");
+    match target {
+        None => overlay(&mut view, members, &[]),
+        Some(target) => {
+            let or_empty: &Overlay = &|out, given| match given {
+                Some(value) => json::value(out, value),
+                None => json::string(out, ""),
             };
-            map.serialize_entry(&sample.name, &SampleView { value: sample.value, kind })?;
+            let resource: &Overlay = &|out, _| json::string(out, &target.resource);
+            let destination_service: &Overlay = &|out, given| overlaid(out, given, &[("name", or_empty), ("resource", resource), ("type", or_empty)]);
+            let destination: &Overlay = &|out, given| overlaid(out, given, &[("service", destination_service)]);
+            let service_target: &Overlay = &|out, _| {
+                let mut object = Object::new(out);
+                optional_str(&mut object, "name", target.name.as_deref());
+                json::string(object.key("type"), &target.target_type);
+                object.end();
+            };
+            let service: &Overlay = &|out, given| overlaid(out, given, &[("target", service_target)]);
+            overlay(&mut view, members, &[("destination", destination), ("service", service)]);
         }
-        map.end()
+    }
+    if !labels.is_empty() {
+        self::labels(view.key("tags"), labels);
+    }
+    view.end();
+}
+
+/// Writes a member's value over the value the record gives it, if any.
+type Overlay<'a> = dyn Fn(&mut Vec<u8>, Option<&Value>) + 'a;
+
+/// Writes `members` of a map and `overlays` into `object`, in the order of their names (the order
+/// of a map holding them all); a name in both is written by its overlay.
+fn overlay<'a>(object: &mut Object, members: impl Iterator<Item = (&'a String, &'a Value)>, overlays: &[(&'static str, &Overlay)]) {
+    let mut overlays = overlays.iter().peekable();
+    for (name, value) in members {
+        while let Some((overlay_name, write)) = overlays.next_if(|(overlay_name, _)| *overlay_name < name.as_str()) {
+            write(object.key(overlay_name), None);
+        }
+        match overlays.next_if(|(overlay_name, _)| *overlay_name == name) {
+            Some((overlay_name, write)) => write(object.key(overlay_name), Some(value)),
+            None => json::value(object.entry(name), value),
+        }
+    }
+    for (overlay_name, write) in overlays {
+        write(object.key(overlay_name), None);
     }
 }
 
-#[derive(Serialize)]
-struct MetricTransactionView<'a> {
-    name: &'a str,
-    #[serde(rename = "type")]
-    transaction_type: &'a str,
+/// The object `given` (anything else counts as an empty one) with `overlays` written over it.
+fn overlaid(out: &mut Vec<u8>, given: Option<&Value>, overlays: &[(&'static str, &Overlay)]) {
+    let mut object = Object::new(out);
+    overlay(&mut object, given.and_then(Value::as_object).into_iter().flatten(), overlays);
+    object.end();
 }
 
-#[derive(Serialize)]
-struct MetricSpanView<'a> {
-    #[serde(rename = "type")]
-    span_type: &'a str,
-    subtype: &'a str,
+fn links(o: &mut Object, links: &[Link]) {
+    if links.is_empty() {
+        return;
+    }
+    let mut array = Array::new(o.key("links"));
+    for link in links {
+        let mut view = Object::new(array.item());
+        id(&mut view, "trace_id", &link.trace_id.0);
+        id(&mut view, "span_id", &link.span_id.0);
+        view.end();
+    }
+    array.end();
 }
 
-impl<'a> From<&'a Metricset> for MetricsetView<'a> {
-    fn from(m: &'a Metricset) -> Self {
-        MetricsetView {
-            timestamp: m.timestamp_us,
-            samples: Samples(&m.samples),
-            tags: &m.labels,
-            transaction: m.transaction.as_ref().map(|t: &'a MetricTransaction| MetricTransactionView { name: &t.name, transaction_type: &t.transaction_type }),
-            span: m.span.as_ref().map(|s: &'a MetricSpan| MetricSpanView { span_type: &s.span_type, subtype: &s.subtype }),
-        }
+fn span_fields(o: &mut Object, s: &SpanRecord) {
+    id(o, "id", &s.id.0);
+    id(o, "transaction_id", &s.transaction_id.0);
+    id(o, "parent_id", &s.parent_id.0);
+    id(o, "trace_id", &s.trace_id.0);
+    json::string(o.key("name"), &s.name);
+    json::string(o.key("type"), &s.span_type);
+    optional_str(o, "subtype", s.subtype.as_deref());
+    optional_str(o, "action", s.action.as_deref());
+    json::u64(o.key("timestamp"), s.timestamp_us);
+    json::f64(o.key("duration"), ms(s.duration_us));
+    json::string(o.key("outcome"), s.outcome.as_str());
+    if let Some(rate) = s.sample_rate {
+        json::f64(o.key("sample_rate"), rate);
+    }
+    context(o, &s.context, &s.labels, service_target::inferred(s).as_ref());
+    links(o, &s.links);
+    if let Some(composite) = s.composite {
+        let mut view = Object::new(o.key("composite"));
+        json::string(view.key("compression_strategy"), composite.strategy.as_str());
+        json::u64(view.key("count"), composite.count.into());
+        json::f64(view.key("sum"), ms(composite.sum_us));
+        view.end();
+    }
+    if let Some(stacktrace) = &s.stacktrace {
+        json::value(o.key("stacktrace"), stacktrace);
+    }
+    otel(o, &s.otel);
+}
+
+fn dropped_spans_stats(out: &mut Vec<u8>, stats: &[DroppedSpanStats]) {
+    let mut array = Array::new(out);
+    for s in stats {
+        let mut view = Object::new(array.item());
+        json::string(view.key("destination_service_resource"), &s.destination_resource);
+        json::string(view.key("service_target_type"), &s.target_type);
+        optional_str(&mut view, "service_target_name", s.target_name.as_deref());
+        json::string(view.key("outcome"), s.outcome.as_str());
+        let mut duration = Object::new(view.key("duration"));
+        json::u64(duration.key("count"), s.count);
+        let mut sum = Object::new(duration.key("sum"));
+        json::u64(sum.key("us"), s.sum_us);
+        sum.end();
+        duration.end();
+        view.end();
+    }
+    array.end();
+}
+
+fn transaction_fields(o: &mut Object, t: &TransactionRecord) {
+    id(o, "id", &t.id.0);
+    id(o, "trace_id", &t.trace_id.0);
+    if let Some(parent_id) = t.parent_id {
+        id(o, "parent_id", &parent_id.0);
+    }
+    json::string(o.key("name"), &t.name);
+    json::string(o.key("type"), &t.transaction_type);
+    optional_str(o, "result", t.result.as_deref());
+    json::string(o.key("outcome"), t.outcome.as_str());
+    json::u64(o.key("timestamp"), t.timestamp_us);
+    json::f64(o.key("duration"), ms(t.duration_us));
+    json::bool(o.key("sampled"), t.sampled);
+    if let Some(rate) = t.sample_rate {
+        json::f64(o.key("sample_rate"), rate);
+    }
+    let mut span_count = Object::new(o.key("span_count"));
+    json::u64(span_count.key("started"), t.spans_started.into());
+    json::u64(span_count.key("dropped"), t.spans_dropped.into());
+    span_count.end();
+    if !t.dropped_spans_stats.is_empty() {
+        dropped_spans_stats(o.key("dropped_spans_stats"), &t.dropped_spans_stats);
+    }
+    context(o, &t.context, &t.labels, None);
+    links(o, &t.links);
+    otel(o, &t.otel);
+}
+
+fn error_fields(o: &mut Object, e: &ErrorRecord) {
+    json::string(o.key("id"), &e.id);
+    json::u64(o.key("timestamp"), e.timestamp_us);
+    if let Some(txn) = &e.transaction {
+        id(o, "trace_id", &txn.trace_id.0);
+        id(o, "transaction_id", &txn.id.0);
+        id(o, "parent_id", &txn.parent_id.0);
+        let mut view = Object::new(o.key("transaction"));
+        json::bool(view.key("sampled"), txn.sampled);
+        json::string(view.key("type"), &txn.transaction_type);
+        json::string(view.key("name"), &txn.name);
+        view.end();
+    }
+    optional_str(o, "culprit", e.culprit.as_deref());
+    if let Some(exception) = &e.exception {
+        json::value(o.key("exception"), exception);
+    }
+    if let Some(log) = &e.log {
+        json::value(o.key("log"), log);
+    }
+    context(o, &e.context, &e.labels, None);
+}
+
+/// Samples as `{"name": {"value": x, "type": "gauge"}}`; a value JSON cannot carry (NaN) is left out.
+fn metricset_fields(o: &mut Object, m: &Metricset) {
+    json::u64(o.key("timestamp"), m.timestamp_us);
+    let mut samples = Object::new(o.key("samples"));
+    for sample in m.samples.iter().filter(|sample| sample.value.is_finite()) {
+        let kind = match sample.kind {
+            MetricKind::Gauge => "gauge",
+            MetricKind::Counter | MetricKind::DeltaCounter => "counter",
+        };
+        let mut view = Object::new(samples.entry(&sample.name));
+        json::f64(view.key("value"), sample.value);
+        json::string(view.key("type"), kind);
+        view.end();
+    }
+    samples.end();
+    if !m.labels.is_empty() {
+        labels(o.key("tags"), &m.labels);
+    }
+    if let Some(t) = &m.transaction {
+        let mut view = Object::new(o.key("transaction"));
+        json::string(view.key("name"), &t.name);
+        json::string(view.key("type"), &t.transaction_type);
+        view.end();
+    }
+    if let Some(s) = &m.span {
+        let mut view = Object::new(o.key("span"));
+        json::string(view.key("type"), &s.span_type);
+        json::string(view.key("subtype"), &s.subtype);
+        view.end();
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Outcome;
+    use crate::ids::{SpanId, TraceId};
+    use crate::model::{MetricSample, MetricSpan, MetricTransaction, Outcome};
 
     fn line(event: Event) -> Value {
         let mut out = Vec::new();
@@ -486,6 +398,171 @@ mod tests {
         let v = line(Event::Error(Box::new(error)));
         assert_eq!(v["error"]["log"]["message"], "m");
         assert!(v["error"].get("trace_id").is_none());
+    }
+
+    /// Records that take every branch of the encoder, with text that needs escaping and numbers
+    /// of every kind.
+    fn every_field() -> Vec<Event> {
+        use crate::model::{AttributeValue, ErrorTransaction, OtelData, SpanKind};
+        use serde_json::json;
+        let tricky = "q\"b\\s/\n\t\r\u{8}\u{c}\u{1}\u{1f}\u{7f} é 日本 \u{2028}\u{2029} 😀";
+        let context = |extra: Value| {
+            let mut context = json!({
+                "custom": {"big": u64::MAX, "neg": i64::MIN, "float": 0.1, "exp": 1e300, "tiny": 1.5e-7, "whole": 2.0, "null": null,
+                           "list": [1, "two", [false, true], {}], "empty": {}, tricky: tricky},
+                "tags": {"replaced": "by the labels"},
+            });
+            context.as_object_mut().unwrap().extend(extra.as_object().cloned().unwrap());
+            context.as_object().cloned().unwrap()
+        };
+        let mut labels = Labels::default();
+        labels.set("text", LabelValue::Str(tricky.into()));
+        labels.set("yes", LabelValue::Bool(true));
+        labels.set("int", LabelValue::Int(-42));
+        for (key, value) in [("float", 2.5), ("nan", f64::NAN), ("inf", f64::INFINITY), ("-inf", f64::NEG_INFINITY)] {
+            labels.set(key, LabelValue::Float(value));
+        }
+        let mut attributes = Attributes::default();
+        let floats = AttributeValue::FloatArray(vec![1.0, f64::INFINITY, f64::NAN, -0.5]);
+        let values = [
+            ("s", AttributeValue::Str(tricky.into())),
+            ("b", AttributeValue::Bool(false)),
+            ("i", AttributeValue::Int(i64::MAX)),
+            ("f", AttributeValue::Float(1.25)),
+            ("nan", AttributeValue::Float(f64::NAN)),
+            ("ss", AttributeValue::StrArray(vec!["a".into(), "\"".into()])),
+            ("bs", AttributeValue::BoolArray(vec![true])),
+            ("is", AttributeValue::IntArray(vec![-1, 0])),
+            ("fs", floats),
+        ];
+        for (key, value) in values {
+            attributes.set(key, value, 128, None);
+        }
+        let links = vec![Link { trace_id: TraceId([0xab; 16]), span_id: SpanId([0x01; 8]), attributes: Attributes::default() }];
+        let span = SpanRecord {
+            id: SpanId([0x12; 8]),
+            trace_id: TraceId([0xfe; 16]),
+            transaction_id: SpanId([0x34; 8]),
+            parent_id: SpanId([0x56; 8]),
+            name: tricky.into(),
+            span_type: "db".into(),
+            subtype: Some("postgresql".into()),
+            action: Some("query".into()),
+            timestamp_us: 1_795_280_317_687_267,
+            duration_us: 10_161,
+            outcome: Outcome::Failure,
+            sample_rate: Some(0.25),
+            composite: Some(Composite { strategy: CompressionStrategy::ExactMatch, count: 7, sum_us: 3 }),
+            stacktrace: Some(json!([{"filename": "app.py", "lineno": 3, "function": "f", "vars": {"x": 1.0}}])),
+            labels: labels.clone(),
+            context: context(json!({"db": {"statement": tricky, "rows_affected": 3}, "destination": {"address": "::1", "port": 5432}})),
+            links: links.clone(),
+            otel: Some(Box::new(OtelData { kind: Some(SpanKind::Client), attributes: attributes.clone(), ..Default::default() })),
+            ..Default::default()
+        };
+        let stats = |target_name: Option<&str>| DroppedSpanStats {
+            destination_resource: "mysql/shop".into(),
+            target_type: "mysql".into(),
+            target_name: target_name.map(str::to_owned),
+            outcome: Outcome::Unknown,
+            count: 2,
+            sum_us: 300,
+        };
+        let transaction = TransactionRecord {
+            id: SpanId([0x34; 8]),
+            trace_id: TraceId([0xfe; 16]),
+            parent_id: Some(SpanId([0x78; 8])),
+            name: "GET /orders/<id>".into(),
+            transaction_type: "request".into(),
+            result: Some("HTTP 2xx".into()),
+            outcome: Outcome::Success,
+            timestamp_us: 1_795_280_317_687_000,
+            duration_us: 1,
+            sampled: true,
+            sample_rate: Some(1.0),
+            spans_started: 4,
+            spans_dropped: 3,
+            dropped_spans_stats: vec![stats(Some("shop")), stats(None)],
+            labels,
+            context: context(json!({"request": {"method": "GET", "headers": {"user-agent": tricky}}, "response": {"status_code": 200}})),
+            links,
+            otel: Some(Box::new(OtelData { kind: Some(SpanKind::Server), ..Default::default() })),
+        };
+        let error = ErrorRecord {
+            id: "0123456789abcdef0123456789abcdef".into(),
+            timestamp_us: 1_795_280_317_687_100,
+            transaction: Some(ErrorTransaction {
+                id: SpanId([0x34; 8]),
+                trace_id: TraceId([0xfe; 16]),
+                parent_id: SpanId([0x12; 8]),
+                sampled: false,
+                transaction_type: "request".into(),
+                name: tricky.into(),
+            }),
+            culprit: Some("app.view".into()),
+            exception: Some(json!({"message": tricky, "type": "ValueError", "handled": false, "stacktrace": []})),
+            log: Some(json!({"message": "m", "level": "error"})),
+            labels: Labels::default(),
+            context: context(json!({})),
+        };
+        let mut metricset = Metricset {
+            timestamp_us: 1_795_280_318_686_937,
+            samples: vec![
+                MetricSample { name: "span.self_time.sum.us".into(), value: 10160.5, kind: MetricKind::DeltaCounter },
+                MetricSample { name: "dropped".into(), value: f64::INFINITY, kind: MetricKind::Gauge },
+                MetricSample { name: tricky.into(), value: -3.0, kind: MetricKind::Gauge },
+            ],
+            transaction: Some(MetricTransaction { name: tricky.into(), transaction_type: "request".into() }),
+            span: Some(MetricSpan { span_type: "db".into(), subtype: "mysql".into() }),
+            ..Default::default()
+        };
+        metricset.labels.set("k", LabelValue::Str("v".into()));
+        let attributes_only = SpanRecord {
+            otel: Some(Box::new(OtelData { attributes: attributes.clone(), ..Default::default() })),
+            context: json!({"tags": {"only": "tags"}}).as_object().cloned().unwrap(),
+            ..Default::default()
+        };
+        let nothing_otel = SpanRecord { otel: Some(Box::default()), ..Default::default() };
+        vec![
+            Event::Span(Box::new(span)),
+            Event::Transaction(Box::new(transaction)),
+            Event::Error(Box::new(error)),
+            Event::Metricset(Box::new(metricset)),
+            Event::Span(Box::new(attributes_only)),
+            Event::Span(Box::new(nothing_otel)),
+            Event::Transaction(Box::default()),
+            Event::Error(Box::default()),
+            Event::Metricset(Box::default()),
+        ]
+    }
+
+    /// What goes on the wire, byte for byte: APM Server has read these lines, any change to them
+    /// must be deliberate.
+    #[test]
+    fn lines_are_byte_for_byte_as_sent() {
+        let mut out = Vec::new();
+        for event in every_field() {
+            encode_event(&event, &mut out);
+        }
+        let expected = include_str!("../tests/intake_lines.ndjson");
+        let actual = String::from_utf8(out).unwrap();
+        for (expected, actual) in expected.lines().zip(actual.lines()) {
+            assert_eq!(actual, expected);
+        }
+        assert_eq!(actual, expected);
+    }
+
+    /// Spans as the export thread finishes them, exit spans with their service target and
+    /// destination resource (and what the user set).
+    #[test]
+    fn exit_spans_as_sent_byte_for_byte() {
+        let mut lines = Vec::new();
+        for span in crate::service_target::test_spans() {
+            let mut event = Event::Span(Box::new(span));
+            crate::policy::Policy::default().finish(&mut event);
+            encode_event(&event, &mut lines);
+        }
+        assert_eq!(String::from_utf8(lines).unwrap(), include_str!("../tests/intake_exit_spans.ndjson"));
     }
 
     #[test]

@@ -35,8 +35,7 @@ pub fn encode(metrics: &ScopeMetrics, out: &mut Vec<u8>) {
         if !tags.is_empty() {
             metricset["tags"] = Value::Object(tags);
         }
-        // Serializing a Value into a Vec cannot fail.
-        let _ = serde_json::to_writer(&mut *out, &json!({ "metricset": metricset }));
+        crate::json::value(out, &json!({ "metricset": metricset }));
         out.push(b'\n');
     }
 }

@@ -42,6 +42,10 @@ pub fn sanitize_label_key(key: &str) -> String {
 
 /// Longer strings keep their first 1023 characters and end in `…`, as the Elastic agent cuts them.
 pub fn truncate_keyword(s: &str) -> std::borrow::Cow<'_, str> {
+    // No more bytes than the limit, no more characters: nothing to count.
+    if s.len() <= MAX_KEYWORD_LEN {
+        return std::borrow::Cow::Borrowed(s);
+    }
     match s.char_indices().nth(MAX_KEYWORD_LEN) {
         Some(_) => {
             let (cut, _) = s.char_indices().nth(MAX_KEYWORD_LEN - 1).unwrap_or((s.len(), ' '));
@@ -566,5 +570,7 @@ mod tests {
         assert!(cut.ends_with("é…"));
         assert_eq!(truncate_keyword(&"x".repeat(1024)).chars().count(), 1024);
         assert_eq!(truncate_keyword("short"), "short");
+        assert_eq!(truncate_keyword(&"é".repeat(1024)).chars().count(), 1024);
+        assert_eq!(truncate_keyword(&"x".repeat(1025)).chars().count(), 1024);
     }
 }

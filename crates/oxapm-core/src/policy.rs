@@ -7,7 +7,7 @@ use crate::config::Config;
 use crate::model::Event;
 use crate::sanitize::FieldNames;
 use crate::wildcard::WildcardMatchers;
-use crate::{bridge, sanitize, service_target};
+use crate::{bridge, sanitize};
 
 #[derive(Debug, Default)]
 pub struct Policy {
@@ -29,12 +29,12 @@ impl Policy {
         self.transaction_ignore_urls.matches(path)
     }
 
-    /// On the export thread: the Elastic shape of what the OpenTelemetry API started, the service
-    /// target of exit spans, secrets redacted.
+    /// On the export thread: the Elastic shape of what the OpenTelemetry API started, secrets
+    /// redacted. (The service target of exit spans is the intake encoder's to write.)
     pub fn finish(&self, event: &mut Event) {
         bridge::apply(event);
         match event {
-            Event::Span(span) => service_target::infer(span),
+            Event::Span(_) => {}
             Event::Transaction(transaction) => sanitize::http_context(&mut transaction.context, &self.sanitize_field_names),
             Event::Error(error) => sanitize::http_context(&mut error.context, &self.sanitize_field_names),
             // Names, numbers and the engine's own labels: nothing to redact.
@@ -47,7 +47,7 @@ impl Policy {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{ErrorRecord, SpanRecord, TransactionRecord};
+    use crate::model::{ErrorRecord, TransactionRecord};
     use serde_json::json;
     use std::collections::HashMap;
 
@@ -70,13 +70,11 @@ mod tests {
         let headers = json!({"request": {"method": "GET", "headers": {"Authorization": "Bearer x"}}});
         let mut transaction = Event::Transaction(Box::new(TransactionRecord { context: headers.as_object().cloned().unwrap(), ..Default::default() }));
         let mut error = Event::Error(Box::new(ErrorRecord { context: headers.as_object().cloned().unwrap(), ..Default::default() }));
-        let mut span = Event::Span(Box::new(SpanRecord { span_type: "db".into(), subtype: Some("sqlite".into()), exit: true, ..Default::default() }));
-        for event in [&mut transaction, &mut error, &mut span] {
+        for event in [&mut transaction, &mut error] {
             policy.finish(event);
         }
-        let (Event::Transaction(transaction), Event::Error(error), Event::Span(span)) = (transaction, error, span) else { unreachable!() };
+        let (Event::Transaction(transaction), Event::Error(error)) = (transaction, error) else { unreachable!() };
         assert_eq!(transaction.context["request"]["headers"]["Authorization"], sanitize::REDACTED);
         assert_eq!(error.context["request"]["headers"]["Authorization"], sanitize::REDACTED);
-        assert_eq!(span.context["service"], json!({"target": {"type": "sqlite"}}));
     }
 }

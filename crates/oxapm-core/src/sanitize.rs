@@ -6,8 +6,8 @@
 use crate::model::{AttributeValue, Attributes, JsonMap};
 use crate::wildcard::WildcardMatchers;
 use serde_json::Value;
-use std::collections::HashMap;
-use std::sync::Mutex;
+use std::collections::BTreeMap;
+use std::sync::{Mutex, MutexGuard};
 
 pub const REDACTED: &str = "[REDACTED]";
 
@@ -21,7 +21,9 @@ const VERDICTS_KEPT: usize = 512;
 #[derive(Debug, Default)]
 pub struct FieldNames {
     patterns: WildcardMatchers,
-    verdicts: Mutex<HashMap<Box<str>, bool>>,
+    /// Ordered, not hashed: a few comparisons find a name among a few dozen (hashing one costs
+    /// more), and names made up to collide cannot slow lookups down.
+    verdicts: Mutex<BTreeMap<Box<str>, bool>>,
 }
 
 impl FieldNames {
@@ -33,15 +35,26 @@ impl FieldNames {
         self.patterns.is_empty()
     }
 
+    /// The names of one record are matched holding the verdicts once, not once per name.
+    fn matcher(&self) -> Matcher<'_> {
+        Matcher { patterns: &self.patterns, verdicts: self.verdicts.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) }
+    }
+}
+
+struct Matcher<'a> {
+    patterns: &'a WildcardMatchers,
+    verdicts: MutexGuard<'a, BTreeMap<Box<str>, bool>>,
+}
+
+impl Matcher<'_> {
     /// Whether `name` is a field to redact.
-    pub fn matches(&self, name: &str) -> bool {
-        let mut verdicts = self.verdicts.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(&verdict) = verdicts.get(name) {
+    fn matches(&mut self, name: &str) -> bool {
+        if let Some(&verdict) = self.verdicts.get(name) {
             return verdict;
         }
         let verdict = self.patterns.matches(name);
-        if verdicts.len() < VERDICTS_KEPT {
-            verdicts.insert(name.into(), verdict);
+        if self.verdicts.len() < VERDICTS_KEPT {
+            self.verdicts.insert(name.into(), verdict);
         }
         verdict
     }
@@ -52,20 +65,21 @@ pub fn http_context(context: &mut JsonMap, field_names: &FieldNames) {
     if field_names.is_empty() {
         return;
     }
+    let names = &mut field_names.matcher();
     if let Some(Value::Object(request)) = context.get_mut("request") {
         let form_body = request.get("headers").and_then(Value::as_object).is_some_and(has_form_content_type);
         for (key, value) in request.iter_mut() {
             match (key.as_str(), value) {
-                ("headers", Value::Object(headers)) => redact_headers(headers, field_names),
-                ("cookies" | "env" | "body", Value::Object(fields)) => redact_fields(fields, field_names),
-                ("body", Value::String(body)) if form_body => redact_pairs(body, '&', field_names),
-                ("url", Value::Object(url)) => redact_url(url, field_names),
+                ("headers", Value::Object(headers)) => redact_headers(headers, names),
+                ("cookies" | "env" | "body", Value::Object(fields)) => redact_fields(fields, names),
+                ("body", Value::String(body)) if form_body => redact_pairs(body, '&', names),
+                ("url", Value::Object(url)) => redact_url(url, names),
                 _ => {}
             }
         }
     }
     if let Some(Value::Object(headers)) = context.get_mut("response").and_then(|response| response.get_mut("headers")) {
-        redact_headers(headers, field_names);
+        redact_headers(headers, names);
     }
 }
 
@@ -76,16 +90,17 @@ pub fn attributes(attributes: &mut Attributes, field_names: &FieldNames) {
     if field_names.is_empty() {
         return;
     }
+    let names = &mut field_names.matcher();
     for (key, value) in attributes.entries.iter_mut() {
         let leaf = key.rsplit('.').next().unwrap_or(key);
-        if field_names.matches(key) || field_names.matches(leaf) {
+        if names.matches(key) || names.matches(leaf) {
             *value = AttributeValue::Str(REDACTED.to_owned());
         }
     }
 }
 
 /// Values under a matching key, nested objects (and objects in arrays) searched too.
-fn redact_fields(fields: &mut JsonMap, names: &FieldNames) {
+fn redact_fields(fields: &mut JsonMap, names: &mut Matcher) {
     for (key, value) in fields.iter_mut() {
         match value {
             Value::Null => {}
@@ -104,7 +119,7 @@ fn redact_fields(fields: &mut JsonMap, names: &FieldNames) {
 }
 
 /// Header names come in any case; a header's value is a string or a list of them.
-fn redact_headers(headers: &mut JsonMap, names: &FieldNames) {
+fn redact_headers(headers: &mut JsonMap, names: &mut Matcher) {
     redact_fields(headers, names);
     for (_, value) in headers.iter_mut().filter(|(name, _)| name.eq_ignore_ascii_case("cookie")) {
         match value {
@@ -128,7 +143,7 @@ fn has_form_content_type(headers: &JsonMap) -> bool {
 }
 
 /// The query string in `search` (with or without its `?`) and in the `full` and `raw` URLs.
-fn redact_url(url: &mut JsonMap, names: &FieldNames) {
+fn redact_url(url: &mut JsonMap, names: &mut Matcher) {
     for (key, value) in url.iter_mut() {
         let Value::String(text) = value else { continue };
         let query_start = match key.as_str() {
@@ -148,7 +163,7 @@ fn redact_url(url: &mut JsonMap, names: &FieldNames) {
 
 /// `a=1; session=x` → `a=1; session=[REDACTED]`: items of `name=value` joined by `separator`,
 /// spacing kept.
-fn redact_pairs(text: &mut String, separator: char, names: &FieldNames) {
+fn redact_pairs(text: &mut String, separator: char, names: &mut Matcher) {
     let mut redacted = String::with_capacity(text.len());
     let mut changed = false;
     for (index, item) in text.split(separator).enumerate() {
@@ -188,15 +203,17 @@ mod tests {
 
     #[test]
     fn verdicts_on_names_seen_and_past_the_names_kept() {
-        let names = defaults();
+        let field_names = defaults();
         for _ in 0..2 {
+            let mut names = field_names.matcher();
             assert!(names.matches("Authorization") && !names.matches("accept"));
         }
+        let mut names = field_names.matcher();
         for index in 0..VERDICTS_KEPT + 10 {
             assert!(names.matches(&format!("x-{index}-token")) && !names.matches(&format!("x-{index}")));
         }
         assert!(names.matches("X-Api-Key") && !names.matches("x-request-id"));
-        assert_eq!(names.verdicts.lock().unwrap().len(), VERDICTS_KEPT);
+        assert_eq!(names.verdicts.len(), VERDICTS_KEPT);
     }
 
     #[test]

@@ -10,6 +10,7 @@ use crate::config::Config;
 use crate::model::{Composite, CompressionStrategy, DroppedSpanStats, Outcome, SpanKind, SpanRecord};
 use crate::{bridge, service_target};
 use serde_json::Value;
+use std::borrow::Cow;
 use std::sync::Arc;
 
 /// Dropped spans are counted in at most this many groups per transaction, as the Elastic agents do.
@@ -172,8 +173,7 @@ impl Shaper {
         parent.ended(end_us);
         if !admitted {
             if is_exit(&mut span) {
-                let duration = span.duration_us;
-                self.count_dropped(&mut span, 1, duration);
+                self.count_dropped(&span, 1, span.duration_us);
             }
             return;
         }
@@ -219,28 +219,28 @@ impl Shaper {
             let (count, sum_us) = span.composite.map_or((1, span.duration_us), |c| (c.count, c.sum_us));
             self.started -= 1;
             self.dropped += count;
-            self.count_dropped(&mut span, count, sum_us);
+            self.count_dropped(&span, count, sum_us);
             return;
         }
         report(span);
     }
 
-    fn count_dropped(&mut self, span: &mut SpanRecord, count: u32, sum_us: u64) {
-        service_target::infer(span);
-        let resource = field(&span.context, "destination", "/service/resource").unwrap_or_default();
-        let target_type = field(&span.context, "service", "/target/type").unwrap_or_default();
-        let target_name = field(&span.context, "service", "/target/name");
+    fn count_dropped(&mut self, span: &SpanRecord, count: u32, sum_us: u64) {
+        let target = service_target::reported(span);
         let same = |s: &&mut DroppedSpanStats| {
-            s.destination_resource == resource && s.target_type == target_type && s.target_name.as_deref() == target_name && s.outcome == span.outcome
+            s.destination_resource == target.resource
+                && s.target_type == target.target_type
+                && s.target_name.as_deref() == target.name.as_deref()
+                && s.outcome == span.outcome
         };
         if let Some(stats) = self.dropped_stats.iter_mut().find(same) {
             stats.count += u64::from(count);
             stats.sum_us += sum_us;
         } else if self.dropped_stats.len() < MAX_DROPPED_SPAN_STATS {
             self.dropped_stats.push(DroppedSpanStats {
-                destination_resource: resource.to_owned(),
-                target_type: target_type.to_owned(),
-                target_name: target_name.map(str::to_owned),
+                destination_resource: target.resource.into_owned(),
+                target_type: target.target_type.into_owned(),
+                target_name: target.name.map(Cow::into_owned),
                 outcome: span.outcome,
                 count: u64::from(count),
                 sum_us,
@@ -257,11 +257,6 @@ impl Shaper {
             None => self.self_times.push(SelfTime { span_type: span_type.to_owned(), subtype: subtype.map(str::to_owned), count: 1, sum_us: us }),
         }
     }
-}
-
-/// The text at `path` in `context[section]`, when there is some.
-fn field<'a>(context: &'a crate::model::JsonMap, section: &str, path: &str) -> Option<&'a str> {
-    context.get(section)?.pointer(path)?.as_str().filter(|s| !s.is_empty())
 }
 
 /// A call to another service: a leaf of the Elastic API, or a CLIENT or PRODUCER span of the
@@ -284,7 +279,7 @@ fn compressible(span: &mut SpanRecord) -> bool {
     !span.propagated && span.outcome != Outcome::Failure && is_exit(span)
 }
 
-/// What a span's service target is inferred from (`service_target::infer`; an OpenTelemetry
+/// What a span's service target is inferred from (`service_target::inferred`; an OpenTelemetry
 /// span's is set already): spans alike in all of it call the same service. Compared as they are,
 /// without inferring the target of every span that ends.
 fn target_sources(span: &SpanRecord) -> [Option<&Value>; 4] {
@@ -333,17 +328,13 @@ fn compress(buffered: &mut SpanRecord, sibling: &SpanRecord, compression: Compre
     true
 }
 
-/// "Calls to <target type>/<target name>" (or the type alone): a same_kind composite's name. The
-/// target is inferred on a copy: the composite's own is inferred on export, like any span's.
+/// "Calls to <target type>/<target name>" (or the type alone): a same_kind composite's name.
 fn calls_to(span: &SpanRecord) -> String {
-    let mut inferred = span.clone();
-    service_target::infer(&mut inferred);
-    let target = inferred.context.get("service").and_then(|service| service.get("target"));
-    let field = |key: &str| target.and_then(|t| t.get(key)).and_then(Value::as_str).filter(|s| !s.is_empty());
-    match (field("type"), field("name")) {
-        (Some(kind), Some(name)) => format!("Calls to {kind}/{name}"),
-        (Some(kind), None) => format!("Calls to {kind}"),
-        _ => format!("Calls to {}", span.subtype.as_deref().unwrap_or(&span.span_type)),
+    let target = service_target::reported(span);
+    match (target.target_type.as_ref(), target.name) {
+        ("", _) => format!("Calls to {}", span.subtype.as_deref().unwrap_or(&span.span_type)),
+        (kind, Some(name)) => format!("Calls to {kind}/{name}"),
+        (kind, None) => format!("Calls to {kind}"),
     }
 }
 

@@ -11,6 +11,7 @@ use super::proto::{
 };
 use super::proto::{SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE, SPAN_FLAGS_CONTEXT_IS_REMOTE};
 use crate::model::{self, AttributeValue, Attributes, Event, JsonMap, LabelValue, Labels, Link, OtelData, Outcome, Scope, SpanRecord, TransactionRecord};
+use crate::service_target;
 use crate::traceparent::format_sample_rate;
 use serde_json::Value;
 use std::sync::Arc;
@@ -157,7 +158,10 @@ fn from_span(s: &SpanRecord) -> Span {
     if let Some(action) = &s.action {
         attributes.push(string("elastic.span.action", action.as_str()));
     }
-    context_attributes(&s.context, s.subtype.as_deref().filter(|_| s.span_type == "db"), &mut attributes);
+    // The system of a database span that has a context (as an exit span always has: its service
+    // target is part of it).
+    let has_context = !s.context.is_empty() || service_target::infers(s);
+    context_attributes(&s.context, s.subtype.as_deref().filter(|_| s.span_type == "db" && has_context), &mut attributes);
     label_attributes(&s.labels, &mut attributes);
     let mut span = Span {
         trace_id: s.trace_id.0.to_vec(),
@@ -235,14 +239,14 @@ fn transaction_kind(transaction_type: &str) -> SpanKind {
     }
 }
 
-/// Exit spans (they have a destination, or an external/db/cache type) are clients; a messaging
-/// `send` produces.
+/// Exit spans (leaves of the Elastic API, spans with a destination or an external/db/cache type)
+/// are clients; a messaging `send` produces.
 fn span_kind(s: &SpanRecord) -> SpanKind {
     match (s.span_type.as_str(), s.action.as_deref()) {
         ("messaging", Some("send")) => SpanKind::Producer,
         ("messaging", _) => SpanKind::Consumer,
         ("external" | "db" | "cache" | "storage", _) => SpanKind::Client,
-        _ if s.context.contains_key("destination") => SpanKind::Client,
+        _ if service_target::infers(s) || s.context.contains_key("destination") => SpanKind::Client,
         _ => SpanKind::Internal,
     }
 }
@@ -301,9 +305,6 @@ const CONTEXT_ATTRIBUTES: &[(&str, &[&str], &str)] = &[
 ];
 
 fn context_attributes(context: &JsonMap, db_system: Option<&str>, out: &mut Vec<KeyValue>) {
-    if context.is_empty() {
-        return;
-    }
     if let Some(system) = db_system {
         out.push(string("db.system.name", system));
     }
@@ -365,6 +366,21 @@ mod tests {
         assert_eq!(value_of(&span, "db.query.text"), Some(&any_value::Value::StringValue("SELECT 1".into())));
         assert_eq!(value_of(&span, "server.port"), Some(&any_value::Value::IntValue(5432)));
         assert_eq!(value_of(&span, "tenant"), Some(&any_value::Value::IntValue(7)));
+    }
+
+    /// Spans as the export thread finishes them, as OTLP spans byte for byte (in hex).
+    #[test]
+    fn exit_spans_as_sent_byte_for_byte() {
+        use prost::Message;
+        let mut lines = String::new();
+        for span in crate::service_target::test_spans() {
+            let mut event = Event::Span(Box::new(span));
+            crate::policy::Policy::default().finish(&mut event);
+            let (span, _) = super::span(&event).unwrap();
+            lines.extend(span.encode_to_vec().iter().map(|byte| format!("{byte:02x}")));
+            lines.push('\n');
+        }
+        assert_eq!(lines, include_str!("../../tests/otlp_exit_spans.txt"));
     }
 
     #[test]
