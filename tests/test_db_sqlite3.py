@@ -94,6 +94,23 @@ def test_the_proxies_pass_for_the_real_objects(client, connection):
     assert copy.execute("SELECT count(*) FROM orders").fetchone() == (2,)
 
 
+def test_a_cursor_proxy_forwards_the_cursor_attributes_it_declares(client, connection):
+    """The PEP 249 attributes read on every query are properties of the cursor proxy (cheaper than
+    wrapt's fallback): read and set on the real cursor; a name the cursor lacks is still missing."""
+    cursor = connection.cursor()
+    assert "fetchone" in vars(type(cursor)) and "fetchone" not in vars(dbapi.CursorProxy)
+    cursor.arraysize = 7
+    assert cursor.__wrapped__.arraysize == 7 == cursor.arraysize
+    cursor.execute("INSERT INTO orders (item) VALUES ('fig')")
+    assert (cursor.rowcount, cursor.lastrowid) == (1, cursor.__wrapped__.lastrowid)
+    cursor.execute("SELECT item FROM orders")
+    assert cursor.description[0][0] == "item" and cursor.fetchmany(5) == [("fig",)] and cursor.fetchall() == []
+    assert not hasattr(cursor, "nextset") and not hasattr(cursor.__wrapped__, "nextset")
+    cursor.close()
+    with pytest.raises(sqlite3.ProgrammingError):
+        cursor.fetchone()
+
+
 def test_a_failing_statement_fails_its_span_and_the_error_is_the_librarys(client, connection):
     def work():
         with pytest.raises(sqlite3.OperationalError, match="syntax error") as raised:

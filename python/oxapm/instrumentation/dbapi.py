@@ -79,7 +79,7 @@ class Database:
         self.instrumentation = instrumentation
         connection_base, cursor_base = (AsyncConnectionProxy, AsyncCursorProxy) if self.asynchronous else (ConnectionProxy, CursorProxy)
         self.connection_proxy = _proxy_class(connection_base, self.connection_methods, self.asynchronous, self.unwrapping_connection_methods)
-        self.cursor_proxy = _proxy_class(cursor_base, self.cursor_methods, self.asynchronous)
+        self.cursor_proxy = _proxy_class(cursor_base, self.cursor_methods, self.asynchronous, forwarded=_CURSOR_ATTRIBUTES)
 
     def endpoint(self, connection: Any, args: tuple, kwargs: dict) -> Endpoint:
         """What ``connection`` (made by ``connect(*args, **kwargs)``) talks to."""
@@ -285,11 +285,29 @@ class AsyncCursorProxy(_AsyncEntering, _CursorProxy):
     pass
 
 
-def _proxy_class(base: type, methods: Dict[str, Traced], asynchronous: bool, unwrapping: Tuple[str, ...] = ()) -> type:
-    """``base`` with a traced method for each of ``methods``, and an unwrapping one for each of ``unwrapping``."""
-    namespace = {name: _traced_method(name, traced, asynchronous) for name, traced in methods.items()}
+# The PEP 249 cursor attributes applications use on every query, forwarded by a property each: a
+# wrapt proxy finds any other name on the wrapped object only after failing to find it on itself,
+# and that failure (an AttributeError made and dropped) costs more than the property.
+_CURSOR_ATTRIBUTES = ("description", "rowcount", "lastrowid", "arraysize", "fetchone", "fetchmany", "fetchall", "close", "nextset")
+
+
+def _proxy_class(base: type, methods: Dict[str, Traced], asynchronous: bool, unwrapping: Tuple[str, ...] = (), forwarded: Tuple[str, ...] = ()) -> type:
+    """``base`` with a traced method for each of ``methods``, an unwrapping one for each of
+    ``unwrapping``, and a property for each of ``forwarded`` (the wrapped object's attribute)."""
+    namespace: Dict[str, Any] = {name: _forwarded(name) for name in forwarded}
+    namespace.update((name, _traced_method(name, traced, asynchronous)) for name, traced in methods.items())
     namespace.update((name, _unwrapping_method(name)) for name in unwrapping)
     return type(base.__name__, (base,), namespace)
+
+
+def _forwarded(name: str) -> property:
+    def get(self: _Proxy) -> Any:
+        return getattr(self.__wrapped__, name)
+
+    def set(self: _Proxy, value: Any) -> None:
+        setattr(self.__wrapped__, name, value)
+
+    return property(get, set)
 
 
 def _unwrapping_method(name: str) -> Callable:
