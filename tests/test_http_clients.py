@@ -541,7 +541,7 @@ def test_the_connection_writes_the_headers_while_a_layer_over_it_is_applied(agen
 
 def test_headers_written_into_a_connection_s_request():
     buffer = [b"GET /items HTTP/1.1", b"Host: shop", b"TraceParent: 00-forwarded", b"X-Id: 1", b"tracestate:other=1"]
-    _core.put_connection_headers(buffer, [("traceparent", "00-ours"), ("tracestate", "es=s:1"), ("baggage", "k=v\r\nX-Evil: 1")])
+    _core.put_connection_headers(buffer, _core.HeaderLines([("traceparent", "00-ours"), ("tracestate", "es=s:1"), ("baggage", "k=v\r\nX-Evil: 1")]))
     assert buffer == [b"GET /items HTTP/1.1", b"Host: shop", b"X-Id: 1", b"traceparent: 00-ours", b"tracestate: es=s:1"]
 
 
@@ -789,6 +789,7 @@ def test_a_failure_of_the_agent_leaves_the_call_working_with_one_warning(agent, 
 
     monkeypatch.setattr(base, "_reported", set())
     monkeypatch.setattr(propagation, "outgoing_headers", broken)
+    monkeypatch.setattr(propagation, "outgoing_header_lines", broken)  # for calls through http.client
     caplog.set_level(logging.WARNING, logger="oxapm")
     client = agent()
     client.begin_transaction("request")

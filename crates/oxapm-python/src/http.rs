@@ -205,27 +205,48 @@ pub fn begin_http_span(parent: &Bound<'_, PyAny>, request: &Bound<'_, PyTuple>) 
     begin_exit(parent, &name, "external", Some("http"), None, context)
 }
 
+/// Trace-context headers as the lines of an HTTP/1 request (`b"Name: value"`), made once for
+/// `put_connection_headers`. A header http.client would refuse (a CR, LF or NUL in it) is left out.
+#[pyclass(module = "oxapm._core", frozen)]
+pub struct HeaderLines {
+    lines: Vec<(String, Vec<u8>)>,
+}
+
+#[pymethods]
+impl HeaderLines {
+    /// From `(name, value)` pairs.
+    #[new]
+    pub fn new(headers: Vec<(String, String)>) -> Self {
+        let refused = |s: &str| s.bytes().any(|b| matches!(b, b'\r' | b'\n' | b'\0'));
+        let lines = headers.into_iter().filter(|(n, v)| !refused(n) && !refused(v)).map(|(name, value)| {
+            let line = format!("{name}: {value}").into_bytes();
+            (name, line)
+        });
+        HeaderLines { lines: lines.collect() }
+    }
+}
+
 /// Writes trace-context `headers` into the request an http.client connection is about to send.
 /// `buffer` is the connection's `_buffer`: the request line, then one `b"Name: value"` line per
 /// header put so far. Lines of the same names (in any case) go first: the headers replace the
-/// caller's. A header http.client would refuse (a CR, LF or NUL in it) is left out.
+/// caller's.
 ///
 /// Written here, at the end of the headers, a header costs one line; put on the request of a
 /// library above (requests, urllib3), it would go through each layer's header handling.
 #[pyfunction]
-pub fn put_connection_headers(buffer: &Bound<'_, PyList>, headers: Vec<(String, String)>) -> PyResult<()> {
+pub fn put_connection_headers(buffer: &Bound<'_, PyList>, headers: &Bound<'_, HeaderLines>) -> PyResult<()> {
+    let lines = &headers.get().lines;
     let ours = |line: &[u8]| {
         let name = line.split(|&b| b == b':').next().unwrap_or_default().trim_ascii();
-        headers.iter().any(|(n, _)| n.as_bytes().eq_ignore_ascii_case(name))
+        lines.iter().any(|(n, _)| n.as_bytes().eq_ignore_ascii_case(name))
     };
     for index in (1..buffer.len()).rev() {
         if buffer.get_item(index)?.cast::<PyBytes>().is_ok_and(|line| ours(line.as_bytes())) {
             buffer.del_item(index)?;
         }
     }
-    let refused = |s: &str| s.bytes().any(|b| matches!(b, b'\r' | b'\n' | b'\0'));
-    for (name, value) in headers.iter().filter(|(n, v)| !refused(n) && !refused(v)) {
-        buffer.append(PyBytes::new(buffer.py(), format!("{name}: {value}").as_bytes()))?;
+    for (_, line) in lines {
+        buffer.append(PyBytes::new(buffer.py(), line))?;
     }
     Ok(())
 }

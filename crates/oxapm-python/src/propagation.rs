@@ -3,6 +3,7 @@
 //! instrumentations' requests, read and written in every configured format in one call.
 
 use crate::convert::display;
+use crate::http::HeaderLines;
 use crate::trace::{Span, Transaction};
 use oxapm_core::ids::{SpanId, TraceId};
 use oxapm_core::propagation::{self, Format, Propagated, SpanContext};
@@ -82,6 +83,17 @@ impl PropagationFormat {
 /// Empty for anything else. The outgoing calls of the instrumentations make one such call each.
 #[pyfunction]
 pub fn outgoing_headers(current: &Bound<'_, PyAny>, formats: Vec<PyRef<'_, PropagationFormat>>, baggage: Vec<(String, String)>) -> Vec<(String, String)> {
+    headers_carrying(current, &formats, baggage)
+}
+
+/// `outgoing_headers` as the lines an http.client connection writes (`put_connection_headers`);
+/// None when there are none.
+#[pyfunction]
+pub fn outgoing_header_lines(current: &Bound<'_, PyAny>, formats: Vec<PyRef<'_, PropagationFormat>>, baggage: Vec<(String, String)>) -> Option<HeaderLines> {
+    Some(headers_carrying(current, &formats, baggage)).filter(|headers| !headers.is_empty()).map(HeaderLines::new)
+}
+
+fn headers_carrying(current: &Bound<'_, PyAny>, formats: &[PyRef<'_, PropagationFormat>], baggage: Vec<(String, String)>) -> Vec<(String, String)> {
     let span = if let Ok(transaction) = current.cast::<Transaction>() {
         span_context(&transaction.borrow(), None)
     } else if let Ok(span) = current.cast::<Span>() {

@@ -61,7 +61,7 @@ class Call:
     def __init__(self) -> None:
         self.started: Optional[Started] = None
         self.current: Any = None
-        self.connection_headers: Optional[Headers] = None
+        self.connection_headers: Optional[_core.HeaderLines] = None
         self.mark: Optional[contextvars.Token] = None
 
 
@@ -139,11 +139,12 @@ class OutgoingHttpInstrumentation(Instrumentation):
             call.started = spans.start_exit(self.name, _core.begin_http_span, self.request_of(instance, args, kwargs))
             call.current = _get_current()
             call.mark = _traced_call.set(call)
-            headers = propagation.outgoing_headers()
-            if headers and self.over_http_client and self.through_http_client(instance, args, kwargs):
-                call.connection_headers = headers
-            elif headers:
-                args, kwargs = self.with_headers(instance, args, kwargs, headers)
+            if self.over_http_client and self.through_http_client(instance, args, kwargs):
+                call.connection_headers = propagation.outgoing_header_lines()
+            else:
+                headers = propagation.outgoing_headers()
+                if headers:
+                    args, kwargs = self.with_headers(instance, args, kwargs, headers)
         except Exception:
             report_failure(self.name)
         return call, args, kwargs

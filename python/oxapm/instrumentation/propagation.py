@@ -50,6 +50,14 @@ def outgoing_headers() -> List[Tuple[str, str]]:
     return _core.outgoing_headers(current, _configured().written, _current_baggage())
 
 
+def outgoing_header_lines() -> Optional[_core.HeaderLines]:
+    """``outgoing_headers()`` as the lines an http.client connection writes; None when none."""
+    current = traces._get_current()
+    if current is None:
+        return None
+    return _core.outgoing_header_lines(current, _configured().written, _current_baggage())
+
+
 def incoming_parent(headers: Dict[str, str]) -> Optional[Tuple[str, str]]:
     """The parent named by an incoming request's ``headers`` (by lower-case name), as
     ``(traceparent, tracestate)`` headers: formats are tried in configured order; a malformed
