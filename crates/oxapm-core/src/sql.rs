@@ -5,7 +5,9 @@
 //! quote or comment runs to the end of the statement. Whitespace separates tokens and is dropped.
 
 use crate::model::truncate_keyword;
+use std::collections::BTreeMap;
 use std::iter::Peekable;
+use std::sync::Mutex;
 
 /// The keywords the signature looks for (and `OR`, of SQLite's `INSERT OR REPLACE`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -248,7 +250,31 @@ fn number_len(bytes: &[u8]) -> usize {
 ///   empty input gives an empty name.
 ///
 /// At most 1024 characters, like every keyword Elastic stores.
+///
+/// Applications run the same statements over and over: the signatures of the first
+/// `REMEMBERED_STATEMENTS` statements of up to `REMEMBERED_BYTES` are kept by their text.
 pub fn signature(sql: &str) -> String {
+    static REMEMBERED: Mutex<BTreeMap<Box<str>, String>> = Mutex::new(BTreeMap::new());
+    let remembered = || REMEMBERED.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if sql.len() > REMEMBERED_BYTES {
+        return signature_of(sql);
+    }
+    if let Some(signature) = remembered().get(sql) {
+        return signature.clone();
+    }
+    let signature = signature_of(sql);
+    let mut remembered = remembered();
+    if remembered.len() < REMEMBERED_STATEMENTS {
+        remembered.insert(sql.into(), signature.clone());
+    }
+    signature
+}
+
+/// Kept in an ordered map, not a hashed one: statements made up to collide cannot slow it down.
+const REMEMBERED_STATEMENTS: usize = 1024;
+const REMEMBERED_BYTES: usize = 1024;
+
+fn signature_of(sql: &str) -> String {
     let mut tokens = tokens(sql).filter(|token| token.kind != TokenKind::Comment).peekable();
     let Some(first) = tokens.next() else { return String::new() };
     let named = match first.kind {
@@ -333,6 +359,15 @@ mod tests {
                 .unwrap_or_default();
             let actual: Vec<(&str, &str)> = tokens(input).map(|t| (t.kind.name(), t.text)).collect();
             assert_eq!(actual, expected, "case {}", case["name"]);
+        }
+    }
+
+    #[test]
+    fn remembered_signatures_are_the_signatures() {
+        let long = format!("SELECT a FROM t WHERE b IN ({})", "1, ".repeat(REMEMBERED_BYTES));
+        for sql in ["SELECT id FROM remembered_users WHERE id = ?", "UPDATE remembered_orders SET x = 1", long.as_str()] {
+            assert_eq!(signature(sql), signature_of(sql));
+            assert_eq!(signature(sql), signature_of(sql), "asked again: {sql}");
         }
     }
 
