@@ -15,8 +15,8 @@ class FlaskInstrumentation(Instrumentation):
 
     def apply(self) -> None:
         import flask
+        from flask.globals import _cv_request  # read directly: the ``request`` proxy costs ten times more
 
-        request = flask.request  # the context-local proxy, bound once
 
         def call(wrapped, instance, args, kwargs):
             return wsgi.traced_call(self.name, wrapped, *args, **kwargs)
@@ -26,7 +26,8 @@ class FlaskInstrumentation(Instrumentation):
             served = web.current()
             if served is not None:
                 try:
-                    rule = request.url_rule
+                    context = _cv_request.get(None)
+                    rule = context.request.url_rule if context is not None else None
                     if rule is not None:
                         served.route(rule.rule)
                 except Exception:
