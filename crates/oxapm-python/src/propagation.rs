@@ -10,7 +10,7 @@ use oxapm_core::propagation::{self, Format, Propagated, SpanContext};
 use oxapm_core::traceparent::{TraceParent, TraceState};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::types::{PyDict, PyList};
 
 /// `(trace_id, span_id, trace_flags, tracestate)`: ids as the ints OpenTelemetry's `SpanContext`
 /// holds, the tracestate as its header.
@@ -82,18 +82,23 @@ impl PropagationFormat {
 /// in each of `formats`; a header two formats write (tracestate) once, as the first writes it.
 /// Empty for anything else. The outgoing calls of the instrumentations make one such call each.
 #[pyfunction]
-pub fn outgoing_headers(current: &Bound<'_, PyAny>, formats: Vec<PyRef<'_, PropagationFormat>>, baggage: Vec<(String, String)>) -> Vec<(String, String)> {
-    headers_carrying(current, &formats, baggage)
+pub fn outgoing_headers(current: &Bound<'_, PyAny>, formats: &Bound<'_, PyList>, baggage: Vec<(String, String)>) -> Vec<(String, String)> {
+    headers_carrying(current, &formats_in(formats), baggage)
 }
 
 /// `outgoing_headers` as the lines an http.client connection writes (`put_connection_headers`);
 /// None when there are none.
 #[pyfunction]
-pub fn outgoing_header_lines(current: &Bound<'_, PyAny>, formats: Vec<PyRef<'_, PropagationFormat>>, baggage: Vec<(String, String)>) -> Option<HeaderLines> {
-    Some(headers_carrying(current, &formats, baggage)).filter(|headers| !headers.is_empty()).map(HeaderLines::new)
+pub fn outgoing_header_lines(current: &Bound<'_, PyAny>, formats: &Bound<'_, PyList>, baggage: Vec<(String, String)>) -> Option<HeaderLines> {
+    Some(headers_carrying(current, &formats_in(formats), baggage)).filter(|headers| !headers.is_empty()).map(HeaderLines::new)
 }
 
-fn headers_carrying(current: &Bound<'_, PyAny>, formats: &[PyRef<'_, PropagationFormat>], baggage: Vec<(String, String)>) -> Vec<(String, String)> {
+/// The formats of a list of `PropagationFormat` (read in place: this runs on every request).
+fn formats_in(formats: &Bound<'_, PyList>) -> Vec<Format> {
+    formats.iter().filter_map(|format| format.cast::<PropagationFormat>().ok().map(|format| format.get().format)).collect()
+}
+
+fn headers_carrying(current: &Bound<'_, PyAny>, formats: &[Format], baggage: Vec<(String, String)>) -> Vec<(String, String)> {
     let span = if let Ok(transaction) = current.cast::<Transaction>() {
         span_context(&transaction.borrow(), None)
     } else if let Ok(span) = current.cast::<Span>() {
@@ -106,8 +111,8 @@ fn headers_carrying(current: &Bound<'_, PyAny>, formats: &[PyRef<'_, Propagation
     };
     let propagated = Propagated { span: Some(span), baggage };
     let mut headers: Vec<(String, String)> = Vec::new();
-    for format in formats {
-        for (name, value) in propagation::inject(format.format, &propagated) {
+    for &format in formats {
+        for (name, value) in propagation::inject(format, &propagated) {
             if !headers.iter().any(|(written, _)| written.eq_ignore_ascii_case(&name)) {
                 headers.push((name, value));
             }
@@ -124,18 +129,23 @@ fn span_context(transaction: &Transaction, span_id: Option<SpanId>) -> SpanConte
 /// The parent an incoming request names in `headers` (lower-case names), read in each of
 /// `formats` in turn: `(traceparent, tracestate)` headers, or None when none carries a valid one.
 #[pyfunction]
-pub fn incoming_parent(formats: Vec<PyRef<'_, PropagationFormat>>, headers: &Bound<'_, PyDict>) -> PyResult<Option<(String, String)>> {
-    for format in formats.iter().filter(|f| f.format.carries_span()) {
+pub fn incoming_parent(formats: &Bound<'_, PyList>, headers: &Bound<'_, PyDict>) -> PyResult<Option<(String, String)>> {
+    for format in formats_in(formats).into_iter().filter(|f| f.carries_span()) {
         let mut pairs = Vec::new();
-        for name in format.format.extracted_headers() {
-            if let Some(value) = headers.get_item(name.to_ascii_lowercase())?.filter(|v| !v.is_none()) {
+        for name in format.extracted_headers() {
+            let lower = if name.bytes().any(|b| b.is_ascii_uppercase()) {
+                std::borrow::Cow::Owned(name.to_ascii_lowercase())
+            } else {
+                std::borrow::Cow::Borrowed(*name)
+            };
+            if let Some(value) = headers.get_item(&*lower)?.filter(|v| !v.is_none()) {
                 pairs.push((*name, display(&value)));
             }
         }
         if pairs.is_empty() {
             continue;
         }
-        if let Some(span) = propagation::extract(format.format, &pairs).span {
+        if let Some(span) = propagation::extract(format, &pairs).span {
             let traceparent = TraceParent { version: 0, trace_id: span.trace_id, parent_id: span.span_id, flags: span.flags };
             return Ok(Some((traceparent.to_header(), span.tracestate.to_header())));
         }
