@@ -14,8 +14,10 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyByteArray, PyDict, PyInt, PyString};
 
-/// The methods whose requests carry a body (the others get no `body` field).
-const METHODS_WITH_BODY: [&str; 4] = ["POST", "PUT", "PATCH", "DELETE"];
+/// Whether requests of `method` carry a body (the others get no `body` field).
+fn carries_body(method: &str) -> bool {
+    matches!(method, "POST" | "PUT" | "PATCH" | "DELETE")
+}
 const REDACTED: &str = "[REDACTED]";
 
 /// What a served request is made current in: `oxapm.traces._current` (the current span) and
@@ -28,6 +30,9 @@ struct ContextVariables {
 }
 
 static VARIABLES: PyOnceLock<ContextVariables> = PyOnceLock::new();
+
+/// What `activate` returns: the tokens of the two variables.
+type Tokens = (Py<PyAny>, Py<PyAny>);
 
 fn variables(py: Python<'_>) -> PyResult<&'static ContextVariables> {
     VARIABLES.get_or_try_init(py, || {
@@ -98,7 +103,6 @@ pub struct Served {
     /// The body read so far, when it is to be captured (`keep`).
     #[pyo3(get, name = "_kept")]
     kept: Option<Py<PyByteArray>>,
-    #[pyo3(get, name = "_body_in_errors")]
     body_in_errors: bool,
     #[pyo3(get)]
     pub(crate) ended: bool,
@@ -115,36 +119,8 @@ pub struct Served {
 }
 
 impl Served {
-    fn has_body(&self) -> bool {
-        METHODS_WITH_BODY.contains(&self.incoming.get().method.as_str())
-    }
-
-    /// Makes the transaction current, and this request the one served: the tokens undo it.
-    pub fn activate(slf: &Bound<'_, Self>) -> PyResult<(Py<PyAny>, Py<PyAny>)> {
-        let py = slf.py();
-        let variables = variables(py)?;
-        let current = set_variable(py, &variables.current, slf.try_borrow()?.transaction.bind(py))?;
-        let serving = set_variable(py, &variables.serving, slf)?;
-        Ok((current, serving))
-    }
-
-    /// Undoes `activate`. A token of another context (a copied one, a thread) cannot be reset:
-    /// the values before are set again instead.
-    pub fn deactivate(py: Python<'_>, tokens: &(Py<PyAny>, Py<PyAny>)) -> PyResult<()> {
-        let variables = variables(py)?;
-        for (variable, token) in [(&variables.current, &tokens.0), (&variables.serving, &tokens.1)] {
-            if let Err(error) = reset_variable(py, variable, token) {
-                if !(error.is_instance_of::<PyValueError>(py) || error.is_instance_of::<PyRuntimeError>(py)) {
-                    return Err(error);
-                }
-                variables.restore.call1(py, (token, variable))?;
-            }
-        }
-        Ok(())
-    }
-
     /// The response's status and headers, as sent.
-    pub fn respond_with(&mut self, status: &Bound<'_, PyAny>, headers: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+    fn respond_with(&mut self, status: &Bound<'_, PyAny>, headers: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
         let status = match status.cast::<PyInt>() {
             Ok(status) => status.extract()?,
             Err(_) => status.py().get_type::<PyInt>().call1((status,))?.extract()?, // int("200")
@@ -152,28 +128,6 @@ impl Served {
         self.status = Some(status);
         self.response_headers = headers.map(|h| h.clone().unbind());
         Ok(())
-    }
-
-    /// Ends the transaction, once.
-    pub fn finish(slf: &Bound<'_, Self>) {
-        let py = slf.py();
-        let (raised, status, transaction) = {
-            let Ok(mut this) = slf.try_borrow_mut() else { return };
-            if this.ended {
-                return;
-            }
-            this.ended = true;
-            (this.raised.as_ref().map(|r| r.clone_ref(py)), this.status, this.transaction.clone_ref(py))
-        };
-        if let Some(raised) = raised.filter(|_| status.is_none_or(|s| s >= 500)) {
-            Self::capture(slf, raised.bind(py));
-        }
-        let transaction = transaction.bind(py);
-        let concluded = Self::conclude(slf, transaction, status);
-        Self::contain(slf, concluded);
-        if let Ok(mut transaction) = transaction.try_borrow_mut() {
-            transaction.finish(py, None);
-        }
     }
 
     /// The result and outcome, where the application set none (a request the client left before
@@ -204,16 +158,16 @@ impl Served {
 
     fn add_context(slf: &Bound<'_, Self>, transaction: &Bound<'_, Transaction>, status: Option<i64>) -> PyResult<()> {
         let py = slf.py();
-        let (headers, has_body, body_in_transactions) = {
+        let (headers, has_body) = {
             let this = slf.try_borrow()?;
             let headers = this.response_headers.as_ref().filter(|_| this.capture_headers).map(|h| h.clone_ref(py));
-            (headers, this.has_body(), this.body_in_transactions)
+            (headers, this.has_body())
         };
         if let Some(status) = status {
             transaction.try_borrow_mut()?.set_response(status, headers.as_ref().map(|h| h.bind(py)))?;
         }
         if has_body {
-            let body = if body_in_transactions { slf.call_method0(intern!(py, "_body"))? } else { PyString::new(py, REDACTED).into_any() };
+            let body = Self::request_body(slf, false)?;
             if !body.is_none() {
                 let request = PyDict::new(py);
                 request.set_item(intern!(py, "body"), body)?;
@@ -288,7 +242,7 @@ impl Served {
                 transaction.set_request(py, request, capture_headers)?;
             }
         }
-        let keeps_body = METHODS_WITH_BODY.contains(&request.method.as_str()) && capture_body != "off";
+        let keeps_body = carries_body(&request.method) && capture_body != "off";
         Ok(Served {
             instrumentation: instrumentation.unbind(),
             client: client.unbind(),
@@ -317,15 +271,56 @@ impl Served {
         self.kept.is_some()
     }
 
-    /// Makes the transaction current (spans started now are its children); `deactivate` undoes it.
-    #[pyo3(name = "activate")]
-    fn py_activate(slf: &Bound<'_, Self>) -> PyResult<(Py<PyAny>, Py<PyAny>)> {
-        Self::activate(slf)
+    /// Whether the request's method carries a body (the others get no `body` field).
+    #[getter]
+    fn has_body(&self) -> bool {
+        carries_body(&self.incoming.get().method)
     }
 
-    #[pyo3(name = "deactivate")]
-    fn py_deactivate(slf: &Bound<'_, Self>, tokens: (Py<PyAny>, Py<PyAny>)) -> PyResult<()> {
-        Self::deactivate(slf.py(), &tokens)
+    /// The `body` of `context.request`, for the transaction or `for_errors`: `[REDACTED]` when
+    /// `capture_body` leaves it out of those, else the body as `_body` decodes it (None when none
+    /// was read). For a request that `has_body`.
+    #[pyo3(name = "_request_body")]
+    fn request_body<'py>(slf: &Bound<'py, Self>, for_errors: bool) -> PyResult<Bound<'py, PyAny>> {
+        let captured = {
+            let this = slf.try_borrow()?;
+            if for_errors {
+                this.body_in_errors
+            } else {
+                this.body_in_transactions
+            }
+        };
+        if captured {
+            slf.call_method0(intern!(slf.py(), "_body"))
+        } else {
+            Ok(PyString::new(slf.py(), REDACTED).into_any())
+        }
+    }
+
+    /// Makes the transaction current (spans started now are its children), and this request the
+    /// one served; `deactivate` undoes it with the tokens.
+    pub(crate) fn activate(slf: &Bound<'_, Self>) -> PyResult<Tokens> {
+        let py = slf.py();
+        let variables = variables(py)?;
+        let current = set_variable(py, &variables.current, slf.try_borrow()?.transaction.bind(py))?;
+        let serving = set_variable(py, &variables.serving, slf)?;
+        Ok((current, serving))
+    }
+
+    /// Undoes `activate`. A token of another context (a copied one, a thread) cannot be reset:
+    /// the values before are set again instead.
+    pub(crate) fn deactivate(slf: &Bound<'_, Self>, tokens: Tokens) -> PyResult<()> {
+        let py = slf.py();
+        let variables = variables(py)?;
+        for (variable, token) in [(&variables.current, &tokens.0), (&variables.serving, &tokens.1)] {
+            if let Err(error) = reset_variable(py, variable, token) {
+                if !(error.is_instance_of::<PyValueError>(py) || error.is_instance_of::<PyRuntimeError>(py)) {
+                    return Err(error);
+                }
+                variables.restore.call1(py, (token, variable))?;
+            }
+        }
+        Ok(())
     }
 
     /// The request went to an application mounted at `prefix` (a route template): named
@@ -377,8 +372,25 @@ impl Served {
     }
 
     /// The response body ended (or the client went away): the transaction ends, once.
-    fn end(slf: &Bound<'_, Self>) {
-        Self::finish(slf);
+    pub(crate) fn end(slf: &Bound<'_, Self>) {
+        let py = slf.py();
+        let (raised, status, transaction) = {
+            let Ok(mut this) = slf.try_borrow_mut() else { return };
+            if this.ended {
+                return;
+            }
+            this.ended = true;
+            (this.raised.as_ref().map(|r| r.clone_ref(py)), this.status, this.transaction.clone_ref(py))
+        };
+        if let Some(raised) = raised.filter(|_| status.is_none_or(|s| s >= 500)) {
+            Self::capture(slf, raised.bind(py));
+        }
+        let transaction = transaction.bind(py);
+        let concluded = Self::conclude(slf, transaction, status);
+        Self::contain(slf, concluded);
+        if let Ok(mut transaction) = transaction.try_borrow_mut() {
+            transaction.finish(py, None);
+        }
     }
 
     /// Adds `context.user` now (for an error captured before the end).

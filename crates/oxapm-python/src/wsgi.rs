@@ -22,9 +22,9 @@ pub fn call_wsgi_app(
     let called = app.call1((environ, observed));
     if let Err(error) = &called {
         Served::failed(served, error.value(py).as_any());
-        Served::finish(served);
+        Served::end(served);
     }
-    Served::deactivate(py, &tokens)?;
+    Served::deactivate(served, tokens)?;
     Ok(ResponseBody { body: called?.unbind(), iterator: None, served: served.clone().unbind() })
 }
 
@@ -76,13 +76,13 @@ impl ResponseBody {
         let next = self.next_piece(py);
         match &next {
             Ok(Some(_)) => {}
-            Ok(None) => Served::finish(served),
+            Ok(None) => Served::end(served),
             Err(error) => {
                 Served::failed(served, error.value(py).as_any());
-                Served::finish(served);
+                Served::end(served);
             }
         }
-        Served::deactivate(py, &tokens)?;
+        Served::deactivate(served, tokens)?;
         next
     }
 
@@ -98,8 +98,8 @@ impl ResponseBody {
         if let Err(error) = &closed {
             Served::failed(served, error.value(py).as_any());
         }
-        Served::finish(served);
-        Served::deactivate(py, &tokens)?;
+        Served::end(served);
+        Served::deactivate(served, tokens)?;
         closed
     }
 }

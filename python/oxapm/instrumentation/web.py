@@ -33,9 +33,6 @@ if TYPE_CHECKING:
 MAX_BODY_CHARS = 10000
 #: Bytes of a request body kept while the application reads it (a form is parsed from them).
 MAX_BODY_BYTES = 64 * 1024
-#: The methods whose requests carry a body (the others get no ``body`` field).
-METHODS_WITH_BODY = frozenset(("POST", "PUT", "PATCH", "DELETE"))
-REDACTED = "[REDACTED]"
 
 # The request being served in this context, by the outermost instrumented layer: inner layers (a
 # framework inside a hand-placed middleware, a mounted application) only add to it.
@@ -104,8 +101,8 @@ class Served(_core.Served):
             try:
                 self._add_user()
                 context = None
-                if self.incoming.method in METHODS_WITH_BODY:
-                    body = self._body() if self._body_in_errors else REDACTED
+                if self.has_body:
+                    body = self._request_body(True)
                     request = self._request()
                     if body is not None:
                         request["body"] = body
