@@ -189,10 +189,7 @@ impl<'a> Object<'a> {
     }
 
     fn separate(&mut self) {
-        if !self.empty {
-            self.out.push(b',');
-        }
-        self.empty = false;
+        separate(self.out, &mut self.empty);
     }
 
     /// A member named by the format: a field name with nothing to escape, written as it is.
@@ -219,6 +216,14 @@ impl<'a> Object<'a> {
     }
 }
 
+/// The comma before every member of an object or item of an array but the first.
+fn separate(out: &mut Vec<u8>, empty: &mut bool) {
+    if !*empty {
+        out.push(b',');
+    }
+    *empty = false;
+}
+
 /// An array being written: `[`, its items (each written into the buffer `item` returns), `end`
 /// for `]`.
 pub struct Array<'a> {
@@ -233,10 +238,7 @@ impl<'a> Array<'a> {
     }
 
     pub fn item(&mut self) -> &mut Vec<u8> {
-        if !self.empty {
-            self.out.push(b',');
-        }
-        self.empty = false;
+        separate(self.out, &mut self.empty);
         self.out
     }
 
