@@ -7,6 +7,7 @@ disabling, removal and contained failures."""
 import asyncio
 import http.client
 import http.server
+import inspect
 import logging
 import socket
 import ssl
@@ -764,6 +765,21 @@ def test_uninstrument_restores_the_library(agent, name):
     assert all(vars(owner)[attribute] is not original for (owner, attribute), original in originals.items())
     oxapm.uninstrument()
     assert all(vars(owner)[attribute] is original for (owner, attribute), original in originals.items())
+
+
+@pytest.mark.parametrize("name", ["http-client", "urllib3", "requests", "httpx", "httplib2"])
+def test_synchronous_calls_are_the_engine_s_and_pass_for_the_library_s_methods(agent, name):
+    originals = _patched_attributes(name)
+    agent()
+    for (owner, attribute), original in originals.items():
+        patched = vars(owner)[attribute]
+        assert type(patched) is _core.HttpPatch and patched.__wrapped__ is original
+        assert (patched.__name__, patched.__qualname__) == (original.__name__, original.__qualname__)
+        assert inspect.signature(patched) == inspect.signature(original)
+        instance = object.__new__(owner)
+        bound = getattr(instance, attribute)
+        assert (bound.__self__, bound.__func__) == (instance, patched)
+        assert getattr(owner, attribute) is patched  # through the class: unbound
 
 
 @pytest.mark.parametrize("name", list(PATCHED))

@@ -4,7 +4,7 @@ from typing import AbstractSet, Any, Callable, Dict, List, Optional, Tuple, fina
 
 from typing_extensions import disjoint_base
 
-__all__ = ["__version__", "Config", "CounterHandle", "Engine", "GaugeHandle", "HeaderLines", "HistogramHandle", "Incoming", "LogEmitter", "LoggingRecords", "MeterInstrument", "MeterRegistry", "MeterScope", "PropagationFormat", "ResponseBody", "Served", "Span", "SqlEndpoint", "StartResponse", "Transaction", "Tracer", "begin_exit_span", "begin_http_span", "begin_span", "begin_sql_span", "call_wsgi_app", "correlation", "environment_variables", "incoming_parent", "normalize_tracestate", "outgoing_header_lines", "outgoing_headers", "parse_traceparent", "put_connection_headers", "reseed_ids", "set_span_hooks", "set_span_stack_capture", "sql_signature", "wsgi_incoming"]
+__all__ = ["__version__", "Config", "CounterHandle", "Engine", "GaugeHandle", "HeaderLines", "HistogramHandle", "HttpCall", "HttpPatch", "Incoming", "LogEmitter", "LoggingRecords", "MeterInstrument", "MeterRegistry", "MeterScope", "OutgoingHttp", "PropagationFormat", "ResponseBody", "Served", "Span", "SqlEndpoint", "StartResponse", "Transaction", "Tracer", "begin_exit_span", "begin_http_span", "begin_span", "begin_sql_span", "call_wsgi_app", "correlation", "environment_variables", "incoming_parent", "normalize_tracestate", "outgoing_header_lines", "outgoing_headers", "parse_traceparent", "put_connection_headers", "reseed_ids", "set_span_hooks", "set_span_stack_capture", "sql_signature", "wsgi_incoming"]
 
 __version__: str
 
@@ -85,6 +85,31 @@ class PropagationFormat:
 @final
 class HeaderLines:
     def __new__(cls, headers: List[Tuple[str, str]]) -> "HeaderLines": ...
+
+@final
+class OutgoingHttp:
+    def __new__(cls, instrumentation: Any) -> "OutgoingHttp": ...
+    def begin(self, instance: Any, args: Tuple[Any, ...], kwargs: Optional[Dict[str, Any]]) -> Optional[Tuple["HttpCall", Tuple[Any, ...], Optional[Dict[str, Any]]]]: ...
+
+@final
+class HttpCall:
+    @property
+    def connection_headers(self) -> Optional[HeaderLines]: ...
+    def detach(self) -> None: ...
+    def end(self, response: Any = None, failed: bool = False) -> None: ...
+
+@final
+class HttpPatch:
+    @staticmethod
+    def traced(original: Callable[..., Any], binds: bool, outgoing: OutgoingHttp) -> "HttpPatch": ...
+    @staticmethod
+    def below(original: Callable[..., Any], binds: bool, name: str, wrapper: Callable[[Any, Any, Tuple[Any, ...], Dict[str, Any]], Any]) -> "HttpPatch": ...
+    @staticmethod
+    def connection_headers(original: Callable[..., Any], binds: bool, name: str) -> "HttpPatch": ...
+    @property
+    def __wrapped__(self) -> Callable[..., Any]: ...
+    def __get__(self, instance: Any, owner: Any = None, /) -> Any: ...
+    def __call__(self, *args: Any, **kwargs: Any) -> Any: ...
 
 @final
 class Incoming:

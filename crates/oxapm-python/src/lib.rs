@@ -1,14 +1,19 @@
 //! `oxapm._core`: the engine seen from Python. Conversion and GIL release only; the logic lives in
 //! oxapm-core.
 
+mod context;
 mod convert;
 mod engine;
+mod failures;
 mod hooks;
 mod http;
 mod logs;
 mod meters;
+mod method;
 mod otel;
+mod outgoing;
 mod propagation;
+mod python_attribute;
 mod served;
 mod sql;
 mod stack_capture;
@@ -117,5 +122,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<http::HeaderLines>()?;
     m.add_function(wrap_pyfunction!(http::put_connection_headers, m)?)?;
     m.add_function(wrap_pyfunction!(propagation::outgoing_header_lines, m)?)?;
+    m.add_class::<outgoing::OutgoingHttp>()?;
+    m.add_class::<outgoing::HttpCall>()?;
+    m.add_class::<outgoing::HttpPatch>()?;
     Ok(())
 }

@@ -4,14 +4,14 @@
 //! `_failure`, which reports a failure of the agent once (`base.report_failure`). The conventions
 //! are web.py's; none of these methods raises into the application.
 
+use crate::context;
 use crate::convert::merge_context;
 use crate::http::Incoming;
 use crate::trace::Transaction;
 use oxapm_core::model::{truncate_keyword, Outcome};
-use pyo3::exceptions::{PyException, PyRuntimeError, PyValueError};
+use pyo3::exceptions::PyException;
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyByteArray, PyDict, PyInt, PyString};
 
 /// Whether requests of `method` carry a body (the others get no `body` field).
@@ -20,67 +20,8 @@ fn carries_body(method: &str) -> bool {
 }
 const REDACTED: &str = "[REDACTED]";
 
-/// What a served request is made current in: `oxapm.traces._current` (the current span) and
-/// `oxapm.instrumentation.web._serving` (the request being served), and `oxapm.traces._restore`
-/// for a token of another context.
-struct ContextVariables {
-    current: Py<PyAny>,
-    serving: Py<PyAny>,
-    restore: Py<PyAny>,
-}
-
-static VARIABLES: PyOnceLock<ContextVariables> = PyOnceLock::new();
-
 /// What `activate` returns: the tokens of the two variables.
 type Tokens = (Py<PyAny>, Py<PyAny>);
-
-fn variables(py: Python<'_>) -> PyResult<&'static ContextVariables> {
-    VARIABLES.get_or_try_init(py, || {
-        let traces = py.import("oxapm.traces")?;
-        Ok(ContextVariables {
-            current: traces.getattr("_current")?.unbind(),
-            serving: py.import("oxapm.instrumentation.web")?.getattr("_serving")?.unbind(),
-            restore: traces.getattr("_restore")?.unbind(),
-        })
-    })
-}
-
-// Context variables are set and reset six times a request: through CPython's own functions,
-// which every CPython 3 exports, though not in the stable ABI (as `convert::text` does).
-#[cfg(not(windows))]
-extern "C" {
-    fn PyContextVar_Set(var: *mut pyo3::ffi::PyObject, value: *mut pyo3::ffi::PyObject) -> *mut pyo3::ffi::PyObject;
-    fn PyContextVar_Reset(var: *mut pyo3::ffi::PyObject, token: *mut pyo3::ffi::PyObject) -> std::os::raw::c_int;
-}
-
-/// `variable.set(value)`: the token.
-fn set_variable(py: Python<'_>, variable: &Py<PyAny>, value: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-    #[cfg(not(windows))]
-    {
-        // SAFETY: both are live objects and the GIL is held; a NULL result has set the error.
-        unsafe { Bound::from_owned_ptr_or_err(py, PyContextVar_Set(variable.as_ptr(), value.as_ptr())) }.map(Bound::unbind)
-    }
-    #[cfg(windows)]
-    {
-        variable.call_method1(py, "set", (value,))
-    }
-}
-
-/// `variable.reset(token)`.
-fn reset_variable(py: Python<'_>, variable: &Py<PyAny>, token: &Py<PyAny>) -> PyResult<()> {
-    #[cfg(not(windows))]
-    {
-        // SAFETY: both are live objects and the GIL is held; -1 has set the error.
-        if unsafe { PyContextVar_Reset(variable.as_ptr(), token.as_ptr()) } < 0 {
-            return Err(PyErr::fetch(py));
-        }
-        Ok(())
-    }
-    #[cfg(windows)]
-    {
-        variable.call_method1(py, "reset", (token,)).map(drop)
-    }
-}
 
 #[pyclass(module = "oxapm._core", subclass)]
 pub struct Served {
@@ -301,26 +242,16 @@ impl Served {
     /// one served; `deactivate` undoes it with the tokens.
     pub(crate) fn activate(slf: &Bound<'_, Self>) -> PyResult<Tokens> {
         let py = slf.py();
-        let variables = variables(py)?;
-        let current = set_variable(py, &variables.current, slf.try_borrow()?.transaction.bind(py))?;
-        let serving = set_variable(py, &variables.serving, slf)?;
+        let current = context::CURRENT.set(py, slf.try_borrow()?.transaction.bind(py))?;
+        let serving = context::SERVING.set(py, slf)?;
         Ok((current, serving))
     }
 
-    /// Undoes `activate`. A token of another context (a copied one, a thread) cannot be reset:
-    /// the values before are set again instead.
+    /// Undoes `activate`.
     pub(crate) fn deactivate(slf: &Bound<'_, Self>, tokens: Tokens) -> PyResult<()> {
         let py = slf.py();
-        let variables = variables(py)?;
-        for (variable, token) in [(&variables.current, &tokens.0), (&variables.serving, &tokens.1)] {
-            if let Err(error) = reset_variable(py, variable, token) {
-                if !(error.is_instance_of::<PyValueError>(py) || error.is_instance_of::<PyRuntimeError>(py)) {
-                    return Err(error);
-                }
-                variables.restore.call1(py, (token, variable))?;
-            }
-        }
-        Ok(())
+        context::CURRENT.reset(py, &tokens.0)?;
+        context::SERVING.reset(py, &tokens.1)
     }
 
     /// The request went to an application mounted at `prefix` (a route template): named

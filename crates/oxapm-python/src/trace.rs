@@ -557,7 +557,7 @@ impl Span {
     /// Ends the exit span of an HTTP call: with the response's `status` (its outcome failure from
     /// 400 on, success below), or `failed` when the call raised.
     #[pyo3(signature = (status=None, failed=false))]
-    fn _end_http(&mut self, py: Python<'_>, status: Option<i64>, failed: bool) -> bool {
+    pub(crate) fn _end_http(&mut self, py: Python<'_>, status: Option<i64>, failed: bool) -> bool {
         if let Some(status) = status {
             let context = &mut self.active.record.context;
             let http = context.entry("http").or_insert_with(|| serde_json::Value::Object(JsonMap::new()));

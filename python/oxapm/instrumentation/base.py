@@ -61,7 +61,13 @@ class Instrumentation:
             else:
                 setattr(owner, attribute, original)
 
-    def wrap(self, owner: Any, attribute: str, wrapper: Callable[[Any, Any, tuple, dict], Any]) -> None:
+    def wrap(
+        self,
+        owner: Any,
+        attribute: str,
+        wrapper: Callable[[Any, Any, tuple, dict], Any],
+        engine_patch: Optional[Callable[[Callable[..., Any], bool], Any]] = None,
+    ) -> None:
         """Replaces ``owner.attribute`` (a function of a module, a method of a class) by
         ``wrapper(wrapped, instance, args, kwargs)``, which should call ``wrapped(*args, **kwargs)``.
         Methods stay methods, class- and static methods stay what they were (wrapt binds them).
@@ -69,16 +75,18 @@ class Instrumentation:
         A plain Python function that is no coroutine function becomes a plain function calling
         ``wrapper``: wrapt would make a bound wrapper object at every access to the method, which
         costs more than the rest of an exit span's work (requests goes through five patched methods
-        per call)."""
+        per call). Or, given ``engine_patch``, what ``engine_patch(original, binds)`` makes of it:
+        the engine's own version of ``wrapper``, ``binds`` telling whether it is a method."""
         # The owner's own attribute, not an inherited one: undoing restores exactly this.
         original = vars(owner).get(attribute, _MISSING) if hasattr(owner, "__dict__") else getattr(owner, attribute)
-        patched = _patched_function(owner, original, wrapper)
-        if patched is not None:
-            setattr(owner, attribute, patched)
-        else:
+        if not _is_plain_function(original):
             import wrapt
 
             wrapt.wrap_function_wrapper(owner, attribute, wrapper)
+        elif engine_patch is not None:
+            setattr(owner, attribute, engine_patch(original, isinstance(owner, type)))
+        else:
+            setattr(owner, attribute, _patched_function(owner, original, wrapper))
         self._patches.append((owner, attribute, original))
 
 
@@ -87,11 +95,13 @@ class Instrumentation:
 _ASYNC_CODE = 0x80 | 0x100 | 0x200
 
 
-def _patched_function(owner: Any, original: Any, wrapper: Callable[[Any, Any, tuple, dict], Any]) -> Optional[Callable[..., Any]]:
-    """``original`` (a plain function of a module, a method of a class) calling ``wrapper``, or
-    None for anything else."""
-    if type(original) is not FunctionType or original.__code__.co_flags & _ASYNC_CODE:
-        return None
+def _is_plain_function(original: Any) -> bool:
+    """Whether ``original`` is a Python function, and no coroutine function."""
+    return type(original) is FunctionType and not original.__code__.co_flags & _ASYNC_CODE
+
+
+def _patched_function(owner: Any, original: Callable[..., Any], wrapper: Callable[[Any, Any, tuple, dict], Any]) -> Callable[..., Any]:
+    """``original`` (a plain function of a module, a method of a class) calling ``wrapper``."""
     if isinstance(owner, type):
         def method(instance: Any, *args: Any, **kwargs: Any) -> Any:
             return wrapper(MethodType(original, instance), instance, args, kwargs)

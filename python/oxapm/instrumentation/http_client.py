@@ -9,13 +9,14 @@ connection's next ``request``; the span is lost when there is none.
 
 from __future__ import annotations
 
+from oxapm import _core
 from oxapm.instrumentation.outgoing_http import OutgoingHttpInstrumentation, argument
 
 TYPE_CHECKING = False  # typing is not imported at run time: it costs milliseconds at every start
 if TYPE_CHECKING:
     from typing import Any, Callable
 
-    from oxapm.instrumentation.outgoing_http import Call, Request
+    from oxapm.instrumentation.outgoing_http import Request
 
 # The call of a connection waiting for its response, in the connection's attributes.
 _WAITING = "_oxapm_outgoing_http_call"
@@ -28,22 +29,25 @@ class HttpClientInstrumentation(OutgoingHttpInstrumentation):
     def apply(self) -> None:
         from http.client import HTTPConnection
 
-        self.wrap(HTTPConnection, "request", self._request)
-        self.wrap(HTTPConnection, "getresponse", self._getresponse)
+        # Below a call requests or urllib3 traces, the engine lets both through.
+        below = lambda wrapper: lambda original, binds: _core.HttpPatch.below(original, binds, self.name, wrapper)  # noqa: E731
+        self.wrap(HTTPConnection, "request", self._request, below(self._request))
+        self.wrap(HTTPConnection, "getresponse", self._getresponse, below(self._getresponse))
 
     def _request(self, wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Any:
         unanswered = instance.__dict__.pop(_WAITING, None)
         if unanswered is not None:
-            self.end(unanswered)
-        call, args, kwargs = self.begin(instance, args, kwargs)
-        if call is None:
+            unanswered.end()
+        started = self._outgoing.begin(instance, args, kwargs)
+        if started is None:
             return wrapped(*args, **kwargs)
+        call, args, kwargs = started
         try:
             result = wrapped(*args, **kwargs)
         except BaseException:
-            self.end(call, failed=True)
+            call.end(failed=True)
             raise
-        self.detach(call)
+        call.detach()
         instance.__dict__[_WAITING] = call
         return result
 
@@ -65,9 +69,9 @@ class HttpClientInstrumentation(OutgoingHttpInstrumentation):
         self._answered(instance, call, response)
         return response
 
-    def _answered(self, instance: Any, call: Call, response: Any = None, failed: bool = False) -> None:
+    def _answered(self, instance: Any, call: _core.HttpCall, response: Any = None, failed: bool = False) -> None:
         instance.__dict__.pop(_WAITING, None)
-        self.end(call, response, failed)
+        call.end(response, failed)
 
     def request_of(self, instance: Any, args: tuple, kwargs: dict) -> Request:
         method, url = argument(args, kwargs, 0, "method"), argument(args, kwargs, 1, "url")

@@ -18,7 +18,7 @@ class Httplib2Instrumentation(OutgoingHttpInstrumentation):
     def apply(self) -> None:
         from httplib2 import Http
 
-        self.wrap(Http, "request", self.traced)
+        self.wrap_traced(Http, "request")
 
     def request_of(self, instance: Any, args: tuple, kwargs: dict) -> Request:
         method = argument(args, kwargs, 1, "method") or "GET"

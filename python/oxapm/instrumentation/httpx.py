@@ -19,7 +19,7 @@ class HttpxInstrumentation(OutgoingHttpInstrumentation):
     def apply(self) -> None:
         from httpx import AsyncHTTPTransport, HTTPTransport
 
-        self.wrap(HTTPTransport, "handle_request", self.traced)
+        self.wrap_traced(HTTPTransport, "handle_request")
         self.wrap(AsyncHTTPTransport, "handle_async_request", self.traced_async)
 
     def request_of(self, instance: Any, args: tuple, kwargs: dict) -> Request:

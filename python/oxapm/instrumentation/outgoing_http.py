@@ -24,21 +24,22 @@ When the call goes out through an http.client connection (requests' and urllib3'
 connection writes the headers, as the last of the request's (``_ConnectionHeaders``): put on the
 request of the outermost layer, each header would go through the header handling of every layer
 below, which costs more than the rest of the span.
+
+The engine runs the calls (``_core.OutgoingHttp``, ``_core.HttpCall``): the libraries' functions
+are replaced by its ``HttpPatch``es, which call the instrumentation's methods below only for the
+outermost layer, and let the layers below through with no Python frame of the agent's.
 """
 
 from __future__ import annotations
 
 import contextvars
 
-from oxapm import _core, traces
-from oxapm.instrumentation import propagation, spans
+from oxapm import _core
 from oxapm.instrumentation.base import Instrumentation, report_failure
 
 TYPE_CHECKING = False  # typing is not imported at run time: it costs milliseconds at every start
 if TYPE_CHECKING:
     from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Set, Tuple, Union
-
-    from oxapm.instrumentation.spans import Started
 
     Headers = List[Tuple[str, str]]
     # (method, absolute URL), or (method, scheme, host, port (None: the scheme's default), path
@@ -46,23 +47,7 @@ if TYPE_CHECKING:
     Request = Union[Tuple[str, str], Tuple[str, str, str, Optional[int], str]]
 
 # The call in progress, traced by its outermost instrumented layer: the layers below see it.
-_traced_call: contextvars.ContextVar[Optional[Call]] = contextvars.ContextVar("oxapm_outgoing_http_call", default=None)
-_get_current = traces._get_current
-
-
-class Call:
-    """One call traced by its outermost layer: its exit span (None when not recorded), what was
-    current once it started (the exit span, or the transaction when none is recorded), the trace
-    context headers its http.client connection is to write (None when the request carries them),
-    and the token of ``_traced_call``."""
-
-    __slots__ = ("started", "current", "connection_headers", "mark")
-
-    def __init__(self) -> None:
-        self.started: Optional[Started] = None
-        self.current: Any = None
-        self.connection_headers: Optional[_core.HeaderLines] = None
-        self.mark: Optional[contextvars.Token] = None
+_traced_call: contextvars.ContextVar[Optional[_core.HttpCall]] = contextvars.ContextVar("oxapm_outgoing_http_call", default=None)
 
 
 class OutgoingHttpInstrumentation(Instrumentation):
@@ -74,6 +59,14 @@ class OutgoingHttpInstrumentation(Instrumentation):
     set ``over_http_client``."""
 
     over_http_client = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._outgoing = _core.OutgoingHttp(self)
+
+    def wrap_traced(self, owner: Any, attribute: str) -> None:
+        """Patches a synchronous call of the library with ``traced``, or the engine's version of it."""
+        self.wrap(owner, attribute, self.traced, lambda original, binds: _core.HttpPatch.traced(original, binds, self._outgoing))
 
     def instrument(self) -> None:
         super().instrument()
@@ -101,83 +94,30 @@ class OutgoingHttpInstrumentation(Instrumentation):
         raise NotImplementedError
 
     def traced(self, wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Any:
-        call, args, kwargs = self.begin(instance, args, kwargs)
-        if call is None:
+        started = self._outgoing.begin(instance, args, kwargs)
+        if started is None:
             return wrapped(*args, **kwargs)
+        call, args, kwargs = started
         try:
             response = wrapped(*args, **kwargs)
         except BaseException:
-            self.end(call, failed=True)
+            call.end(failed=True)
             raise
-        self.end(call, response)
+        call.end(response)
         return response
 
     async def traced_async(self, wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Any:
-        call, args, kwargs = self.begin(instance, args, kwargs)
-        if call is None:
+        started = self._outgoing.begin(instance, args, kwargs)
+        if started is None:
             return await wrapped(*args, **kwargs)
+        call, args, kwargs = started
         try:
             response = await wrapped(*args, **kwargs)
         except BaseException:
-            self.end(call, failed=True)
+            call.end(failed=True)
             raise
-        self.end(call, response)
+        call.end(response)
         return response
-
-    def begin(self, instance: Any, args: tuple, kwargs: dict) -> Tuple[Optional[Call], tuple, dict]:
-        """Starts tracing a call: None (and the arguments unchanged) outside a transaction and in
-        the layers below the one tracing it; otherwise the call, and its arguments with the trace
-        context headers."""
-        current = _get_current()
-        if current is None:
-            return None, args, kwargs
-        outer = _traced_call.get()
-        if outer is not None and outer.current is current:
-            return None, args, kwargs
-        call = Call()
-        try:
-            call.started = spans.start_exit(self.name, _core.begin_http_span, self.request_of(instance, args, kwargs))
-            call.current = _get_current()
-            call.mark = _traced_call.set(call)
-            if self.over_http_client and self.through_http_client(instance, args, kwargs):
-                call.connection_headers = propagation.outgoing_header_lines()
-            else:
-                headers = propagation.outgoing_headers()
-                if headers:
-                    args, kwargs = self.with_headers(instance, args, kwargs, headers)
-        except Exception:
-            report_failure(self.name)
-        return call, args, kwargs
-
-    def detach(self, call: Call) -> None:
-        """For a call whose response comes through another method (http.client's ``request``, then
-        ``getresponse``): the layers below are done, the span stays open but no longer current."""
-        self._unmark(call)
-        if call.started is not None:
-            call.started = spans.detach(self.name, call.started)
-
-    def end(self, call: Call, response: Any = None, failed: bool = False) -> None:
-        """Ends a call: with its response, when it returned one, or ``failed`` when it raised."""
-        self._unmark(call)
-        status = None
-        if response is not None and call.started is not None:
-            try:
-                status = self.status_of(response)
-            except Exception:
-                report_failure(self.name)
-        spans.end_http_span(self.name, call.started, status, failed)
-
-    def _unmark(self, call: Call) -> None:
-        mark, call.mark = call.mark, None
-        if mark is None:
-            return
-        try:
-            try:
-                _traced_call.reset(mark)
-            except (ValueError, RuntimeError):  # ended in another context
-                traces._restore(mark, _traced_call)
-        except Exception:
-            report_failure(self.name)
 
 
 def argument(args: tuple, kwargs: Mapping[str, Any], index: int, name: str, default: Any = None) -> Any:
@@ -239,7 +179,7 @@ class _ConnectionHeaders(Instrumentation):
     def apply(self) -> None:
         from http.client import HTTPConnection
 
-        self.wrap(HTTPConnection, "endheaders", self._endheaders)
+        self.wrap(HTTPConnection, "endheaders", self._endheaders, lambda original, binds: _core.HttpPatch.connection_headers(original, binds, self.name))
 
     def _endheaders(self, wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Any:
         call = _traced_call.get()

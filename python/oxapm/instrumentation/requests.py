@@ -23,7 +23,7 @@ class RequestsInstrumentation(OutgoingHttpInstrumentation):
         from requests.adapters import HTTPAdapter
 
         self._http_adapter = HTTPAdapter
-        self.wrap(Session, "send", self.traced)
+        self.wrap_traced(Session, "send")
 
     def request_of(self, instance: Any, args: tuple, kwargs: dict) -> Request:
         request = argument(args, kwargs, 0, "request")

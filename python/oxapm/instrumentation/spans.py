@@ -56,37 +56,18 @@ def end_span(instrumentation: str, started: Optional[Started], failed: bool = Fa
     merged in."""
     if started is None:
         return
-    span, _ = detach(instrumentation, started)
-    try:
-        for key, data in (context or {}).items():
-            span.update_context(key, data)
-        span._end(failed)
-    except Exception:
-        report_failure(instrumentation)
-
-
-def end_http_span(instrumentation: str, started: Optional[Started], status: Optional[int], failed: bool = False) -> None:
-    """Ends the exit span of an HTTP call: with its response's ``status``, or ``failed``."""
-    if started is None:
-        return
-    span, _ = detach(instrumentation, started)
-    try:
-        span._end_http(status, failed)
-    except Exception:
-        report_failure(instrumentation)
-
-
-def detach(instrumentation: str, started: Started) -> Started:
-    """Makes the parent of what ``start_span`` started current again while the span stays open,
-    for a call answered through another one (http.client's ``request``, then ``getresponse``):
-    what the application does in between is not below it. ``end_span`` takes what it returns."""
     span, token = started
     try:
         if token is not None:
             leave(token)
     except Exception:
         report_failure(instrumentation)
-    return span, None
+    try:
+        for key, data in (context or {}).items():
+            span.update_context(key, data)
+        span._end(failed)
+    except Exception:
+        report_failure(instrumentation)
 
 
 def leave(token: Token) -> None:

@@ -26,7 +26,7 @@ class Urllib3Instrumentation(OutgoingHttpInstrumentation):
 
         self._header_dict = HTTPHeaderDict
         self._http_connection = HTTPConnection
-        self.wrap(HTTPConnectionPool, "urlopen", self.traced)
+        self.wrap_traced(HTTPConnectionPool, "urlopen")
 
     def request_of(self, instance: Any, args: tuple, kwargs: dict) -> Request:
         method, url = argument(args, kwargs, 0, "method"), argument(args, kwargs, 1, "url")

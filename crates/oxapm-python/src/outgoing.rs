@@ -1,0 +1,376 @@
+//! Outgoing HTTP calls traced by the engine: the half of `oxapm.instrumentation.outgoing_http`
+//! that every call runs. The conventions (the span, its trace context headers, which layer of
+//! requests over urllib3 over http.client traces a call) are that module's; each library's
+//! instrumentation says, in Python, what request a call makes (`request_of`), whether its
+//! http.client connection writes the headers (`through_http_client`), how to put them on the
+//! request otherwise (`with_headers`), and what status the response has (`status_of`).
+//!
+//! The library's functions are replaced by `HttpPatch`es: called by Python with no Python frame
+//! of the agent's in between, they trace the outermost layer of a call and let the layers below
+//! through at the cost of reading two context variables. Nothing here raises into the
+//! application: the agent's failures are reported once per instrumentation
+//! (`base.report_failure`) and the call goes on.
+
+use crate::context::{CURRENT, TRACED_CALL};
+use crate::failures;
+use crate::http::{begin_http_span, put_connection_headers, HeaderLines};
+use crate::method::bound_method;
+use crate::python_attribute::PythonAttribute;
+use crate::trace::Span;
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList, PyString, PyTuple};
+
+/// The module whose `outgoing_headers` and `outgoing_header_lines` give a call's trace context
+/// headers (read from it at each call, as Python code would: they can be replaced).
+static PROPAGATION: PythonAttribute = PythonAttribute::module("oxapm.instrumentation.propagation");
+
+fn report_failure(py: Python<'_>, instrumentation: &Py<PyString>, error: PyErr) {
+    failures::report_failure(instrumentation.bind(py), error);
+}
+
+/// One HTTP client library's instrumentation (an `OutgoingHttpInstrumentation`), as its traced
+/// calls use it: its name and its methods, bound once.
+#[pyclass(module = "oxapm._core", frozen)]
+pub struct OutgoingHttp {
+    name: Py<PyString>,
+    over_http_client: bool,
+    request_of: Py<PyAny>,
+    through_http_client: Py<PyAny>,
+    with_headers: Py<PyAny>,
+    status_of: Py<PyAny>,
+}
+
+/// The arguments of a call, without the instance of a method.
+type Arguments<'py> = (Bound<'py, PyTuple>, Option<Bound<'py, PyDict>>);
+
+/// What `begin` returns: the call, and its arguments.
+type Begun<'py> = (Bound<'py, HttpCall>, Bound<'py, PyTuple>, Option<Bound<'py, PyDict>>);
+
+#[pymethods]
+impl OutgoingHttp {
+    #[new]
+    fn new(instrumentation: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let method = |name: &str| instrumentation.getattr(name).map(Bound::unbind);
+        Ok(OutgoingHttp {
+            name: instrumentation.getattr("name")?.cast_into::<PyString>()?.unbind(),
+            over_http_client: instrumentation.getattr("over_http_client")?.is_truthy()?,
+            request_of: method("request_of")?,
+            through_http_client: method("through_http_client")?,
+            with_headers: method("with_headers")?,
+            status_of: method("status_of")?,
+        })
+    }
+
+    /// Starts tracing a call of `instance` (None for a function) with `args` and `kwargs`: None
+    /// outside a transaction and in the layers below the one tracing it, where the call goes on
+    /// as it is; otherwise the call, and its arguments with the trace context headers (when the
+    /// request carries them).
+    fn begin<'py>(
+        slf: &Bound<'py, Self>,
+        instance: &Bound<'py, PyAny>,
+        args: Bound<'py, PyTuple>,
+        kwargs: Option<Bound<'py, PyDict>>,
+    ) -> PyResult<Option<Begun<'py>>> {
+        let py = slf.py();
+        let current = match tracing_point(py) {
+            Ok(Some(current)) => current,
+            Ok(None) => return Ok(None),
+            Err(error) => {
+                report_failure(py, &slf.get().name, error);
+                return Ok(None);
+            }
+        };
+        let (call, (args, kwargs)) = Self::start(slf, current, instance, (args, kwargs))?;
+        Ok(Some((call, args, kwargs)))
+    }
+}
+
+impl OutgoingHttp {
+    /// `begin` once the call is known to be traced here, under `current`. An error is the
+    /// call's object not being made; a failure after that is reported, and the call goes on with
+    /// what was done.
+    fn start<'py>(
+        slf: &Bound<'py, Self>,
+        current: Bound<'py, PyAny>,
+        instance: &Bound<'py, PyAny>,
+        arguments: Arguments<'py>,
+    ) -> PyResult<(Bound<'py, HttpCall>, Arguments<'py>)> {
+        let py = slf.py();
+        let call = HttpCall { outgoing: slf.clone().unbind(), span: None, current: current.clone().unbind(), lines: None, span_token: None, mark: None };
+        let call = Bound::new(py, call)?;
+        let mut arguments = arguments;
+        if let Err(error) = slf.get().prepare(&call, &current, instance, &mut arguments) {
+            report_failure(py, &slf.get().name, error);
+        }
+        Ok((call, arguments))
+    }
+
+    /// Starts the exit span and makes it current, marks the call as in progress, and arranges its
+    /// trace context headers.
+    fn prepare<'py>(
+        &self,
+        call: &Bound<'py, HttpCall>,
+        current: &Bound<'py, PyAny>,
+        instance: &Bound<'py, PyAny>,
+        arguments: &mut Arguments<'py>,
+    ) -> PyResult<()> {
+        let py = call.py();
+        let kwargs = arguments.1.clone().unwrap_or_else(|| PyDict::new(py));
+        let request = self.request_of.bind(py).call1((instance, &arguments.0, &kwargs))?;
+        if let Some(span) = begin_http_span(current, request.cast()?)? {
+            let span = span.into_bound(py);
+            let token = CURRENT.set(py, &span)?;
+            let mut this = call.borrow_mut();
+            this.span_token = Some(token);
+            this.current = span.clone().into_any().unbind();
+            this.span = Some(span.unbind());
+        }
+        let mark = TRACED_CALL.set(py, call)?;
+        call.borrow_mut().mark = Some(mark);
+        if self.over_http_client && self.through_http_client.bind(py).call1((instance, &arguments.0, &kwargs))?.is_truthy()? {
+            let lines = PROPAGATION.bind(py)?.call_method0(intern!(py, "outgoing_header_lines"))?;
+            call.borrow_mut().lines = lines.extract::<Option<Py<HeaderLines>>>()?;
+            return Ok(());
+        }
+        let headers = PROPAGATION.bind(py)?.call_method0(intern!(py, "outgoing_headers"))?.cast_into::<PyList>()?;
+        if !headers.is_empty() {
+            // A copy: a dict given with ** may be the caller's own.
+            let given = self.with_headers.bind(py).call1((instance, &arguments.0, kwargs.copy()?, headers))?;
+            let (args, kwargs): (Bound<'py, PyTuple>, Bound<'py, PyDict>) = given.extract()?;
+            *arguments = (args, Some(kwargs));
+        }
+        Ok(())
+    }
+}
+
+/// What is current where a call is to be traced: None outside a transaction, and under a call a
+/// layer above traces (what it made current: its exit span, or the transaction when it records
+/// none).
+fn tracing_point(py: Python<'_>) -> PyResult<Option<Bound<'_, PyAny>>> {
+    let current = CURRENT.get(py)?;
+    if current.is_none() || is_under_traced_call(&current)? {
+        return Ok(None);
+    }
+    Ok(Some(current))
+}
+
+/// Whether `current` is what a call traced by a layer above made current.
+fn is_under_traced_call(current: &Bound<'_, PyAny>) -> PyResult<bool> {
+    Ok(TRACED_CALL.get(current.py())?.cast::<HttpCall>().is_ok_and(|outer| outer.borrow().current.is(current)))
+}
+
+/// One call traced by its outermost layer: its exit span (None when not recorded), what was
+/// current once it started (the exit span, or the transaction when none is recorded), the trace
+/// context headers its http.client connection is to write (None when the request carries them),
+/// and the tokens to undo what it made current.
+#[pyclass(module = "oxapm._core")]
+pub struct HttpCall {
+    outgoing: Py<OutgoingHttp>,
+    span: Option<Py<Span>>,
+    current: Py<PyAny>,
+    lines: Option<Py<HeaderLines>>,
+    span_token: Option<Py<PyAny>>,
+    mark: Option<Py<PyAny>>,
+}
+
+#[pymethods]
+impl HttpCall {
+    /// The trace context headers the call's http.client connection is to write.
+    #[getter]
+    fn connection_headers(&self, py: Python<'_>) -> Option<Py<HeaderLines>> {
+        self.lines.as_ref().map(|lines| lines.clone_ref(py))
+    }
+
+    /// For a call whose response comes through another method (http.client's `request`, then
+    /// `getresponse`): the layers below are done, the span stays open but no longer current.
+    pub(crate) fn detach(slf: &Bound<'_, Self>) {
+        let py = slf.py();
+        let Ok(mut this) = slf.try_borrow_mut() else { return };
+        let (mark, token) = (this.mark.take(), this.span_token.take());
+        let name = this.outgoing.get().name.clone_ref(py);
+        drop(this);
+        for (variable, token) in [(&TRACED_CALL, mark), (&CURRENT, token)] {
+            if let Some(Err(error)) = token.map(|token| variable.reset(py, &token)) {
+                report_failure(py, &name, error);
+            }
+        }
+    }
+
+    /// Ends the call: with its `response`, when it returned one, or `failed` when it raised.
+    #[pyo3(signature = (response=None, failed=false))]
+    pub(crate) fn end(slf: &Bound<'_, Self>, response: Option<&Bound<'_, PyAny>>, failed: bool) {
+        let py = slf.py();
+        Self::detach(slf);
+        let Ok(mut this) = slf.try_borrow_mut() else { return };
+        let Some(span) = this.span.take() else { return };
+        let outgoing = this.outgoing.clone_ref(py);
+        drop(this);
+        let outgoing = outgoing.get();
+        let status = response.filter(|response| !response.is_none()).and_then(|response| {
+            let status = outgoing.status_of.bind(py).call1((response,)).and_then(|status| status.extract::<i64>());
+            status.map_err(|error| report_failure(py, &outgoing.name, error)).ok()
+        });
+        let ended = span.bind(py).try_borrow_mut().map(|mut span| span._end_http(py, status, failed));
+        if let Err(error) = ended {
+            report_failure(py, &outgoing.name, error.into());
+        }
+    }
+}
+
+/// What an `HttpPatch` does when called.
+enum Role {
+    /// Traces the call as the outermost layer (see `OutgoingHttp`).
+    Traced(Py<OutgoingHttp>),
+    /// Calls `wrapper(wrapped, instance, args, kwargs)` (wrapt's convention), except below a call
+    /// a layer above traces, where the original runs alone.
+    Below(Py<PyAny>),
+    /// http.client's `endheaders`: writes the trace context headers of the call in progress,
+    /// when its outermost layer left them to the connection.
+    ConnectionHeaders,
+}
+
+/// A function of an HTTP client library replaced by the engine's: a method (`binds`, bound to
+/// its instance as functions are) or a module's function. `__wrapped__` is the original, whose
+/// other attributes (`__name__`, `__doc__`, ...) it also answers for.
+#[pyclass(module = "oxapm._core", frozen)]
+pub struct HttpPatch {
+    original: Py<PyAny>,
+    binds: bool,
+    /// The instrumentation's, to report its failures by.
+    name: Py<PyString>,
+    role: Role,
+}
+
+#[pymethods]
+impl HttpPatch {
+    #[staticmethod]
+    fn traced(py: Python<'_>, original: Py<PyAny>, binds: bool, outgoing: Py<OutgoingHttp>) -> Self {
+        let name = outgoing.get().name.clone_ref(py);
+        HttpPatch { original, binds, name, role: Role::Traced(outgoing) }
+    }
+
+    #[staticmethod]
+    fn below(original: Py<PyAny>, binds: bool, name: Py<PyString>, wrapper: Py<PyAny>) -> Self {
+        HttpPatch { original, binds, name, role: Role::Below(wrapper) }
+    }
+
+    #[staticmethod]
+    fn connection_headers(original: Py<PyAny>, binds: bool, name: Py<PyString>) -> Self {
+        HttpPatch { original, binds, name, role: Role::ConnectionHeaders }
+    }
+
+    #[getter]
+    fn __wrapped__(&self, py: Python<'_>) -> Py<PyAny> {
+        self.original.clone_ref(py)
+    }
+
+    fn __getattr__<'py>(&self, py: Python<'py>, name: &Bound<'py, PyString>) -> PyResult<Bound<'py, PyAny>> {
+        self.original.bind(py).getattr(name)
+    }
+
+    fn __get__<'py>(slf: &Bound<'py, Self>, instance: Option<&Bound<'py, PyAny>>, _owner: Option<&Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyAny>> {
+        match instance {
+            Some(instance) if slf.get().binds && !instance.is_none() => bound_method(slf.as_any(), instance),
+            _ => Ok(slf.clone().into_any()),
+        }
+    }
+
+    #[pyo3(signature = (*args, **kwargs))]
+    fn __call__<'py>(slf: &Bound<'py, Self>, args: &Bound<'py, PyTuple>, kwargs: Option<&Bound<'py, PyDict>>) -> PyResult<Bound<'py, PyAny>> {
+        let this = slf.get();
+        let py = slf.py();
+        let original = this.original.bind(py);
+        // A method called with no instance: the original says what is wrong.
+        let instance = match this.binds {
+            true if args.is_empty() => return original.call(args, kwargs),
+            true => args.get_item(0)?,
+            false => py.None().into_bound(py),
+        };
+        match &this.role {
+            Role::Traced(outgoing) => this.call_traced(outgoing.bind(py), &instance, args, kwargs),
+            Role::Below(wrapper) => {
+                let below = CURRENT.get(py).and_then(|current| Ok(!current.is_none() && is_under_traced_call(&current)?));
+                if below.unwrap_or_else(|error| {
+                    report_failure(py, &this.name, error);
+                    false
+                }) {
+                    return original.call(args, kwargs);
+                }
+                let wrapped = if this.binds { bound_method(original, &instance)? } else { original.clone() };
+                wrapper.bind(py).call1((wrapped, &instance, this.without_instance(args), kwargs.cloned().unwrap_or_else(|| PyDict::new(py))))
+            }
+            Role::ConnectionHeaders => {
+                if let Err(error) = write_connection_headers(&instance) {
+                    report_failure(py, &this.name, error);
+                }
+                original.call(args, kwargs)
+            }
+        }
+    }
+}
+
+impl HttpPatch {
+    fn without_instance<'py>(&self, args: &Bound<'py, PyTuple>) -> Bound<'py, PyTuple> {
+        if self.binds {
+            args.get_slice(1, args.len())
+        } else {
+            args.clone()
+        }
+    }
+
+    fn call_traced<'py>(
+        &self,
+        outgoing: &Bound<'py, OutgoingHttp>,
+        instance: &Bound<'py, PyAny>,
+        args: &Bound<'py, PyTuple>,
+        kwargs: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = outgoing.py();
+        let original = self.original.bind(py);
+        let current = match tracing_point(py) {
+            Ok(Some(current)) => current,
+            Ok(None) => return original.call(args, kwargs),
+            Err(error) => {
+                report_failure(py, &self.name, error);
+                return original.call(args, kwargs);
+            }
+        };
+        let given = self.without_instance(args);
+        let (call, (call_args, call_kwargs)) = match OutgoingHttp::start(outgoing, current, instance, (given.clone(), kwargs.cloned())) {
+            Ok(started) => started,
+            Err(error) => {
+                report_failure(py, &self.name, error);
+                return original.call(args, kwargs);
+            }
+        };
+        // The arguments as the original takes them: the same ones, unless the headers changed them.
+        let args = if call_args.is(&given) {
+            args.clone()
+        } else if self.binds {
+            PyTuple::new(py, std::iter::once(instance.clone()).chain(call_args.iter()).collect::<Vec<_>>())?
+        } else {
+            call_args
+        };
+        match original.call(&args, call_kwargs.as_ref()) {
+            Ok(response) => {
+                HttpCall::end(&call, Some(&response), false);
+                Ok(response)
+            }
+            Err(error) => {
+                HttpCall::end(&call, None, true);
+                Err(error)
+            }
+        }
+    }
+}
+
+/// Writes the trace context headers of the call in progress into an http.client connection's
+/// buffer, when its outermost layer left them to the connection.
+fn write_connection_headers(connection: &Bound<'_, PyAny>) -> PyResult<()> {
+    let py = connection.py();
+    let call = TRACED_CALL.get(py)?;
+    let Ok(call) = call.cast::<HttpCall>() else { return Ok(()) };
+    let Some(lines) = call.borrow().lines.as_ref().map(|lines| lines.clone_ref(py)) else { return Ok(()) };
+    put_connection_headers(connection.getattr(intern!(py, "_buffer"))?.cast()?, lines.bind(py))
+}
