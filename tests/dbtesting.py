@@ -10,7 +10,7 @@ from conftest import attributes, exported, spans_of, use_otlp
 
 import oxapm
 from oxapm import _core
-from oxapm.instrumentation import base, control, registry, sql_spans
+from oxapm.instrumentation import base, control, dbapi, registry, sql_spans
 
 
 @contextmanager
@@ -103,11 +103,25 @@ def one_warning_per_failure(caplog, monkeypatch, instrumentation):
 
 
 def break_statement_spans(monkeypatch):
-    """The engine's start of a statement's span raises from now on: an internal failure of the agent."""
+    """Starting a statement's span fails from now on, as an internal failure of the agent would:
+    the engine's ``begin_sql_span`` raises (what asyncpg calls), and what a DB-API proxy's traced
+    methods read as their connection's endpoint is none."""
     def broken(*args):
         raise RuntimeError("begin_sql_span is broken")
 
     monkeypatch.setattr(_core, "begin_sql_span", broken)
+    monkeypatch.setattr(dbapi._Proxy, "_self_endpoint", _NoEndpoint(), raising=False)
+
+
+class _NoEndpoint:
+    """In a proxy class, in place of its proxies' endpoints: read, it is itself (no endpoint);
+    written (a new proxy), the endpoint is kept aside."""
+
+    def __get__(self, proxy, owner):
+        return self
+
+    def __set__(self, proxy, endpoint):
+        vars(proxy)["_self_endpoint"] = endpoint
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from dbtesting import (
     summary,
 )
 import oxapm
+from oxapm import _core
 from oxapm.instrumentation import control, dbapi, sql_spans
 from oxapm.instrumentation.sqlite3 import SQLite3Instrumentation
 
@@ -196,15 +197,25 @@ def test_an_agent_failure_leaves_the_statement_working_with_one_warning(client, 
     assert rows == [[(1,)], [(2,)]] and spans == []
 
 
-def test_a_failure_after_the_statement_loses_only_the_row_count(client, connection, caplog, monkeypatch):
-    def broken(started):
-        raise RuntimeError("cannot tell")
+def test_synchronous_traced_methods_are_the_engine_s_and_bind_as_methods(client, connection):
+    cursor = connection.cursor()
+    for proxy, name in [(connection, "execute"), (connection, "commit"), (cursor, "execute"), (cursor, "executemany")]:
+        method = vars(type(proxy))[name]
+        assert type(method) is _core.TracedMethod and method.__name__ == name
+        bound = getattr(proxy, name)
+        assert (bound.__self__, bound.__func__) == (proxy, method)
+    assert type(connection).execute is vars(type(connection))["execute"]  # through the class: unbound
 
-    monkeypatch.setattr(sql_spans, "changes_rows", broken)
+
+def test_a_failure_after_the_statement_loses_only_the_cursor_s_proxy(client, connection, caplog, monkeypatch):
+    def broken(cursor, connection):
+        raise RuntimeError("cannot wrap")
+
+    monkeypatch.setattr(connection._self_database, "cursor_proxy", broken)
     with one_warning_per_failure(caplog, monkeypatch, "sqlite3"):
         cursor, spans = spans_of_work(client, lambda: connection.execute("INSERT INTO orders (item) VALUES ('fig')"))
-    assert cursor.rowcount == 1
-    assert [summary(span) for span in spans] == [expected("INSERT INTO orders", "INSERT INTO orders (item) VALUES ('fig')", SQLITE)]
+    assert type(cursor) is sqlite3.Cursor and cursor.rowcount == 1
+    assert [summary(span) for span in spans] == [expected("INSERT INTO orders", "INSERT INTO orders (item) VALUES ('fig')", SQLITE, rows_affected=1)]
 
 
 def contrib_instrumentor(client, monkeypatch):

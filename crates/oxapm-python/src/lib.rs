@@ -3,6 +3,7 @@
 
 mod context;
 mod convert;
+mod dbapi;
 mod engine;
 mod failures;
 mod hooks;
@@ -112,6 +113,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(sql_signature, m)?)?;
     m.add_class::<sql::SqlEndpoint>()?;
     m.add_function(wrap_pyfunction!(sql::begin_sql_span, m)?)?;
+    m.add_function(wrap_pyfunction!(sql::changes_rows, m)?)?;
+    m.add_class::<dbapi::TracedMethod>()?;
     m.add_function(wrap_pyfunction!(http::begin_http_span, m)?)?;
     m.add_class::<http::Incoming>()?;
     m.add_function(wrap_pyfunction!(http::wsgi_incoming, m)?)?;

@@ -8,6 +8,9 @@ use pyo3::prelude::*;
 use pyo3::types::PyString;
 use serde_json::Value;
 
+/// The statements whose span reports the rows they changed (as Elastic's agents do for DML).
+const CHANGING_ROWS: [&str; 5] = ["INSERT", "UPDATE", "DELETE", "MERGE", "REPLACE"];
+
 /// Elastic's agents send at most this many characters of a statement.
 const MAX_STATEMENT_CHARS: usize = 10000;
 
@@ -106,4 +109,23 @@ pub fn begin_sql_span(
     let statement = text(statement);
     let name = if action == "exec" { format!("{statement}()") } else { oxapm_core::sql::signature(&statement) };
     begin_exit(parent, &name, "db", Some(&endpoint.subtype), Some(action), endpoint.span_context(Some(&statement)))
+}
+
+/// Whether the span named `name` (a statement's signature) reports the rows the statement changed.
+#[pyfunction]
+pub fn changes_rows(name: &str) -> bool {
+    CHANGING_ROWS.iter().any(|verb| name.starts_with(verb))
+}
+
+impl Span {
+    /// Ends a statement's span: with the rows it changed, when the library knows; `failed` when
+    /// it raised.
+    pub(crate) fn end_statement(&mut self, py: Python<'_>, rows_affected: Option<i64>, failed: bool) {
+        if let Some(rows) = rows_affected {
+            if let Value::Object(db) = self.active.record.context.entry("db").or_insert_with(|| Value::Object(JsonMap::new())) {
+                db.insert("rows_affected".into(), Value::from(rows));
+            }
+        }
+        self._end(py, failed);
+    }
 }

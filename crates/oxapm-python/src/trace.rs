@@ -550,7 +550,7 @@ impl Span {
     /// Ends the span and queues it; `failed` marks an unset outcome as failure. Returns false when
     /// it had already ended.
     #[pyo3(signature = (failed=false))]
-    fn _end(&mut self, py: Python<'_>, failed: bool) -> bool {
+    pub(crate) fn _end(&mut self, py: Python<'_>, failed: bool) -> bool {
         self.finish(py, failed, None)
     }
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import wrapt
 
-from oxapm import traces
+from oxapm import _core
 from oxapm.instrumentation import sql_spans
 from oxapm.instrumentation.base import report_failure
 from oxapm.instrumentation.sql_spans import Endpoint
@@ -32,11 +32,6 @@ if TYPE_CHECKING:
     from typing import Any, Awaitable, Callable, Dict, Optional, Tuple
 
     from oxapm.instrumentation.spans import Started
-
-# The names a statement argument goes by when passed by keyword, across the libraries.
-_STATEMENT_KEYWORDS = ("query", "sql", "operation", "statement", "procname", "sql_script")
-_get_current = traces._get_current
-
 
 class Traced:
     """How one method is traced: its span's action, its statement (a fixed one, else the call's
@@ -162,53 +157,13 @@ class Pending(wrapt.ObjectProxy):
 
 
 class _Proxy(wrapt.ObjectProxy):
-    """What connection and cursor proxies share: their library, their endpoint, and the two halves
-    of a traced call around the library's own."""
+    """What connection and cursor proxies share: their library and their endpoint, which their
+    traced methods (``_core.TracedMethod``) read."""
 
     def __init__(self, wrapped: Any, database: Database, endpoint: Endpoint) -> None:
         super().__init__(wrapped)
         self._self_database = database
         self._self_endpoint = endpoint
-
-    def _self_start(self, traced: Traced, args: tuple, kwargs: dict) -> Optional[Started]:
-        if _get_current() is None:  # spares the statement's text and signature
-            return None
-        database = self._self_database
-        try:
-            statement = traced.statement
-            if statement is None:
-                argument = args[0] if args else next((kwargs[key] for key in _STATEMENT_KEYWORDS if key in kwargs), None)
-                if argument is None:
-                    return None  # the library will say what is missing
-                statement = argument if type(argument) is str else sql_spans.text(argument, self.__wrapped__)
-        except Exception:
-            report_failure(database.instrumentation)
-            return None
-        return sql_spans.start_statement(database.instrumentation, self._self_endpoint, statement, traced.action)
-
-    def _self_finish(self, started: Optional[Started], traced: Traced, result: Any) -> Any:
-        """Ends the span of a call that returned ``result``; returns what the caller gets."""
-        result = self._self_result(traced, result)
-        if started is not None:
-            instrumentation = self._self_database.instrumentation
-            rows = None
-            try:
-                if traced.counts_rows and sql_spans.changes_rows(started):
-                    rows = self._self_rows_of(result).rowcount
-            except Exception:
-                report_failure(instrumentation)
-            sql_spans.end_statement(instrumentation, started, rows_affected=rows)
-        return result
-
-    def _self_fail(self, started: Optional[Started]) -> None:
-        sql_spans.end_statement(self._self_database.instrumentation, started, failed=True)
-
-    def _self_result(self, traced: Traced, result: Any) -> Any:
-        return self if result is self.__wrapped__ else result
-
-    def _self_rows_of(self, result: Any) -> Any:
-        """What knows the ``rowcount`` of the statement that returned ``result``."""
-        return self.__wrapped__
 
 
 class _SyncEntering:
@@ -249,14 +204,6 @@ class _ConnectionProxy(_Proxy):
     async def _self_settle_cursor(self, pending: Awaitable) -> Any:
         return self._self_database.cursor_proxy(await pending, self)
 
-    def _self_result(self, traced: Traced, result: Any) -> Any:
-        if traced.returns_cursor and result is not None:
-            return self._self_database.cursor_proxy(result, self)
-        return _Proxy._self_result(self, traced, result)
-
-    def _self_rows_of(self, result: Any) -> Any:
-        return result  # the cursor a connection's execute returned
-
 
 class _CursorProxy(_Proxy):
     def __init__(self, wrapped: Any, connection: _ConnectionProxy) -> None:
@@ -294,8 +241,10 @@ _CURSOR_ATTRIBUTES = ("description", "rowcount", "lastrowid", "arraysize", "fetc
 def _proxy_class(base: type, methods: Dict[str, Traced], asynchronous: bool, unwrapping: Tuple[str, ...] = (), forwarded: Tuple[str, ...] = ()) -> type:
     """``base`` with a traced method for each of ``methods``, an unwrapping one for each of
     ``unwrapping``, and a property for each of ``forwarded`` (the wrapped object's attribute)."""
+    # A connection's execute returns the cursor that counts its rows; a cursor counts its own.
+    rows_from_result = issubclass(base, _ConnectionProxy)
     namespace: Dict[str, Any] = {name: _forwarded(name) for name in forwarded}
-    namespace.update((name, _traced_method(name, traced, asynchronous)) for name, traced in methods.items())
+    namespace.update((name, _traced_method(_core.TracedMethod(name, traced, rows_from_result), asynchronous)) for name, traced in methods.items())
     namespace.update((name, _unwrapping_method(name)) for name in unwrapping)
     return type(base.__name__, (base,), namespace)
 
@@ -318,27 +267,22 @@ def _unwrapping_method(name: str) -> Callable:
     return method
 
 
-def _traced_method(name: str, traced: Traced, asynchronous: bool) -> Callable:
-    if asynchronous:
-        async def method(self: _Proxy, *args: Any, **kwargs: Any) -> Any:
-            call = getattr(self.__wrapped__, name)
-            started = self._self_start(traced, args, kwargs)
-            try:
-                result = await call(*args, **kwargs)
-            except BaseException:
-                self._self_fail(started)
-                raise
-            return self._self_finish(started, traced, result)
-    else:
-        def method(self: _Proxy, *args: Any, **kwargs: Any) -> Any:  # type: ignore[misc]
-            call = getattr(self.__wrapped__, name)
-            started = self._self_start(traced, args, kwargs)
-            try:
-                result = call(*args, **kwargs)
-            except BaseException:
-                self._self_fail(started)
-                raise
-            return self._self_finish(started, traced, result)
+def _traced_method(traced: _core.TracedMethod, asynchronous: bool) -> Callable:
+    """A synchronous method is the engine's ``traced`` itself; an asynchronous one awaits the
+    library's call between its halves."""
+    if not asynchronous:
+        return traced
+    name = traced.__name__
+
+    async def method(self: _Proxy, *args: Any, **kwargs: Any) -> Any:
+        call = getattr(self.__wrapped__, name)
+        started = traced.start(self, args, kwargs)
+        try:
+            result = await call(*args, **kwargs)
+        except BaseException:
+            traced.fail(self, started)
+            raise
+        return traced.finish(self, started, result)
 
     method.__name__ = method.__qualname__ = name
     return method

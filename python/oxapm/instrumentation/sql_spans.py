@@ -19,9 +19,6 @@ if TYPE_CHECKING:
 
     from oxapm.instrumentation.spans import Started
 
-# The statements whose span reports the rows they changed (as Elastic's agents do for DML).
-_CHANGING_ROWS = ("INSERT", "UPDATE", "DELETE", "MERGE", "REPLACE")
-
 #: The database one connection talks to, read once when it connects: ``Endpoint(subtype,
 #: instance, user, address, port)``, with the ``db`` and ``destination`` context sections every
 #: span on that connection carries.
@@ -53,7 +50,7 @@ def start_statement(instrumentation: str, endpoint: Endpoint, statement: str, ac
 
 def changes_rows(started: Optional[Started]) -> bool:
     """Whether the statement's span reports the rows it changed (then ask the cursor)."""
-    return started is not None and started[0].name.startswith(_CHANGING_ROWS)
+    return started is not None and _core.changes_rows(started[0].name)
 
 
 def end_statement(instrumentation: str, started: Optional[Started], failed: bool = False, rows_affected: Any = None) -> None:
