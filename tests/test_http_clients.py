@@ -432,6 +432,18 @@ def test_b3_from_otel_propagators(agent, server, library, monkeypatch):
     assert "traceparent" not in headers
 
 
+def test_opentelemetry_s_baggage_goes_out_with_the_call(agent, server, library):
+    baggage = pytest.importorskip("opentelemetry.baggage")
+    from opentelemetry import context
+
+    token = context.attach(baggage.set_baggage("tenant", "acme"))
+    try:
+        traced(agent(), library, server.url + "/status/200")
+    finally:
+        context.detach(token)
+    assert server.headers()["baggage"] == ["tenant=acme"]
+
+
 def test_an_unsampled_transaction_still_propagates(agent, server, library):
     status, transaction, events = traced(agent(transaction_sample_rate=0), library, server.url + "/status/200")
     assert status == 200 and events.spans == []
@@ -804,8 +816,8 @@ def test_a_failure_of_the_agent_leaves_the_call_working_with_one_warning(agent, 
         raise RuntimeError("agent bug")
 
     monkeypatch.setattr(base, "_reported", set())
-    monkeypatch.setattr(propagation, "outgoing_headers", broken)
-    monkeypatch.setattr(propagation, "outgoing_header_lines", broken)  # for calls through http.client
+    monkeypatch.setattr(propagation, "_configuration", None)  # the formats are looked up again...
+    monkeypatch.setattr(propagation, "_configured", broken)  # ...and cannot be
     caplog.set_level(logging.WARNING, logger="oxapm")
     client = agent()
     client.begin_transaction("request")

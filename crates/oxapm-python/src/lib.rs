@@ -124,7 +124,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(wsgi::call_wsgi_app, m)?)?;
     m.add_class::<http::HeaderLines>()?;
     m.add_function(wrap_pyfunction!(http::put_connection_headers, m)?)?;
-    m.add_function(wrap_pyfunction!(propagation::outgoing_header_lines, m)?)?;
     m.add_class::<outgoing::OutgoingHttp>()?;
     m.add_class::<outgoing::HttpCall>()?;
     m.add_class::<outgoing::HttpPatch>()?;

@@ -15,15 +15,11 @@ use crate::context::{CURRENT, TRACED_CALL};
 use crate::failures;
 use crate::http::{begin_http_span, put_connection_headers, HeaderLines};
 use crate::method::bound_method;
-use crate::python_attribute::PythonAttribute;
+use crate::propagation::outgoing_headers;
 use crate::trace::Span;
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList, PyString, PyTuple};
-
-/// The module whose `outgoing_headers` and `outgoing_header_lines` give a call's trace context
-/// headers (read from it at each call, as Python code would: they can be replaced).
-static PROPAGATION: PythonAttribute = PythonAttribute::module("oxapm.instrumentation.propagation");
+use pyo3::types::{PyDict, PyString, PyTuple};
 
 fn report_failure(py: Python<'_>, instrumentation: &Py<PyString>, error: PyErr) {
     failures::report_failure(instrumentation.bind(py), error);
@@ -128,13 +124,13 @@ impl OutgoingHttp {
         }
         let mark = TRACED_CALL.set(py, call)?;
         call.borrow_mut().mark = Some(mark);
-        if self.over_http_client && self.through_http_client.bind(py).call1((instance, &arguments.0, &kwargs))?.is_truthy()? {
-            let lines = PROPAGATION.bind(py)?.call_method0(intern!(py, "outgoing_header_lines"))?;
-            call.borrow_mut().lines = lines.extract::<Option<Py<HeaderLines>>>()?;
+        let headers = outgoing_headers(call.borrow().current.bind(py))?;
+        if headers.is_empty() {
             return Ok(());
         }
-        let headers = PROPAGATION.bind(py)?.call_method0(intern!(py, "outgoing_headers"))?.cast_into::<PyList>()?;
-        if !headers.is_empty() {
+        if self.over_http_client && self.through_http_client.bind(py).call1((instance, &arguments.0, &kwargs))?.is_truthy()? {
+            call.borrow_mut().lines = Some(Py::new(py, HeaderLines::new(headers))?);
+        } else {
             // A copy: a dict given with ** may be the caller's own.
             let given = self.with_headers.bind(py).call1((instance, &arguments.0, kwargs.copy()?, headers))?;
             let (args, kwargs): (Bound<'py, PyTuple>, Bound<'py, PyDict>) = given.extract()?;

@@ -3,14 +3,15 @@
 //! instrumentations' requests, read and written in every configured format in one call.
 
 use crate::convert::display;
-use crate::http::HeaderLines;
+use crate::python_attribute::PythonAttribute;
 use crate::trace::{Span, Transaction};
 use oxapm_core::ids::{SpanId, TraceId};
 use oxapm_core::propagation::{self, Format, Propagated, SpanContext};
 use oxapm_core::traceparent::{TraceParent, TraceState};
 use pyo3::exceptions::PyValueError;
+use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList};
+use pyo3::types::{PyDict, PyList, PyTuple};
 
 /// `(trace_id, span_id, trace_flags, tracestate)`: ids as the ints OpenTelemetry's `SpanContext`
 /// holds, the tracestate as its header.
@@ -78,19 +79,31 @@ impl PropagationFormat {
     }
 }
 
-/// The `(name, value)` headers carrying `current` (a transaction, or a span of one) and `baggage`
-/// in each of `formats`; a header two formats write (tracestate) once, as the first writes it.
-/// Empty for anything else. The outgoing calls of the instrumentations make one such call each.
-#[pyfunction]
-pub fn outgoing_headers(current: &Bound<'_, PyAny>, formats: &Bound<'_, PyList>, baggage: Vec<(String, String)>) -> Vec<(String, String)> {
-    headers_carrying(current, &formats_in(formats), baggage)
-}
+static BASE: PythonAttribute = PythonAttribute::module("oxapm.base");
+static PROPAGATION: PythonAttribute = PythonAttribute::module("oxapm.instrumentation.propagation");
+static SYS_MODULES: PythonAttribute = PythonAttribute::new("sys", "modules");
 
-/// `outgoing_headers` as the lines an http.client connection writes (`put_connection_headers`);
-/// None when there are none.
+/// The `(name, value)` headers carrying `current` (a transaction, or a span of one) to the
+/// service called: in each format the current client writes (`propagation._configured`), with
+/// OpenTelemetry's baggage when OpenTelemetry is in use; a header two formats write (tracestate)
+/// once, as the first writes it. Empty for anything else. Every outgoing call of the
+/// instrumentations makes one such call.
 #[pyfunction]
-pub fn outgoing_header_lines(current: &Bound<'_, PyAny>, formats: &Bound<'_, PyList>, baggage: Vec<(String, String)>) -> Option<HeaderLines> {
-    Some(headers_carrying(current, &formats_in(formats), baggage)).filter(|headers| !headers.is_empty()).map(HeaderLines::new)
+pub fn outgoing_headers(current: &Bound<'_, PyAny>) -> PyResult<Vec<(String, String)>> {
+    let py = current.py();
+    let propagation = PROPAGATION.bind(py)?;
+    // `propagation._configured()`, with no Python call once the client's formats are known.
+    let client = BASE.bind(py)?.getattr(intern!(py, "_client"))?;
+    let configured = match propagation.getattr(intern!(py, "_configuration"))?.cast_into::<PyTuple>() {
+        Ok(known) if known.get_item(0)?.is(&client) => known.get_item(1)?,
+        _ => propagation.call_method0(intern!(py, "_configured"))?,
+    };
+    let written = configured.getattr(intern!(py, "written"))?;
+    let baggage = match SYS_MODULES.bind(py)?.contains("opentelemetry.baggage")? {
+        true => propagation.call_method0(intern!(py, "_current_baggage"))?.extract()?,
+        false => Vec::new(),
+    };
+    Ok(headers_carrying(current, &formats_in(written.cast()?), baggage))
 }
 
 /// The formats of a list of `PropagationFormat` (read in place: this runs on every request).

@@ -43,19 +43,12 @@ _configuration: Optional[Tuple[Optional[Client], _Formats]] = None
 
 def outgoing_headers() -> List[Tuple[str, str]]:
     """The (name, value) headers that carry the current span (or transaction), and the current
-    OpenTelemetry baggage, to the service called; empty outside a transaction."""
+    OpenTelemetry baggage, to the service called; empty outside a transaction. (The engine reads
+    the formats, ``_configured()``, and the baggage, ``_current_baggage()``.)"""
     current = traces._get_current()
     if current is None:
         return []
-    return _core.outgoing_headers(current, _configured().written, _current_baggage())
-
-
-def outgoing_header_lines() -> Optional[_core.HeaderLines]:
-    """``outgoing_headers()`` as the lines an http.client connection writes; None when none."""
-    current = traces._get_current()
-    if current is None:
-        return None
-    return _core.outgoing_header_lines(current, _configured().written, _current_baggage())
+    return _core.outgoing_headers(current)
 
 
 def incoming_parent(headers: Dict[str, str]) -> Optional[Tuple[str, str]]:
