@@ -124,7 +124,8 @@ impl OutgoingHttp {
         }
         let mark = TRACED_CALL.set(py, call)?;
         call.borrow_mut().mark = Some(mark);
-        let headers = outgoing_headers(call.borrow().current.bind(py))?;
+        let current = call.borrow().current.clone_ref(py);
+        let headers = outgoing_headers(current.bind(py))?;
         if headers.is_empty() {
             return Ok(());
         }
@@ -153,7 +154,7 @@ fn tracing_point(py: Python<'_>) -> PyResult<Option<Bound<'_, PyAny>>> {
 
 /// Whether `current` is what a call traced by a layer above made current.
 fn is_under_traced_call(current: &Bound<'_, PyAny>) -> PyResult<bool> {
-    Ok(TRACED_CALL.get(current.py())?.cast::<HttpCall>().is_ok_and(|outer| outer.borrow().current.is(current)))
+    Ok(TRACED_CALL.get(current.py())?.cast::<HttpCall>().is_ok_and(|outer| outer.try_borrow().is_ok_and(|outer| outer.current.is(current))))
 }
 
 /// One call traced by its outermost layer: its exit span (None when not recorded), what was
@@ -367,6 +368,6 @@ fn write_connection_headers(connection: &Bound<'_, PyAny>) -> PyResult<()> {
     let py = connection.py();
     let call = TRACED_CALL.get(py)?;
     let Ok(call) = call.cast::<HttpCall>() else { return Ok(()) };
-    let Some(lines) = call.borrow().lines.as_ref().map(|lines| lines.clone_ref(py)) else { return Ok(()) };
+    let Some(lines) = call.try_borrow()?.lines.as_ref().map(|lines| lines.clone_ref(py)) else { return Ok(()) };
     put_connection_headers(connection.getattr(intern!(py, "_buffer"))?.cast()?, lines.bind(py))
 }
