@@ -11,7 +11,7 @@
 
 use crate::context::CURRENT;
 use crate::failures;
-use crate::method::bound_method;
+use crate::method::bound_if_instance;
 use crate::python_attribute::PythonAttribute;
 use crate::sql::{begin_sql_span, changes_rows, SqlEndpoint};
 use crate::trace::Span;
@@ -63,10 +63,7 @@ impl TracedMethod {
     }
 
     fn __get__<'py>(slf: &Bound<'py, Self>, instance: Option<&Bound<'py, PyAny>>, _owner: Option<&Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyAny>> {
-        match instance {
-            Some(instance) if !instance.is_none() => bound_method(slf.as_any(), instance),
-            _ => Ok(slf.clone().into_any()),
-        }
+        bound_if_instance(slf.as_any(), instance)
     }
 
     #[pyo3(signature = (proxy, *args, **kwargs))]

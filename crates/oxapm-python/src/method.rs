@@ -21,3 +21,11 @@ pub(crate) fn bound_method<'py>(function: &Bound<'py, PyAny>, instance: &Bound<'
         function.py().import("types")?.getattr("MethodType")?.call1((function, instance))
     }
 }
+
+/// What `__get__` returns: `function` bound to `instance`, or itself through the class.
+pub(crate) fn bound_if_instance<'py>(function: &Bound<'py, PyAny>, instance: Option<&Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyAny>> {
+    match instance {
+        Some(instance) if !instance.is_none() => bound_method(function, instance),
+        _ => Ok(function.clone()),
+    }
+}

@@ -14,7 +14,7 @@
 use crate::context::{CURRENT, TRACED_CALL};
 use crate::failures;
 use crate::http::{begin_http_span, put_connection_headers, HeaderLines};
-use crate::method::bound_method;
+use crate::method::{bound_if_instance, bound_method};
 use crate::propagation::outgoing_headers;
 use crate::trace::Span;
 use pyo3::intern;
@@ -267,10 +267,7 @@ impl HttpPatch {
     }
 
     fn __get__<'py>(slf: &Bound<'py, Self>, instance: Option<&Bound<'py, PyAny>>, _owner: Option<&Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyAny>> {
-        match instance {
-            Some(instance) if slf.get().binds && !instance.is_none() => bound_method(slf.as_any(), instance),
-            _ => Ok(slf.clone().into_any()),
-        }
+        bound_if_instance(slf.as_any(), instance.filter(|_| slf.get().binds))
     }
 
     #[pyo3(signature = (*args, **kwargs))]
