@@ -785,7 +785,7 @@ def test_synchronous_calls_are_the_engine_s_and_pass_for_the_library_s_methods(a
     agent()
     for (owner, attribute), original in originals.items():
         patched = vars(owner)[attribute]
-        assert type(patched) is _core.HttpPatch and patched.__wrapped__ is original
+        assert type(patched) is _core.Patch and patched.__wrapped__ is original
         assert (patched.__name__, patched.__qualname__) == (original.__name__, original.__qualname__)
         assert inspect.signature(patched) == inspect.signature(original)
         instance = object.__new__(owner)

@@ -100,6 +100,47 @@ def test_uninstrument_restores_flask(url):
         client.close()
 
 
+def test_the_engine_s_patches_take_flask_s_methods_as_they_are(recorded):
+    """Flask's ``__call__`` and ``full_dispatch_request`` are replaced by the engine's patches,
+    which bind as the methods did."""
+    from oxapm import _core
+
+    for name in ("__call__", "full_dispatch_request"):
+        patched = vars(flask.Flask)[name]
+        assert type(patched) is _core.Patch and patched.__wrapped__.__name__ == name
+        app = make_app()
+        assert getattr(app, name).__self__ is app
+
+
+def test_methods_another_tool_wrapped_first_are_traced_through_its_wrappers(recorded):
+    """Another tool wrapped Flask's methods with wrapt before oxapm: oxapm wraps its wrappers,
+    which still run, and the transaction is still named after the route."""
+    import wrapt
+
+    calls = []
+
+    def counting(wrapped, instance, args, kwargs):
+        calls.append(wrapped.__name__)
+        return wrapped(*args, **kwargs)
+
+    names = ("__call__", "full_dispatch_request")
+    oxapm.uninstrument()
+    originals = {name: vars(flask.Flask)[name] for name in names}
+    for name in names:
+        wrapt.wrap_function_wrapper(flask.Flask, name, counting)
+    try:
+        oxapm.instrument()
+        assert all(isinstance(vars(flask.Flask)[name], wrapt.FunctionWrapper) for name in names)
+        with checks.wsgi_server(make_app()) as url:
+            assert requests.get(url + "/users/4").text == "user 4"
+        assert recorded.transaction()["name"] == ROUTE_NAME
+        assert calls == list(names)
+    finally:
+        oxapm.uninstrument()
+        for name, original in originals.items():
+            setattr(flask.Flask, name, original)
+
+
 def test_a_propagated_exception_is_raised_unchanged_and_captured_once(recorded):
     """With PROPAGATE_EXCEPTIONS, the view's exception leaves Flask: the same object reaches the
     server side, and is one error."""

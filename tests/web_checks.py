@@ -495,7 +495,8 @@ def check_internal_failure(url: str, recorded: Recorded, monkeypatch, caplog) ->
     def broken(*args, **kwargs):
         raise RuntimeError("agent bug")
 
-    monkeypatch.setattr(propagation, "incoming_parent", broken)
+    monkeypatch.setattr(propagation, "_configuration", None)  # the formats are looked up again...
+    monkeypatch.setattr(propagation, "_configured", broken)  # ...and cannot be
     caplog.set_level(logging.WARNING, logger="oxapm")
     for _ in range(2):
         response = requests.get(url + "/users/5", headers={"traceparent": TRACEPARENT})

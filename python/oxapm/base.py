@@ -76,9 +76,8 @@ class Client:
         except Exception:  # logging set up by the application must keep working as it was
             logger.warning("could not set up log correlation", exc_info=True)
 
-    @property
-    def is_recording(self) -> bool:
-        return self._open and bool(self.config.recording)
+    #: Open, with ``recording`` on (central configuration can turn it off).
+    is_recording = property(_core.client_is_recording)
 
     def begin_transaction(
         self,
@@ -114,12 +113,7 @@ class Client:
         ``tracestate`` headers when given (the instrumentations pass the headers they read)."""
         if not self.is_recording:
             return None
-        if self._pid != os.getpid():
-            # Forked by a server that does not run os.register_at_fork hooks (uwsgi).
-            self._after_fork()
-        transaction = traces.Transaction(self._engine, transaction_type, traceparent, tracestate, links, start)
-        transaction._started()
-        return transaction
+        return _core.begin_transaction(self, transaction_type, traceparent, tracestate, links, start)
 
     def end_transaction(self, name: Optional[str] = None, result: str = "", duration: Optional[float] = None) -> Optional[traces.Transaction]:
         """Ends the current transaction. ``name`` and ``result`` apply only when not set before

@@ -33,10 +33,10 @@ pub fn request_context(request: &IncomingRequest<'_>, capture_headers: bool) -> 
         Some((name, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => (name, port),
         _ => (request.host, ""), // no port, or an IPv6 address without one
     };
-    let search = if request.query.is_empty() { String::new() } else { format!("?{}", request.query) };
+    let search = if request.query.is_empty() { String::new() } else { ["?", request.query].concat() };
     let mut url = JsonMap::new();
-    url.insert("full".into(), keyword(&format!("{}://{}{}{}", request.scheme, request.host, request.path, search)));
-    url.insert("protocol".into(), Value::String(format!("{}:", request.scheme)));
+    url.insert("full".into(), keyword(&[request.scheme, "://", request.host, request.path, &search].concat()));
+    url.insert("protocol".into(), Value::String([request.scheme, ":"].concat()));
     url.insert("hostname".into(), keyword(hostname));
     url.insert("pathname".into(), keyword(request.path));
     if !port.is_empty() {
@@ -75,16 +75,17 @@ pub fn cookies(header: &str) -> impl Iterator<Item = (&str, &str)> {
 
 /// `context.response`: the status, and the headers when given (lower-case names, a list for a
 /// repeated one).
-pub fn response_context(status: i64, headers: Option<&[(String, String)]>) -> JsonMap {
+pub fn response_context(status: i64, headers: Option<Vec<(String, String)>>) -> JsonMap {
     let mut context = JsonMap::new();
     context.insert("status_code".into(), Value::from(status));
     if let Some(headers) = headers {
         let mut map = JsonMap::new();
-        for (name, value) in headers {
-            let value = Value::String(value.clone());
-            match map.get_mut(&name.to_lowercase()) {
+        for (mut name, value) in headers {
+            name.make_ascii_lowercase();
+            let value = Value::String(value);
+            match map.get_mut(&name) {
                 None => {
-                    map.insert(name.to_lowercase(), value);
+                    map.insert(name, value);
                 }
                 Some(Value::Array(values)) => values.push(value),
                 Some(first) => *first = Value::Array(vec![first.take(), value]),
@@ -257,7 +258,7 @@ mod tests {
     #[test]
     fn the_context_of_a_response() {
         let headers = [("Set-Cookie".to_owned(), "a".to_owned()), ("set-cookie".to_owned(), "b".to_owned()), ("X".to_owned(), "1".to_owned())];
-        assert_eq!(Value::Object(response_context(200, Some(&headers))), json!({"status_code": 200, "headers": {"set-cookie": ["a", "b"], "x": "1"}}));
+        assert_eq!(Value::Object(response_context(200, Some(headers.to_vec()))), json!({"status_code": 200, "headers": {"set-cookie": ["a", "b"], "x": "1"}}));
         assert_eq!(Value::Object(response_context(404, None)), json!({"status_code": 404}));
     }
 }

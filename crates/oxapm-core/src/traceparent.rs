@@ -118,11 +118,15 @@ impl TraceState {
     }
 
     pub fn set_elastic_sample_rate(&mut self, rate: f64) {
-        let mut parts = vec![format!("s:{}", format_sample_rate(rate))];
+        let mut value = String::from("s:");
+        value.push_str(&format_sample_rate(rate));
         if let Some(es) = self.get("es") {
-            parts.extend(es.split(';').filter(|p| !p.starts_with("s:") && !p.is_empty()).map(str::to_owned));
+            for part in es.split(';').filter(|p| !p.starts_with("s:") && !p.is_empty()) {
+                value.push(';');
+                value.push_str(part);
+            }
         }
-        self.set_first("es", parts.join(";"));
+        self.set_first("es", value);
     }
 }
 
@@ -157,7 +161,9 @@ pub fn round_sample_rate(rate: f64) -> f64 {
 
 pub fn format_sample_rate(rate: f64) -> String {
     let rounded = round_sample_rate(rate);
-    if rounded == rounded.trunc() {
+    if rounded == 1.0 {
+        "1".to_owned() // the usual rate, on every transaction started
+    } else if rounded == rounded.trunc() {
         format!("{}", rounded as i64)
     } else {
         let s = format!("{rounded:.4}");

@@ -31,22 +31,7 @@ extern "C" {
 impl Variable {
     /// `variable.get()`: its value, None included (each of these has None for default).
     pub(crate) fn get<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let variable = self.0.bind(py)?;
-        #[cfg(not(windows))]
-        {
-            let mut value = std::ptr::null_mut();
-            // SAFETY: a live context variable and the GIL held; on success `value` is a new
-            // reference (the variable's default when unset), on -1 the error is set.
-            if unsafe { PyContextVar_Get(variable.as_ptr(), std::ptr::null_mut(), &mut value) } < 0 {
-                return Err(PyErr::fetch(py));
-            }
-            // SAFETY: a new reference, or NULL for a variable with no default (then None).
-            Ok(unsafe { Bound::from_owned_ptr_or_opt(py, value) }.unwrap_or_else(|| py.None().into_bound(py)))
-        }
-        #[cfg(windows)]
-        {
-            variable.call_method0("get")
-        }
+        value_of(self.0.bind(py)?)
     }
 
     /// `variable.set(value)`: the token.
@@ -72,6 +57,28 @@ impl Variable {
             return Err(error);
         }
         RESTORE.bind(py)?.call1((token, variable)).map(drop)
+    }
+}
+
+/// The value of the context variable `variable` in this context; None when it has none (and no
+/// default).
+pub(crate) fn value_of<'py>(variable: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    let py = variable.py();
+    #[cfg(not(windows))]
+    {
+        let mut value = std::ptr::null_mut();
+        // SAFETY: the GIL is held; a `variable` that is no context variable is a TypeError; on
+        // success `value` is a new reference (the variable's default when unset), on -1 the error
+        // is set.
+        if unsafe { PyContextVar_Get(variable.as_ptr(), std::ptr::null_mut(), &mut value) } < 0 {
+            return Err(PyErr::fetch(py));
+        }
+        // SAFETY: a new reference, or NULL for a variable with no value and no default (then None).
+        Ok(unsafe { Bound::from_owned_ptr_or_opt(py, value) }.unwrap_or_else(|| py.None().into_bound(py)))
+    }
+    #[cfg(windows)]
+    {
+        variable.call_method1("get", (py.None(),))
     }
 }
 

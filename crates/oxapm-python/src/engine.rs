@@ -213,7 +213,7 @@ impl Engine {
     }
 
     /// Whether `transaction_ignore_urls` says a request for `path` starts no transaction.
-    fn ignores_url(&self, path: &str) -> bool {
+    pub(crate) fn ignores_url(&self, path: &str) -> bool {
         self.inner.policy().ignores_url(path)
     }
 

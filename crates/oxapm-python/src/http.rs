@@ -12,25 +12,76 @@ use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 use std::borrow::Cow;
 
 /// A request as a web framework received it (`oxapm.instrumentation.web.Incoming`): `headers`
-/// maps lower-case names to values (repeated headers joined by commas), `host` is the Host header
-/// (or the server's name and port), `query` has no `?`, `env` is the WSGI environ (or None).
-#[pyclass(module = "oxapm._core", frozen, get_all)]
+/// by lower-case name (repeated headers joined by commas), `host` the Host header (or the
+/// server's name and port), `query` without `?`, `env` the WSGI environ (or None).
+#[pyclass(module = "oxapm._core", frozen)]
 pub struct Incoming {
+    #[pyo3(get)]
     pub method: String,
+    #[pyo3(get)]
     pub scheme: String,
+    #[pyo3(get)]
     pub host: String,
+    #[pyo3(get)]
     pub path: String,
+    #[pyo3(get)]
     pub query: String,
+    #[pyo3(get)]
     pub http_version: Option<String>,
+    #[pyo3(get)]
     pub remote_address: Option<String>,
-    pub headers: Py<PyDict>,
+    pub headers: Headers,
+    #[pyo3(get)]
     pub env: Option<Py<PyDict>>,
+}
+
+/// Request headers: lower-case names, each once (repeated headers joined with commas, as HTTP
+/// allows), in the order they came.
+#[derive(Default)]
+pub struct Headers(Vec<(String, String)>);
+
+impl Headers {
+    fn add(&mut self, name: String, value: &str) {
+        match self.0.iter_mut().find(|(known, _)| *known == name) {
+            Some((_, values)) => {
+                values.push(',');
+                values.push_str(value);
+            }
+            None => self.0.push((name, value.to_owned())),
+        }
+    }
+
+    /// The value of the header `name`, in any case.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.iter().find(|(known, _)| known.eq_ignore_ascii_case(name)).map(|(_, value)| value.as_str())
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(name, value)| (name.as_str(), value.as_str()))
+    }
+
+    /// From a mapping (its `items()`) or `(name, value)` pairs; names and values text or bytes
+    /// (as ASGI gives them: latin-1).
+    pub fn from_python(headers: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let py = headers.py();
+        let pairs = match headers.cast::<PyDict>() {
+            Ok(dict) => dict.items().into_any(),
+            Err(_) if headers.hasattr(intern!(py, "items"))? => headers.call_method0(intern!(py, "items"))?,
+            Err(_) => headers.clone(),
+        };
+        let mut read = Headers::default();
+        for (mut name, value) in header_pairs(&pairs)? {
+            name.make_ascii_lowercase();
+            read.add(name, &value);
+        }
+        Ok(read)
+    }
 }
 
 #[pymethods]
 impl Incoming {
     /// Values are taken as their `str()`; a `None` method, scheme, host, path or query reads as
-    /// `GET`, `http`, empty, `/` and empty.
+    /// `GET`, `http`, empty, `/` and empty. `headers` as `Headers::from_python` reads them.
     #[new]
     #[pyo3(signature = (method, scheme, host, path, query, http_version, remote_address, headers, env=None))]
     #[allow(clippy::too_many_arguments)]
@@ -46,10 +97,6 @@ impl Incoming {
         env: Option<Bound<'_, PyDict>>,
     ) -> PyResult<Self> {
         let given = |value: &Bound<'_, PyAny>| Some(value).filter(|v| !v.is_none()).map(display);
-        let headers = match headers.cast::<PyDict>() {
-            Ok(headers) => headers.clone(),
-            Err(_) => PyDict::new(headers.py()),
-        };
         Ok(Incoming {
             method: given(method).unwrap_or_else(|| "GET".to_owned()),
             scheme: given(scheme).unwrap_or_else(|| "http".to_owned()),
@@ -58,18 +105,26 @@ impl Incoming {
             query: given(query).unwrap_or_default(),
             http_version: given(http_version),
             remote_address: given(remote_address),
-            headers: headers.unbind(),
+            headers: Headers::from_python(headers)?,
             env: env.map(Bound::unbind),
         })
+    }
+
+    /// The headers by lower-case name, as a new dict.
+    #[getter]
+    fn headers<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let dict = PyDict::new(py);
+        for (name, value) in self.headers.iter() {
+            dict.set_item(name, value)?;
+        }
+        Ok(dict)
     }
 }
 
 /// A WSGI request (PEP 3333), `env` the environ itself.
-#[pyfunction]
 pub fn wsgi_incoming(environ: &Bound<'_, PyDict>) -> PyResult<Incoming> {
     let py = environ.py();
-    let headers = PyDict::new(py);
-    let mut host = None;
+    let mut headers = Headers::default();
     for (key, value) in environ.iter() {
         let Ok(key) = key.cast::<PyString>() else { continue };
         let key = text(key);
@@ -78,16 +133,12 @@ pub fn wsgi_incoming(environ: &Bound<'_, PyDict>) -> PyResult<Incoming> {
             None if (key == "CONTENT_TYPE" || key == "CONTENT_LENGTH") && value.is_truthy()? => &key,
             None => continue,
         };
-        let name = name.replace('_', "-").to_lowercase();
-        if name == "host" {
-            host = Some(display(&value));
-        }
-        headers.set_item(name, value)?;
+        headers.add(name.chars().map(|c| if c == '_' { '-' } else { c.to_ascii_lowercase() }).collect(), &display(&value));
     }
     let get = |key: &Bound<'_, PyString>| -> PyResult<Option<String>> { Ok(environ.get_item(key)?.filter(|v| !v.is_none()).map(|v| display(&v))) };
     let scheme = get(intern!(py, "wsgi.url_scheme"))?.unwrap_or_else(|| "http".to_owned());
-    let host = match host.filter(|h| !h.is_empty()) {
-        Some(host) => host,
+    let host = match headers.get("host").filter(|h| !h.is_empty()) {
+        Some(host) => host.to_owned(),
         None => {
             let port = get(intern!(py, "SERVER_PORT"))?.unwrap_or_default();
             let default = port == if scheme == "https" { "443" } else { "80" };
@@ -109,7 +160,7 @@ pub fn wsgi_incoming(environ: &Bound<'_, PyDict>) -> PyResult<Incoming> {
         query: get(intern!(py, "QUERY_STRING"))?.unwrap_or_default(),
         http_version: get(intern!(py, "SERVER_PROTOCOL"))?.and_then(|p| p.strip_prefix("HTTP/").map(str::to_owned)),
         remote_address: get(intern!(py, "REMOTE_ADDR"))?,
-        headers: headers.unbind(),
+        headers,
         env: Some(environ.clone().unbind()),
     })
 }
@@ -133,7 +184,6 @@ fn environ_key_names(py: Python<'_>) -> &'static [Py<PyString>; 3] {
 
 /// `context.request` of an `Incoming` request.
 pub fn incoming_request_context(incoming: &Incoming, py: Python<'_>, capture_headers: bool) -> PyResult<JsonMap> {
-    let headers: Vec<(String, String)> = incoming.headers.bind(py).iter().map(|(name, value)| (display(&name), display(&value))).collect();
     let env = match &incoming.env {
         Some(env) => {
             let env = env.bind(py);
@@ -155,7 +205,7 @@ pub fn incoming_request_context(incoming: &Incoming, py: Python<'_>, capture_hea
         query: &incoming.query,
         http_version: incoming.http_version.as_deref(),
         remote_address: incoming.remote_address.as_deref(),
-        headers: headers.iter().map(|(name, value)| (name.as_str(), value.as_str())).collect(),
+        headers: incoming.headers.iter().collect(),
         env,
     };
     Ok(request_context(&request, capture_headers))
@@ -163,18 +213,17 @@ pub fn incoming_request_context(incoming: &Incoming, py: Python<'_>, capture_hea
 
 /// `context.response`: `status`, and `headers` (name, value pairs, text or bytes) when given.
 pub fn response(status: i64, headers: Option<&Bound<'_, PyAny>>) -> PyResult<JsonMap> {
-    let pairs = match headers {
-        Some(headers) => {
-            let mut pairs = Vec::new();
-            for pair in headers.try_iter()? {
-                let (name, value): (Bound<'_, PyAny>, Bound<'_, PyAny>) = pair?.extract()?;
-                pairs.push((header_text(&name), header_text(&value)));
-            }
-            Some(pairs)
-        }
-        None => None,
-    };
-    Ok(response_context(status, pairs.as_deref()))
+    Ok(response_context(status, headers.map(header_pairs).transpose()?))
+}
+
+/// `(name, value)` pairs (tuples, or lists as some ASGI servers give), as text.
+fn header_pairs(pairs: &Bound<'_, PyAny>) -> PyResult<Vec<(String, String)>> {
+    let mut read = Vec::new();
+    for pair in pairs.try_iter()? {
+        let pair = pair?;
+        read.push((header_text(&pair.get_item(0)?), header_text(&pair.get_item(1)?)));
+    }
+    Ok(read)
 }
 
 /// A header name or value: ASGI gives bytes, as they came (latin-1).

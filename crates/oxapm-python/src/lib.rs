@@ -1,6 +1,7 @@
 //! `oxapm._core`: the engine seen from Python. Conversion and GIL release only; the logic lives in
 //! oxapm-core.
 
+mod client;
 mod context;
 mod convert;
 mod dbapi;
@@ -13,6 +14,7 @@ mod meters;
 mod method;
 mod otel;
 mod outgoing;
+mod patch;
 mod propagation;
 mod python_attribute;
 mod served;
@@ -117,15 +119,17 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<dbapi::TracedMethod>()?;
     m.add_function(wrap_pyfunction!(http::begin_http_span, m)?)?;
     m.add_class::<http::Incoming>()?;
-    m.add_function(wrap_pyfunction!(http::wsgi_incoming, m)?)?;
     m.add_class::<served::Served>()?;
+    m.add_function(wrap_pyfunction!(served::serve, m)?)?;
+    m.add_function(wrap_pyfunction!(wsgi::serve_wsgi, m)?)?;
+    m.add_function(wrap_pyfunction!(client::client_is_recording, m)?)?;
+    m.add_function(wrap_pyfunction!(client::begin_transaction, m)?)?;
     m.add_class::<wsgi::StartResponse>()?;
     m.add_class::<wsgi::ResponseBody>()?;
-    m.add_function(wrap_pyfunction!(wsgi::call_wsgi_app, m)?)?;
     m.add_class::<http::HeaderLines>()?;
     m.add_function(wrap_pyfunction!(http::put_connection_headers, m)?)?;
     m.add_class::<outgoing::OutgoingHttp>()?;
     m.add_class::<outgoing::HttpCall>()?;
-    m.add_class::<outgoing::HttpPatch>()?;
+    m.add_class::<patch::Patch>()?;
     Ok(())
 }

@@ -5,16 +5,18 @@
 //! http.client connection writes the headers (`through_http_client`), how to put them on the
 //! request otherwise (`with_headers`), and what status the response has (`status_of`).
 //!
-//! The library's functions are replaced by `HttpPatch`es: called by Python with no Python frame
-//! of the agent's in between, they trace the outermost layer of a call and let the layers below
-//! through at the cost of reading two context variables. Nothing here raises into the
+//! The library's functions are replaced by `Patch`es (roles `TracedHttp`, `Below`,
+//! `ConnectionHeaders`): called by Python with no Python frame of the agent's in between, they
+//! trace the outermost layer of a call and let the layers below through at the cost of reading two
+//! context variables. Nothing here raises into the
 //! application: the agent's failures are reported once per instrumentation
 //! (`base.report_failure`) and the call goes on.
 
 use crate::context::{CURRENT, TRACED_CALL};
 use crate::failures;
 use crate::http::{begin_http_span, put_connection_headers, HeaderLines};
-use crate::method::{bound_if_instance, bound_method};
+use crate::method::bound_method;
+use crate::patch::Patch;
 use crate::propagation::outgoing_headers;
 use crate::trace::Span;
 use pyo3::intern;
@@ -29,7 +31,7 @@ fn report_failure(py: Python<'_>, instrumentation: &Py<PyString>, error: PyErr) 
 /// calls use it: its name and its methods, bound once.
 #[pyclass(module = "oxapm._core", frozen)]
 pub struct OutgoingHttp {
-    name: Py<PyString>,
+    pub(crate) name: Py<PyString>,
     over_http_client: bool,
     request_of: Py<PyAny>,
     through_http_client: Py<PyAny>,
@@ -215,148 +217,86 @@ impl HttpCall {
     }
 }
 
-/// What an `HttpPatch` does when called.
-enum Role {
-    /// Traces the call as the outermost layer (see `OutgoingHttp`).
-    Traced(Py<OutgoingHttp>),
-    /// Calls `wrapper(wrapped, instance, args, kwargs)` (wrapt's convention), except below a call
-    /// a layer above traces, where the original runs alone.
-    Below(Py<PyAny>),
-    /// http.client's `endheaders`: writes the trace context headers of the call in progress,
-    /// when its outermost layer left them to the connection.
-    ConnectionHeaders,
-}
-
-/// A function of an HTTP client library replaced by the engine's: a method (`binds`, bound to
-/// its instance as functions are) or a module's function. `__wrapped__` is the original, whose
-/// other attributes (`__name__`, `__doc__`, ...) it also answers for.
-#[pyclass(module = "oxapm._core", frozen)]
-pub struct HttpPatch {
-    original: Py<PyAny>,
-    binds: bool,
-    /// The instrumentation's, to report its failures by.
-    name: Py<PyString>,
-    role: Role,
-}
-
-#[pymethods]
-impl HttpPatch {
-    #[staticmethod]
-    fn traced(py: Python<'_>, original: Py<PyAny>, binds: bool, outgoing: Py<OutgoingHttp>) -> Self {
-        let name = outgoing.get().name.clone_ref(py);
-        HttpPatch { original, binds, name, role: Role::Traced(outgoing) }
-    }
-
-    #[staticmethod]
-    fn below(original: Py<PyAny>, binds: bool, name: Py<PyString>, wrapper: Py<PyAny>) -> Self {
-        HttpPatch { original, binds, name, role: Role::Below(wrapper) }
-    }
-
-    #[staticmethod]
-    fn connection_headers(original: Py<PyAny>, binds: bool, name: Py<PyString>) -> Self {
-        HttpPatch { original, binds, name, role: Role::ConnectionHeaders }
-    }
-
-    #[getter]
-    fn __wrapped__(&self, py: Python<'_>) -> Py<PyAny> {
-        self.original.clone_ref(py)
-    }
-
-    fn __getattr__<'py>(&self, py: Python<'py>, name: &Bound<'py, PyString>) -> PyResult<Bound<'py, PyAny>> {
-        self.original.bind(py).getattr(name)
-    }
-
-    fn __get__<'py>(slf: &Bound<'py, Self>, instance: Option<&Bound<'py, PyAny>>, _owner: Option<&Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyAny>> {
-        bound_if_instance(slf.as_any(), instance.filter(|_| slf.get().binds))
-    }
-
-    #[pyo3(signature = (*args, **kwargs))]
-    fn __call__<'py>(slf: &Bound<'py, Self>, args: &Bound<'py, PyTuple>, kwargs: Option<&Bound<'py, PyDict>>) -> PyResult<Bound<'py, PyAny>> {
-        let this = slf.get();
-        let py = slf.py();
-        let original = this.original.bind(py);
-        // A method called with no instance: the original says what is wrong.
-        let instance = match this.binds {
-            true if args.is_empty() => return original.call(args, kwargs),
-            true => args.get_item(0)?,
-            false => py.None().into_bound(py),
-        };
-        match &this.role {
-            Role::Traced(outgoing) => this.call_traced(outgoing.bind(py), &instance, args, kwargs),
-            Role::Below(wrapper) => {
-                let below = CURRENT.get(py).and_then(|current| Ok(!current.is_none() && is_under_traced_call(&current)?));
-                if below.unwrap_or_else(|error| {
-                    report_failure(py, &this.name, error);
-                    false
-                }) {
-                    return original.call(args, kwargs);
-                }
-                let wrapped = if this.binds { bound_method(original, &instance)? } else { original.clone() };
-                wrapper.bind(py).call1((wrapped, &instance, this.without_instance(args), kwargs.cloned().unwrap_or_else(|| PyDict::new(py))))
-            }
-            Role::ConnectionHeaders => {
-                if let Err(error) = write_connection_headers(&instance) {
-                    report_failure(py, &this.name, error);
-                }
-                original.call(args, kwargs)
-            }
+/// `Role::TracedHttp`: the call traced as the outermost layer (see `OutgoingHttp`).
+pub(crate) fn call_traced<'py>(
+    patch: &Patch,
+    outgoing: &Bound<'py, OutgoingHttp>,
+    instance: &Bound<'py, PyAny>,
+    args: &Bound<'py, PyTuple>,
+    kwargs: Option<&Bound<'py, PyDict>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let py = outgoing.py();
+    let original = patch.original.bind(py);
+    let current = match tracing_point(py) {
+        Ok(Some(current)) => current,
+        Ok(None) => return original.call(args, kwargs),
+        Err(error) => {
+            report_failure(py, &patch.name, error);
+            return original.call(args, kwargs);
+        }
+    };
+    let given = patch.without_instance(args);
+    let (call, (call_args, call_kwargs)) = match OutgoingHttp::start(outgoing, current, instance, (given.clone(), kwargs.cloned())) {
+        Ok(started) => started,
+        Err(error) => {
+            report_failure(py, &patch.name, error);
+            return original.call(args, kwargs);
+        }
+    };
+    // The arguments as the original takes them: the same ones, unless the headers changed them.
+    let args = if call_args.is(&given) {
+        args.clone()
+    } else if patch.binds {
+        PyTuple::new(py, std::iter::once(instance.clone()).chain(call_args.iter()).collect::<Vec<_>>())?
+    } else {
+        call_args
+    };
+    match original.call(&args, call_kwargs.as_ref()) {
+        Ok(response) => {
+            HttpCall::end(&call, Some(&response), false);
+            Ok(response)
+        }
+        Err(error) => {
+            HttpCall::end(&call, None, true);
+            Err(error)
         }
     }
 }
 
-impl HttpPatch {
-    fn without_instance<'py>(&self, args: &Bound<'py, PyTuple>) -> Bound<'py, PyTuple> {
-        if self.binds {
-            args.get_slice(1, args.len())
-        } else {
-            args.clone()
-        }
+/// `Role::Below`: `wrapper(wrapped, instance, args, kwargs)`, or below a call a layer above
+/// traces, the original alone.
+pub(crate) fn call_below<'py>(
+    patch: &Patch,
+    wrapper: &Bound<'py, PyAny>,
+    instance: &Bound<'py, PyAny>,
+    args: &Bound<'py, PyTuple>,
+    kwargs: Option<&Bound<'py, PyDict>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let py = wrapper.py();
+    let original = patch.original.bind(py);
+    let below = CURRENT.get(py).and_then(|current| Ok(!current.is_none() && is_under_traced_call(&current)?));
+    if below.unwrap_or_else(|error| {
+        report_failure(py, &patch.name, error);
+        false
+    }) {
+        return original.call(args, kwargs);
     }
+    let wrapped = if patch.binds { bound_method(original, instance)? } else { original.clone() };
+    wrapper.call1((wrapped, instance, patch.without_instance(args), kwargs.cloned().unwrap_or_else(|| PyDict::new(py))))
+}
 
-    fn call_traced<'py>(
-        &self,
-        outgoing: &Bound<'py, OutgoingHttp>,
-        instance: &Bound<'py, PyAny>,
-        args: &Bound<'py, PyTuple>,
-        kwargs: Option<&Bound<'py, PyDict>>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        let py = outgoing.py();
-        let original = self.original.bind(py);
-        let current = match tracing_point(py) {
-            Ok(Some(current)) => current,
-            Ok(None) => return original.call(args, kwargs),
-            Err(error) => {
-                report_failure(py, &self.name, error);
-                return original.call(args, kwargs);
-            }
-        };
-        let given = self.without_instance(args);
-        let (call, (call_args, call_kwargs)) = match OutgoingHttp::start(outgoing, current, instance, (given.clone(), kwargs.cloned())) {
-            Ok(started) => started,
-            Err(error) => {
-                report_failure(py, &self.name, error);
-                return original.call(args, kwargs);
-            }
-        };
-        // The arguments as the original takes them: the same ones, unless the headers changed them.
-        let args = if call_args.is(&given) {
-            args.clone()
-        } else if self.binds {
-            PyTuple::new(py, std::iter::once(instance.clone()).chain(call_args.iter()).collect::<Vec<_>>())?
-        } else {
-            call_args
-        };
-        match original.call(&args, call_kwargs.as_ref()) {
-            Ok(response) => {
-                HttpCall::end(&call, Some(&response), false);
-                Ok(response)
-            }
-            Err(error) => {
-                HttpCall::end(&call, None, true);
-                Err(error)
-            }
-        }
+/// `Role::ConnectionHeaders`: the headers written, then the original called.
+pub(crate) fn call_connection_headers<'py>(
+    patch: &Patch,
+    connection: &Bound<'py, PyAny>,
+    args: &Bound<'py, PyTuple>,
+    kwargs: Option<&Bound<'py, PyDict>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let py = connection.py();
+    if let Err(error) = write_connection_headers(connection) {
+        report_failure(py, &patch.name, error);
     }
+    patch.original.bind(py).call(args, kwargs)
 }
 
 /// Writes the trace context headers of the call in progress into an http.client connection's

@@ -2,7 +2,7 @@
 //! of `oxapm.otel.propagators`, which make one call per extract or inject; and the headers of the
 //! instrumentations' requests, read and written in every configured format in one call.
 
-use crate::convert::display;
+use crate::http::Headers;
 use crate::python_attribute::PythonAttribute;
 use crate::trace::{Span, Transaction};
 use oxapm_core::ids::{SpanId, TraceId};
@@ -11,7 +11,7 @@ use oxapm_core::traceparent::{TraceParent, TraceState};
 use pyo3::exceptions::PyValueError;
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList, PyTuple};
+use pyo3::types::{PyList, PyTuple};
 
 /// `(trace_id, span_id, trace_flags, tracestate)`: ids as the ints OpenTelemetry's `SpanContext`
 /// holds, the tracestate as its header.
@@ -91,19 +91,23 @@ static SYS_MODULES: PythonAttribute = PythonAttribute::new("sys", "modules");
 #[pyfunction]
 pub fn outgoing_headers(current: &Bound<'_, PyAny>) -> PyResult<Vec<(String, String)>> {
     let py = current.py();
-    let propagation = PROPAGATION.bind(py)?;
-    // `propagation._configured()`, with no Python call once the client's formats are known.
-    let client = BASE.bind(py)?.getattr(intern!(py, "_client"))?;
-    let configured = match propagation.getattr(intern!(py, "_configuration"))?.cast_into::<PyTuple>() {
-        Ok(known) if known.get_item(0)?.is(&client) => known.get_item(1)?,
-        _ => propagation.call_method0(intern!(py, "_configured"))?,
-    };
-    let written = configured.getattr(intern!(py, "written"))?;
+    let written = configured_formats(py)?.getattr(intern!(py, "written"))?;
     let baggage = match SYS_MODULES.bind(py)?.contains("opentelemetry.baggage")? {
-        true => propagation.call_method0(intern!(py, "_current_baggage"))?.extract()?,
+        true => PROPAGATION.bind(py)?.call_method0(intern!(py, "_current_baggage"))?.extract()?,
         false => Vec::new(),
     };
     Ok(headers_carrying(current, &formats_in(written.cast()?), baggage))
+}
+
+/// The current client's formats (`propagation._configured()`), with no Python call once they are
+/// known.
+fn configured_formats(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+    let propagation = PROPAGATION.bind(py)?;
+    let client = BASE.bind(py)?.getattr(intern!(py, "_client"))?;
+    match propagation.getattr(intern!(py, "_configuration"))?.cast_into::<PyTuple>() {
+        Ok(known) if known.get_item(0)?.is(&client) => known.get_item(1),
+        _ => propagation.call_method0(intern!(py, "_configured")),
+    }
 }
 
 /// The formats of a list of `PropagationFormat` (read in place: this runs on every request).
@@ -139,29 +143,29 @@ fn span_context(transaction: &Transaction, span_id: Option<SpanId>) -> SpanConte
     SpanContext { trace_id: traceparent.trace_id, span_id: traceparent.parent_id, flags: traceparent.flags, tracestate: transaction.active.tracestate.clone() }
 }
 
-/// The parent an incoming request names in `headers` (lower-case names), read in each of
-/// `formats` in turn: `(traceparent, tracestate)` headers, or None when none carries a valid one.
+/// The parent an incoming request names in `headers` (as `Headers::from_python` reads them), read
+/// in each of `formats` in turn: `(traceparent, tracestate)` headers, or None when none carries a
+/// valid one.
 #[pyfunction]
-pub fn incoming_parent(formats: &Bound<'_, PyList>, headers: &Bound<'_, PyDict>) -> PyResult<Option<(String, String)>> {
-    for format in formats_in(formats).into_iter().filter(|f| f.carries_span()) {
-        let mut pairs = Vec::new();
-        for name in format.extracted_headers() {
-            let lower = if name.bytes().any(|b| b.is_ascii_uppercase()) {
-                std::borrow::Cow::Owned(name.to_ascii_lowercase())
-            } else {
-                std::borrow::Cow::Borrowed(*name)
-            };
-            if let Some(value) = headers.get_item(&*lower)?.filter(|v| !v.is_none()) {
-                pairs.push((*name, display(&value)));
-            }
-        }
+pub fn incoming_parent(formats: &Bound<'_, PyList>, headers: &Bound<'_, PyAny>) -> PyResult<Option<(String, String)>> {
+    Ok(parent_in(&formats_in(formats), &Headers::from_python(headers)?))
+}
+
+/// `incoming_parent` in the formats the current client reads.
+pub(crate) fn configured_incoming_parent(py: Python<'_>, headers: &Headers) -> PyResult<Option<(String, String)>> {
+    Ok(parent_in(&formats_in(configured_formats(py)?.getattr(intern!(py, "read"))?.cast()?), headers))
+}
+
+fn parent_in(formats: &[Format], headers: &Headers) -> Option<(String, String)> {
+    for &format in formats.iter().filter(|f| f.carries_span()) {
+        let pairs: Vec<(&str, &str)> = format.extracted_headers().iter().filter_map(|&name| headers.get(name).map(|value| (name, value))).collect();
         if pairs.is_empty() {
             continue;
         }
         if let Some(span) = propagation::extract(format, &pairs).span {
             let traceparent = TraceParent { version: 0, trace_id: span.trace_id, parent_id: span.span_id, flags: span.flags };
-            return Ok(Some((traceparent.to_header(), span.tracestate.to_header())));
+            return Some((traceparent.to_header(), span.tracestate.to_header()));
         }
     }
-    Ok(None)
+    None
 }

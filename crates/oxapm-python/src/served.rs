@@ -4,15 +4,21 @@
 //! `_failure`, which reports a failure of the agent once (`base.report_failure`). The conventions
 //! are web.py's; none of these methods raises into the application.
 
+use crate::client::{begin_transaction, recording_client};
 use crate::context;
 use crate::convert::merge_context;
+use crate::engine::Engine;
+use crate::failures::report_failure;
 use crate::http::Incoming;
+use crate::patch::Patch;
+use crate::propagation::configured_incoming_parent;
+use crate::python_attribute::PythonAttribute;
 use crate::trace::Transaction;
 use oxapm_core::model::{truncate_keyword, Outcome};
 use pyo3::exceptions::PyException;
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyByteArray, PyDict, PyInt, PyString};
+use pyo3::types::{PyByteArray, PyDict, PyInt, PyString, PyTuple};
 
 /// Whether requests of `method` carry a body (the others get no `body` field).
 fn carries_body(method: &str) -> bool {
@@ -22,6 +28,81 @@ const REDACTED: &str = "[REDACTED]";
 
 /// What `activate` returns: the tokens of the two variables.
 type Tokens = (Py<PyAny>, Py<PyAny>);
+
+/// `oxapm.instrumentation.web.Served`: this class with the methods that run only for errors and
+/// request bodies.
+static SERVED: PythonAttribute = PythonAttribute::new("oxapm.instrumentation.web", "Served");
+
+/// Starts the transaction of a request, `describe(*args)` (`web.serve`): a `web.Served`, or None
+/// when nothing is recorded: no recording client, an outer layer serving this request already, an
+/// ignored URL (`transaction_ignore_urls`), or a failure of the agent (reported, and what was
+/// recorded before it ended: the request goes on untraced).
+#[pyfunction]
+#[pyo3(signature = (instrumentation, describe, *args))]
+pub fn serve<'py>(instrumentation: &Bound<'py, PyString>, describe: &Bound<'py, PyAny>, args: &Bound<'py, PyTuple>) -> Option<Bound<'py, Served>> {
+    serve_described(instrumentation, || Ok(describe.call1(args)?.cast_into::<Incoming>()?))
+}
+
+/// `Role::Routing`: names the request served after the route template at `path` of the value of
+/// `variable`, then calls the original.
+pub(crate) fn route_patched<'py>(
+    patch: &Patch,
+    variable: &Bound<'py, PyAny>,
+    path: &[Py<PyString>],
+    args: &Bound<'py, PyTuple>,
+    kwargs: Option<&Bound<'py, PyDict>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let py = variable.py();
+    let routed = context::SERVING.get(py).and_then(|served| {
+        let Ok(served) = served.cast::<Served>() else { return Ok(()) };
+        let mut value = context::value_of(variable)?;
+        for name in path {
+            if value.is_none() {
+                return Ok(());
+            }
+            value = value.getattr(name.bind(py))?;
+        }
+        if !value.is_none() {
+            Served::route(served, &crate::convert::display(&value));
+        }
+        Ok(())
+    });
+    if let Err(error) = routed {
+        report_failure(patch.name.bind(py), error);
+    }
+    patch.original.bind(py).call(args, kwargs)
+}
+
+/// `serve`, with the request described by `describe()`.
+pub(crate) fn serve_described<'py>(
+    instrumentation: &Bound<'py, PyString>,
+    describe: impl FnOnce() -> PyResult<Bound<'py, Incoming>>,
+) -> Option<Bound<'py, Served>> {
+    let py = instrumentation.py();
+    let mut begun = None;
+    let served = (|| {
+        if !context::SERVING.get(py)?.is_none() {
+            return Ok(None);
+        }
+        let Some(client) = recording_client(py)? else { return Ok(None) };
+        let incoming = describe()?;
+        let request = incoming.get();
+        if client.getattr(intern!(py, "_engine"))?.cast::<Engine>()?.get().ignores_url(&request.path) {
+            return Ok(None);
+        }
+        let (traceparent, tracestate) = configured_incoming_parent(py, &request.headers)?.unzip();
+        let transaction = begin_transaction(&client, "request", traceparent.as_deref(), tracestate.as_deref(), None, None)?;
+        begun = Some(transaction.clone());
+        Ok(Some(SERVED.bind(py)?.call1((instrumentation, &client, &transaction, &incoming))?.cast_into::<Served>()?))
+    })();
+    served.unwrap_or_else(|error: PyErr| {
+        report_failure(instrumentation, error);
+        if let Some(mut transaction) = begun.and_then(|t| t.try_borrow_mut().ok()) {
+            transaction.finish(py, None);
+        }
+        None
+    })
+}
 
 #[pyclass(module = "oxapm._core", subclass)]
 pub struct Served {
@@ -208,7 +289,7 @@ impl Served {
 
     /// Whether the body the application reads is to be kept (`keep`).
     #[getter]
-    fn keeps_body(&self) -> bool {
+    pub(crate) fn keeps_body(&self) -> bool {
         self.kept.is_some()
     }
 

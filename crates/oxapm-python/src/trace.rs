@@ -356,11 +356,6 @@ impl Transaction {
         self.otel().add_link(context, attributes);
     }
 
-    /// Reports the start to span processors, when there are any (`Client.begin_transaction`).
-    fn _started(slf: Bound<'_, Self>) {
-        hooks::started(slf.py(), slf.unbind());
-    }
-
     /// Ends the transaction and queues it; `duration` in seconds overrides the measured one.
     /// Returns false when it had already ended.
     #[pyo3(signature = (duration=None))]

@@ -3,19 +3,61 @@
 //! body is produced, so that a streamed body's spans are its children, and it ends when the body
 //! ends: exhausted, or closed by the server (a client gone away).
 
-use crate::served::Served;
+use crate::http::wsgi_incoming;
+use crate::method::bound_method;
+use crate::patch::Patch;
+use crate::python_attribute::PythonAttribute;
+use crate::served::{serve_described, Served};
+use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyIterator, PyString};
+use pyo3::types::{PyDict, PyIterator, PyString, PyTuple};
+
+/// `oxapm.contrib.wsgi._RecordingInput`: `wsgi.input`, keeping what the application reads of it.
+static RECORDING_INPUT: PythonAttribute = PythonAttribute::new("oxapm.contrib.wsgi", "_RecordingInput");
+
+/// `app(environ, start_response)` as one request's transaction, unless an outer layer serves the
+/// request already (`contrib.wsgi.traced_call`).
+#[pyfunction]
+pub fn serve_wsgi<'py>(
+    instrumentation: &Bound<'py, PyString>,
+    app: &Bound<'py, PyAny>,
+    environ: &Bound<'py, PyAny>,
+    start_response: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let py = app.py();
+    let served = serve_described(instrumentation, || Bound::new(py, wsgi_incoming(environ.cast::<PyDict>()?)?));
+    let Some(served) = served else { return app.call1((environ, start_response)) };
+    if served.try_borrow().is_ok_and(|served| served.keeps_body()) {
+        let input = intern!(py, "wsgi.input");
+        if let Ok(stream) = environ.get_item(input) {
+            environ.set_item(input, RECORDING_INPUT.bind(py)?.call1((stream, &served))?)?;
+        }
+    }
+    Ok(Bound::new(py, call_wsgi_app(&served, app, environ, start_response)?)?.into_any())
+}
+
+/// `Role::ServingWsgi`: a framework's application called as `app(environ, start_response)`
+/// (`Flask.__call__`, Django's `WSGIHandler.__call__`) is served as `serve_wsgi` serves it. A call
+/// of another shape is left to the original.
+pub(crate) fn serve_patched<'py>(
+    patch: &Patch,
+    instance: &Bound<'py, PyAny>,
+    args: &Bound<'py, PyTuple>,
+    kwargs: Option<&Bound<'py, PyDict>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let py = instance.py();
+    let original = patch.original.bind(py);
+    let given = patch.without_instance(args);
+    if given.len() != 2 || kwargs.is_some_and(|kwargs| !kwargs.is_empty()) {
+        return original.call(args, kwargs);
+    }
+    let app = if patch.binds { bound_method(original, instance)? } else { original.clone() };
+    serve_wsgi(patch.name.bind(py), &app, &given.get_item(0)?, &given.get_item(1)?)
+}
 
 /// Calls `app(environ, start_response)` with `served` current; the body it returns is produced
 /// the same way and ends the transaction.
-#[pyfunction]
-pub fn call_wsgi_app(
-    served: &Bound<'_, Served>,
-    app: &Bound<'_, PyAny>,
-    environ: &Bound<'_, PyAny>,
-    start_response: &Bound<'_, PyAny>,
-) -> PyResult<ResponseBody> {
+fn call_wsgi_app(served: &Bound<'_, Served>, app: &Bound<'_, PyAny>, environ: &Bound<'_, PyAny>, start_response: &Bound<'_, PyAny>) -> PyResult<ResponseBody> {
     let py = served.py();
     let observed = StartResponse { served: served.clone().unbind(), start_response: start_response.clone().unbind() };
     let tokens = Served::activate(served)?;

@@ -57,9 +57,10 @@ async def traced_call(instrumentation: str, app: ASGIApp, scope: MutableMapping[
 
 def incoming(scope: MutableMapping[str, Any]) -> web.Incoming:
     """A request as the ASGI HTTP scope describes it."""
-    headers = web.header_dict(scope.get("headers") or ())
+    headers = scope.get("headers") or ()
     scheme = scope.get("scheme") or "http"
-    host = headers.get("host")
+    # ASGI header names are in lower case.
+    host = next((value.decode("latin-1") for name, value in headers if name == b"host"), None)
     if not host:
         server = scope.get("server") or ("", None)
         host = server[0] if server[1] is None else "%s:%s" % (server[0], server[1])

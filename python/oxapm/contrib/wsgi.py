@@ -19,9 +19,11 @@ TYPE_CHECKING = False  # typing is not imported at run time: it costs millisecon
 if TYPE_CHECKING:
     from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional
 
+    from oxapm.instrumentation.base import Instrumentation
+
     WSGIApp = Callable[[Dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
-__all__ = ["OxapmMiddleware", "traced_call"]
+__all__ = ["OxapmMiddleware", "traced_call", "wrap_application"]
 
 
 class OxapmMiddleware:
@@ -34,15 +36,18 @@ class OxapmMiddleware:
         return traced_call("wsgi", self.app, environ, start_response)
 
 
-def traced_call(instrumentation: str, app: WSGIApp, environ: Dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-    """Calls ``app(environ, start_response)`` as one request's transaction (unless an outer layer
-    serves the request already). The engine makes the call and produces the body."""
-    served = web.serve(instrumentation, _core.wsgi_incoming, environ)
-    if served is None:
-        return app(environ, start_response)
-    if served.keeps_body and "wsgi.input" in environ:
-        environ["wsgi.input"] = _RecordingInput(environ["wsgi.input"], served)
-    return _core.call_wsgi_app(served, app, environ, start_response)
+#: ``traced_call(instrumentation, app, environ, start_response)`` calls ``app(environ,
+#: start_response)`` as one request's transaction (unless an outer layer serves the request
+#: already): the engine starts the transaction, makes the call and produces the body. When the
+#: request body is to be captured, ``wsgi.input`` becomes a ``_RecordingInput``.
+traced_call = _core.serve_wsgi
+
+
+def wrap_application(instrumentation: Instrumentation, owner: type) -> None:
+    """Has ``owner.__call__(environ, start_response)``, a framework's WSGI application, serve each
+    request as ``traced_call`` does (the engine's patch)."""
+    name = instrumentation.name
+    instrumentation.wrap_in_engine(owner, "__call__", lambda original, binds: _core.Patch.serving_wsgi(original, binds, name))
 
 
 class _RecordingInput:

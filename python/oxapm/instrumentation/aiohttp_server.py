@@ -80,7 +80,7 @@ def incoming(request: Any) -> web.Incoming:
         query=request.query_string,
         http_version="%d.%d" % tuple(request.version),
         remote_address=request.remote,
-        headers=web.header_dict(request.headers.items()),
+        headers=request.headers.items(),
     )
 
 

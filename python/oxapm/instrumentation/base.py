@@ -90,6 +90,17 @@ class Instrumentation:
         self._patches.append((owner, attribute, original))
 
 
+    def wrap_in_engine(self, owner: Any, attribute: str, engine_patch: Callable[[Callable[..., Any], bool], Any]) -> None:
+        """``wrap`` with the engine's patch alone: an attribute that is no plain function (another
+        tool's wrapt wrapper) gets a wrapt wrapper calling the patch made around the bound
+        function wrapt passes."""
+
+        def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Any:
+            return engine_patch(wrapped, False)(*args, **kwargs)
+
+        self.wrap(owner, attribute, wrapper, engine_patch)
+
+
 # Code flags of coroutine functions and async generators: those are left to wrapt, which keeps what
 # frameworks inspect of them.
 _ASYNC_CODE = 0x80 | 0x100 | 0x200

@@ -31,9 +31,6 @@ class DjangoInstrumentation(Instrumentation):
         from django.core.handlers import wsgi as django_wsgi
         from django.utils.functional import empty
 
-        def wsgi_call(wrapped, instance, args, kwargs):
-            return wsgi.traced_call(self.name, wrapped, *args, **kwargs)
-
         def asgi_call(wrapped, instance, args, kwargs):
             arguments = asgi.call_arguments(args, kwargs)
             if arguments is None:
@@ -65,7 +62,7 @@ class DjangoInstrumentation(Instrumentation):
                 served.raised(exc_info[1])
             return wrapped(*args, **kwargs)
 
-        self.wrap(django_wsgi.WSGIHandler, "__call__", wsgi_call)
+        wsgi.wrap_application(self, django_wsgi.WSGIHandler)
         self.wrap(django_asgi.ASGIHandler, "__call__", asgi_call)
         self.wrap(base.BaseHandler, "resolve_request", resolve_request)
         # Looked up as a module global by Django's exception handling: patched there.

@@ -5,9 +5,10 @@ middleware set as ``app.wsgi_app`` is inside it), named after the URL rule as Fl
 
 from __future__ import annotations
 
+from oxapm import _core
 from oxapm.contrib import wsgi
 from oxapm.instrumentation import web
-from oxapm.instrumentation.base import Instrumentation, report_failure
+from oxapm.instrumentation.base import Instrumentation
 
 
 class FlaskInstrumentation(Instrumentation):
@@ -17,23 +18,6 @@ class FlaskInstrumentation(Instrumentation):
         import flask
         from flask.globals import _cv_request  # read directly: the ``request`` proxy costs ten times more
 
-
-        def call(wrapped, instance, args, kwargs):
-            return wsgi.traced_call(self.name, wrapped, *args, **kwargs)
-
-        def full_dispatch_request(wrapped, instance, args, kwargs):
-            # The URL was matched when the request context was pushed, before this runs.
-            served = web.current()
-            if served is not None:
-                try:
-                    context = _cv_request.get(None)
-                    rule = context.request.url_rule if context is not None else None
-                    if rule is not None:
-                        served.route(rule.rule)
-                except Exception:
-                    report_failure(self.name)
-            return wrapped(*args, **kwargs)
-
         def handle_exception(wrapped, instance, args, kwargs):
             # Called for the exceptions no error handler took; Flask answers 500.
             served = web.current()
@@ -42,6 +26,9 @@ class FlaskInstrumentation(Instrumentation):
                 served.raised(exc)
             return wrapped(*args, **kwargs)
 
-        self.wrap(flask.Flask, "__call__", call)
-        self.wrap(flask.Flask, "full_dispatch_request", full_dispatch_request)
+        wsgi.wrap_application(self, flask.Flask)
+        # The URL was matched when the request context was pushed, before this runs: the engine
+        # names the transaction after ``_cv_request.get().request.url_rule.rule``.
+        rule = ["request", "url_rule", "rule"]
+        self.wrap_in_engine(flask.Flask, "full_dispatch_request", lambda original, binds: _core.Patch.routing(original, binds, self.name, _cv_request, rule))
         self.wrap(flask.Flask, "handle_exception", handle_exception)

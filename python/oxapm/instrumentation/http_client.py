@@ -30,7 +30,7 @@ class HttpClientInstrumentation(OutgoingHttpInstrumentation):
         from http.client import HTTPConnection
 
         # Below a call requests or urllib3 traces, the engine lets both through.
-        below = lambda wrapper: lambda original, binds: _core.HttpPatch.below(original, binds, self.name, wrapper)  # noqa: E731
+        below = lambda wrapper: lambda original, binds: _core.Patch.below(original, binds, self.name, wrapper)  # noqa: E731
         self.wrap(HTTPConnection, "request", self._request, below(self._request))
         self.wrap(HTTPConnection, "getresponse", self._getresponse, below(self._getresponse))
 

@@ -26,7 +26,7 @@ request of the outermost layer, each header would go through the header handling
 below, which costs more than the rest of the span.
 
 The engine runs the calls (``_core.OutgoingHttp``, ``_core.HttpCall``): the libraries' functions
-are replaced by its ``HttpPatch``es, which call the instrumentation's methods below only for the
+are replaced by its ``Patch``es, which call the instrumentation's methods below only for the
 outermost layer, and let the layers below through with no Python frame of the agent's.
 """
 
@@ -66,7 +66,7 @@ class OutgoingHttpInstrumentation(Instrumentation):
 
     def wrap_traced(self, owner: Any, attribute: str) -> None:
         """Patches a synchronous call of the library with ``traced``, or the engine's version of it."""
-        self.wrap(owner, attribute, self.traced, lambda original, binds: _core.HttpPatch.traced(original, binds, self._outgoing))
+        self.wrap(owner, attribute, self.traced, lambda original, binds: _core.Patch.traced_http(original, binds, self._outgoing))
 
     def instrument(self) -> None:
         super().instrument()
@@ -179,7 +179,7 @@ class _ConnectionHeaders(Instrumentation):
     def apply(self) -> None:
         from http.client import HTTPConnection
 
-        self.wrap(HTTPConnection, "endheaders", self._endheaders, lambda original, binds: _core.HttpPatch.connection_headers(original, binds, self.name))
+        self.wrap(HTTPConnection, "endheaders", self._endheaders, lambda original, binds: _core.Patch.connection_headers(original, binds, self.name))
 
     def _endheaders(self, wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Any:
         call = _traced_call.get()

@@ -70,7 +70,7 @@ def incoming(request: Any) -> web.Incoming:
         query=request.query_string,
         http_version=request.version,
         remote_address=request.ip or None,
-        headers=web.header_dict(request.headers.items()),
+        headers=request.headers.items(),
     )
 
 

@@ -21,13 +21,11 @@ from __future__ import annotations
 import contextvars
 
 from oxapm import _core
-from oxapm.base import get_client
-from oxapm.instrumentation import propagation
 from oxapm.instrumentation.base import report_failure
 
 TYPE_CHECKING = False  # typing is not imported at run time: it costs milliseconds at every start
 if TYPE_CHECKING:
-    from typing import Any, Callable, Dict, Iterable, Optional, Tuple, Union
+    from typing import Any, Dict, Optional, Union
 
 #: Characters of a captured body, as the Elastic agent's long fields.
 MAX_BODY_CHARS = 10000
@@ -40,32 +38,19 @@ _serving: contextvars.ContextVar[Optional[Served]] = contextvars.ContextVar("oxa
 
 
 #: A request as the framework received it, in plain values: ``Incoming(method, scheme, host, path,
-#: query, http_version, remote_address, headers, env=None)``; ``headers`` maps lower-case names to
-#: values (repeated headers joined by commas), ``host`` is the Host header (or the server's name
-#: and port), ``query`` has no ``?``, ``env`` the WSGI environ (or None).
+#: query, http_version, remote_address, headers, env=None)``; ``headers`` a mapping or ``(name,
+#: value)`` pairs, text or bytes (latin-1, as ASGI gives them), read as a dict by lower-case name
+#: (repeated headers joined by commas); ``host`` is the Host header (or the server's name and
+#: port), ``query`` has no ``?``, ``env`` the WSGI environ (or None).
 Incoming = _core.Incoming
 
 
-def serve(instrumentation: str, describe: Callable[..., Incoming], *args: Any) -> Optional[Served]:
-    """Starts the transaction of a request, ``describe(*args)``; None when nothing is recorded:
-    no recording client, an outer layer serving this request already, an ignored URL, or a failure
-    of the agent."""
-    transaction = None
-    try:
-        client = get_client()
-        if client is None or not client.is_recording or _serving.get() is not None:
-            return None
-        incoming = describe(*args)
-        if client._engine.ignores_url(incoming.path):  # transaction_ignore_urls
-            return None
-        parent = propagation.incoming_parent(incoming.headers)
-        transaction = client._begin_transaction("request", *parent) if parent else client._begin_transaction("request")
-        return Served(instrumentation, client, transaction, incoming) if transaction is not None else None
-    except Exception:
-        report_failure(instrumentation)
-        if transaction is not None:
-            transaction._end()  # what was recorded before the failure; the request goes on untraced
-        return None
+#: ``serve(instrumentation, describe, *args)`` starts the transaction of a request,
+#: ``describe(*args)`` (an ``Incoming``): a ``Served``, or None when nothing is recorded: no
+#: recording client, an outer layer serving this request already, an ignored URL, or a failure of
+#: the agent (reported once; the request goes on untraced). The parent is read from the headers in
+#: the client's propagation formats (``propagation._configured``).
+serve = _core.serve
 
 
 def current() -> Optional[Served]:
@@ -214,18 +199,3 @@ def _charset(content_type: str) -> str:
             except LookupError:
                 break
     return "utf-8"
-
-
-def header_dict(pairs: Iterable[Tuple[Any, Any]]) -> Dict[str, str]:
-    """Request headers by lower-case name, repeated ones joined with commas (as HTTP allows)."""
-    headers: Dict[str, str] = {}
-    for name, value in _text_pairs(pairs):
-        headers[name] = headers[name] + "," + value if name in headers else value
-    return headers
-
-
-def _text_pairs(pairs: Iterable[Tuple[Any, Any]]) -> Iterable[Tuple[str, str]]:
-    """Header pairs as text (ASGI gives bytes, as they came: latin-1), names in lower case."""
-    for name, value in pairs:
-        name = name.decode("latin-1") if isinstance(name, bytes) else str(name)
-        yield name.lower(), value.decode("latin-1") if isinstance(value, bytes) else str(value)
