@@ -157,13 +157,10 @@ class Pending(wrapt.ObjectProxy):
 
 
 class _Proxy(wrapt.ObjectProxy):
-    """What connection and cursor proxies share: their library and their endpoint, which their
-    traced methods (``_core.TracedMethod``) read."""
-
-    def __init__(self, wrapped: Any, database: Database, endpoint: Endpoint) -> None:
-        super().__init__(wrapped)
-        self._self_database = database
-        self._self_endpoint = endpoint
+    """What connection and cursor proxies share: their library (``_self_database``) and their
+    endpoint (``_self_endpoint``), which their traced methods (``_core.TracedMethod``) read. Each
+    sets them in its own ``__init__``, with no call to another: a cursor proxy is made for every
+    statement a connection executes."""
 
 
 class _SyncEntering:
@@ -195,6 +192,11 @@ class _AsyncEntering:
 
 
 class _ConnectionProxy(_Proxy):
+    def __init__(self, wrapped: Any, database: Database, endpoint: Endpoint) -> None:
+        wrapt.ObjectProxy.__init__(self, wrapped)
+        self._self_database = database
+        self._self_endpoint = endpoint
+
     def cursor(self, *args: Any, **kwargs: Any) -> Any:
         cursor = self.__wrapped__.cursor(*args, **kwargs)
         if hasattr(cursor, "__await__"):  # aiopg's and aiomysql's
@@ -207,7 +209,9 @@ class _ConnectionProxy(_Proxy):
 
 class _CursorProxy(_Proxy):
     def __init__(self, wrapped: Any, connection: _ConnectionProxy) -> None:
-        super().__init__(wrapped, connection._self_database, connection._self_endpoint)
+        wrapt.ObjectProxy.__init__(self, wrapped)
+        self._self_database = connection._self_database
+        self._self_endpoint = connection._self_endpoint
         self._self_connection = connection
 
     @property
