@@ -148,6 +148,9 @@ INSTRUCTION_CONTENDERS = {
 }
 # Requests of the two counted runs: their difference cancels start-up, warm-up and exit.
 INSTRUCTION_REQUESTS = (100, 300)
+# Each count made once per string-hash seed, the same seeds for every contender: how dicts and
+# sets order and collide moves a request's count by some 10,000 instructions from seed to seed.
+INSTRUCTION_HASH_SEEDS = ("1", "2", "3")
 
 WEB_WORKERS = 2
 WEB_CONNECTIONS = 8
@@ -436,18 +439,21 @@ def _count_instructions(name: str, valgrind: str, sink: Sink, args: argparse.Nam
     script = [sys.executable, str(WEB_DIR / "count_instructions.py"), "--agent", agent, "--requests"]
     # Once uncounted: what a first run does once (bytecode written) is no part of a request.
     subprocess.run(script + ["1"], env=env, cwd=str(WEB_DIR), capture_output=True, timeout=args.timeout)
-    counted = []
-    with tempfile.TemporaryDirectory() as scratch:
-        for requests in INSTRUCTION_REQUESTS:
-            out = os.path.join(scratch, "callgrind.%d" % requests)
-            proc = subprocess.run([valgrind, "--tool=callgrind", "--callgrind-out-file=" + out, *script, str(requests)],
-                                  env=env, cwd=str(WEB_DIR), capture_output=True, text=True, timeout=args.timeout * 10)
-            total = re.search(r"Collected : (\d+)", proc.stderr)
-            if proc.returncode != 0 or total is None:
-                return {"contender": name, "ok": False, "error": "callgrind: exit %d: %s" % (proc.returncode, _last_line(proc.stderr))}
-            counted.append(int(total.group(1)))
     first, second = INSTRUCTION_REQUESTS
-    return {"contender": name, "ok": True, "per_request": (counted[1] - counted[0]) / (second - first)}
+    per_seed = []
+    with tempfile.TemporaryDirectory() as scratch:
+        for seed in INSTRUCTION_HASH_SEEDS:
+            counted = []
+            for requests in INSTRUCTION_REQUESTS:
+                out = os.path.join(scratch, "callgrind.%s.%d" % (seed, requests))
+                proc = subprocess.run([valgrind, "--tool=callgrind", "--callgrind-out-file=" + out, *script, str(requests)],
+                                      env={**env, "PYTHONHASHSEED": seed}, cwd=str(WEB_DIR), capture_output=True, text=True, timeout=args.timeout * 10)
+                total = re.search(r"Collected : (\d+)", proc.stderr)
+                if proc.returncode != 0 or total is None:
+                    return {"contender": name, "ok": False, "error": "callgrind: exit %d: %s" % (proc.returncode, _last_line(proc.stderr))}
+                counted.append(int(total.group(1)))
+            per_seed.append((counted[1] - counted[0]) / (second - first))
+    return {"contender": name, "ok": True, "per_request": statistics.mean(per_seed), "per_seed": per_seed}
 
 
 def _last_line(text: str) -> str:
@@ -833,7 +839,7 @@ def web_table(args: argparse.Namespace, runs: list[tuple[int, dict]]) -> list[li
                      "n/a" if dist is None else str(min(r["events"] for r in ok)), failure_note(row)])
     return rows
 
-INSTRUCTION_HEADERS = ["Contender", "Version", "Instructions per request", "Over uninstrumented", "Notes"]
+INSTRUCTION_HEADERS = ["Contender", "Version", "Instructions per request", "Over uninstrumented", "Per hash seed", "Notes"]
 
 
 def instructions_table(args: argparse.Namespace, runs: list[tuple[int, dict]]) -> list[list[str]]:
@@ -844,7 +850,7 @@ def instructions_table(args: argparse.Namespace, runs: list[tuple[int, dict]]) -
         bare = count if name == "uninstrumented" else bare
         rows.append([name, "-" if name == "uninstrumented" else dist_version("oxapm"), "{:,.0f}".format(count),
                      "-" if bare is None or name == "uninstrumented" else "{:+.1f} % ({:+,.0f})".format(100.0 * (count - bare) / bare, count - bare),
-                     failure_note(row)])
+                     " / ".join("{:,.0f}".format(c) for c in ok[0]["per_seed"]), failure_note(row)])
     return rows
 
 
@@ -1125,6 +1131,9 @@ counts do not, and show what the agent adds to a request.
 * valgrind's callgrind counts every instruction of the process, the agent's export thread included,
   for {first} and for {second} requests, each run after the same untimed ones: the difference over
   {second - first} requests is the cost of one.
+* Counted once for each of the string-hash seeds {", ".join(INSTRUCTION_HASH_SEEDS)} (`PYTHONHASHSEED`,
+  the same for both contenders), and averaged: the seed alone moves a request's count by some
+  10,000 instructions.
 
 {md_table(INSTRUCTION_HEADERS, table)}
 
