@@ -15,7 +15,6 @@
 use crate::context::{CURRENT, TRACED_CALL};
 use crate::failures;
 use crate::http::{begin_http_span, put_connection_headers, HeaderLines};
-use crate::method::bound_method;
 use crate::patch::Patch;
 use crate::propagation::outgoing_headers;
 use crate::trace::Span;
@@ -281,8 +280,7 @@ pub(crate) fn call_below<'py>(
     }) {
         return original.call(args, kwargs);
     }
-    let wrapped = if patch.binds { bound_method(original, instance)? } else { original.clone() };
-    wrapper.call1((wrapped, instance, patch.without_instance(args), kwargs.cloned().unwrap_or_else(|| PyDict::new(py))))
+    wrapper.call1((patch.bound_original(instance)?, instance, patch.without_instance(args), kwargs.cloned().unwrap_or_else(|| PyDict::new(py))))
 }
 
 /// `Role::ConnectionHeaders`: the headers written, then the original called.

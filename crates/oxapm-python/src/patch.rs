@@ -4,7 +4,7 @@
 //! `__doc__`, ...) it also answers for. What it does when called is its `Role`, each written with
 //! the instrumentations it serves.
 
-use crate::method::bound_if_instance;
+use crate::method::{bound_if_instance, bound_method};
 use crate::outgoing::{self, OutgoingHttp};
 use crate::{served, wsgi};
 use pyo3::prelude::*;
@@ -100,6 +100,16 @@ impl Patch {
 }
 
 impl Patch {
+    /// The original as `instance`'s method (itself, for a module's function).
+    pub(crate) fn bound_original<'py>(&self, instance: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        let original = self.original.bind(instance.py());
+        if self.binds {
+            bound_method(original, instance)
+        } else {
+            Ok(original.clone())
+        }
+    }
+
     /// The arguments of a call, without the instance of a method.
     pub(crate) fn without_instance<'py>(&self, args: &Bound<'py, PyTuple>) -> Bound<'py, PyTuple> {
         if self.binds {

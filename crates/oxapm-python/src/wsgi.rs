@@ -4,7 +4,6 @@
 //! ends: exhausted, or closed by the server (a client gone away).
 
 use crate::http::wsgi_incoming;
-use crate::method::bound_method;
 use crate::patch::Patch;
 use crate::python_attribute::PythonAttribute;
 use crate::served::{serve_described, Served};
@@ -51,8 +50,7 @@ pub(crate) fn serve_patched<'py>(
     if given.len() != 2 || kwargs.is_some_and(|kwargs| !kwargs.is_empty()) {
         return original.call(args, kwargs);
     }
-    let app = if patch.binds { bound_method(original, instance)? } else { original.clone() };
-    serve_wsgi(patch.name.bind(py), &app, &given.get_item(0)?, &given.get_item(1)?)
+    serve_wsgi(patch.name.bind(py), &patch.bound_original(instance)?, &given.get_item(0)?, &given.get_item(1)?)
 }
 
 /// Calls `app(environ, start_response)` with `served` current; the body it returns is produced

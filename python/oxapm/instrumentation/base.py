@@ -89,7 +89,6 @@ class Instrumentation:
             setattr(owner, attribute, _patched_function(owner, original, wrapper))
         self._patches.append((owner, attribute, original))
 
-
     def wrap_in_engine(self, owner: Any, attribute: str, engine_patch: Callable[[Callable[..., Any], bool], Any]) -> None:
         """``wrap`` with the engine's patch alone: an attribute that is no plain function (another
         tool's wrapt wrapper) gets a wrapt wrapper calling the patch made around the bound
