@@ -8,9 +8,8 @@
 //! The library's functions are replaced by `Patch`es (roles `TracedHttp`, `Below`,
 //! `ConnectionHeaders`): called by Python with no Python frame of the agent's in between, they
 //! trace the outermost layer of a call and let the layers below through at the cost of reading two
-//! context variables. Nothing here raises into the
-//! application: the agent's failures are reported once per instrumentation
-//! (`base.report_failure`) and the call goes on.
+//! context variables. Nothing here raises into the application: the agent's failures are reported
+//! once per instrumentation (`base.report_failure`) and the call goes on.
 
 use crate::context::{CURRENT, TRACED_CALL};
 use crate::failures;
@@ -69,15 +68,7 @@ impl OutgoingHttp {
         args: Bound<'py, PyTuple>,
         kwargs: Option<Bound<'py, PyDict>>,
     ) -> PyResult<Option<Begun<'py>>> {
-        let py = slf.py();
-        let current = match tracing_point(py) {
-            Ok(Some(current)) => current,
-            Ok(None) => return Ok(None),
-            Err(error) => {
-                report_failure(py, &slf.get().name, error);
-                return Ok(None);
-            }
-        };
+        let Some(current) = tracing_point(slf.py(), &slf.get().name) else { return Ok(None) };
         let (call, (args, kwargs)) = Self::start(slf, current, instance, (args, kwargs))?;
         Ok(Some((call, args, kwargs)))
     }
@@ -142,15 +133,15 @@ impl OutgoingHttp {
     }
 }
 
-/// What is current where a call is to be traced: None outside a transaction, and under a call a
+/// What is current where a call is to be traced: None outside a transaction, under a call a
 /// layer above traces (what it made current: its exit span, or the transaction when it records
-/// none).
-fn tracing_point(py: Python<'_>) -> PyResult<Option<Bound<'_, PyAny>>> {
-    let current = CURRENT.get(py)?;
-    if current.is_none() || is_under_traced_call(&current)? {
-        return Ok(None);
-    }
-    Ok(Some(current))
+/// none), and when the context cannot be read (a failure, reported under `instrumentation`).
+fn tracing_point<'py>(py: Python<'py>, instrumentation: &Py<PyString>) -> Option<Bound<'py, PyAny>> {
+    let found = CURRENT.get(py).and_then(|current| Ok((!current.is_none() && !is_under_traced_call(&current)?).then_some(current)));
+    found.unwrap_or_else(|error| {
+        report_failure(py, instrumentation, error);
+        None
+    })
 }
 
 /// Whether `current` is what a call traced by a layer above made current.
@@ -226,14 +217,7 @@ pub(crate) fn call_traced<'py>(
 ) -> PyResult<Bound<'py, PyAny>> {
     let py = outgoing.py();
     let original = patch.original.bind(py);
-    let current = match tracing_point(py) {
-        Ok(Some(current)) => current,
-        Ok(None) => return original.call(args, kwargs),
-        Err(error) => {
-            report_failure(py, &patch.name, error);
-            return original.call(args, kwargs);
-        }
-    };
+    let Some(current) = tracing_point(py, &patch.name) else { return original.call(args, kwargs) };
     let given = patch.without_instance(args);
     let (call, (call_args, call_kwargs)) = match OutgoingHttp::start(outgoing, current, instance, (given.clone(), kwargs.cloned())) {
         Ok(started) => started,
