@@ -69,10 +69,11 @@ impl TracedMethod {
     #[pyo3(signature = (proxy, *args, **kwargs))]
     fn __call__<'py>(&self, proxy: &Bound<'py, PyAny>, args: &Bound<'py, PyTuple>, kwargs: Option<&Bound<'py, PyDict>>) -> PyResult<Bound<'py, PyAny>> {
         let py = proxy.py();
-        let call = proxy.getattr(intern!(py, "__wrapped__"))?.getattr(&self.name)?;
+        let wrapped = proxy.getattr(intern!(py, "__wrapped__"))?;
+        let call = wrapped.getattr(&self.name)?;
         let started = self.start(proxy, args, kwargs);
         match call.call(args, kwargs) {
-            Ok(result) => Ok(self.finish(proxy, started, result)),
+            Ok(result) => Ok(self.finish_of(proxy, Ok(wrapped), started, result)),
             Err(error) => {
                 self.fail(proxy, started);
                 Err(error)
@@ -103,8 +104,28 @@ impl TracedMethod {
     /// Ends the span of a call that returned `result`; returns what the caller gets: the proxy
     /// for the library's object itself, a cursor proxy for a new cursor.
     fn finish<'py>(&self, proxy: &Bound<'py, PyAny>, started: Option<Started>, result: Bound<'py, PyAny>) -> Bound<'py, PyAny> {
+        self.finish_of(proxy, proxy.getattr(intern!(proxy.py(), "__wrapped__")), started, result)
+    }
+
+    /// Ends the span of a call that raised.
+    fn fail(&self, proxy: &Bound<'_, PyAny>, started: Option<Started>) {
+        if let Some((span, token)) = started {
+            leave(proxy, &token);
+            end_span(proxy, &span, None, true);
+        }
+    }
+}
+
+impl TracedMethod {
+    /// `finish`, with the proxy's `__wrapped__` read already.
+    fn finish_of<'py>(
+        &self,
+        proxy: &Bound<'py, PyAny>,
+        wrapped: PyResult<Bound<'py, PyAny>>,
+        started: Option<Started>,
+        result: Bound<'py, PyAny>,
+    ) -> Bound<'py, PyAny> {
         let py = proxy.py();
-        let wrapped = proxy.getattr(intern!(py, "__wrapped__"));
         let Some((span, token)) = started else { return self.given(proxy, wrapped.as_ref().ok(), result) };
         leave(proxy, &token);
         let rows = || -> PyResult<Option<i64>> {
@@ -120,16 +141,6 @@ impl TracedMethod {
         given
     }
 
-    /// Ends the span of a call that raised.
-    fn fail(&self, proxy: &Bound<'_, PyAny>, started: Option<Started>) {
-        if let Some((span, token)) = started {
-            leave(proxy, &token);
-            end_span(proxy, &span, None, true);
-        }
-    }
-}
-
-impl TracedMethod {
     /// The statement of a call: the fixed one, else the first argument, as text. None without one
     /// (the library will say what is missing).
     fn statement_of<'py>(
