@@ -21,7 +21,7 @@ pub fn client_is_recording(client: &Bound<'_, PyAny>) -> PyResult<bool> {
 /// The current client (`base.get_client()`), when it records.
 pub(crate) fn recording_client(py: Python<'_>) -> PyResult<Option<Bound<'_, PyAny>>> {
     let client = BASE.bind(py)?.getattr(intern!(py, "_client"))?;
-    Ok(Some(client).filter(|client| !client.is_none()).filter(|client| client_is_recording(client).unwrap_or(false)))
+    Ok((!client.is_none() && client_is_recording(&client)?).then_some(client))
 }
 
 /// `Client._begin_transaction` of a client that records: a transaction in the trace of the
