@@ -131,6 +131,43 @@ def test_a_failure_while_serving_is_reported_once_and_the_request_goes_on(record
     assert len(warnings) == 1 and "user source bug" in caplog.text, [r.getMessage() for r in warnings]
 
 
+def test_the_request_served_is_found_through_what_is_current_and_freed_with_it(recorded):
+    """``web.current()`` is the ``Served`` of the current transaction, from inside its spans too,
+    and only there; the transaction holds it weakly, so it goes when the request ends, with the
+    cyclic garbage collector off."""
+    import gc
+    import weakref
+
+    from oxapm.instrumentation import web
+
+    seen = []
+
+    def application(environ, start_response):
+        served = web.current()
+        with oxapm.capture_span("inner"):
+            seen.append((served, web.current() is served, OxapmMiddleware(inner)(environ, lambda *a: None)))
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"served"]
+
+    def inner(environ, start_response):  # an inner layer adds to the request served: no transaction
+        return web.current()
+
+    assert web.current() is None
+    gc.disable()
+    try:
+        with checks.wsgi_server(OxapmMiddleware(application)) as url:
+            assert requests.get(url + "/x").text == "served"
+        (transaction,) = recorded.wait_for_transactions(1)
+        ((served, same_inside_span, inner_served),) = seen
+        assert isinstance(served, web.Served) and same_inside_span and inner_served is served
+        gone = weakref.ref(served)
+        del seen[:], served, inner_served
+        assert gone() is None
+    finally:
+        gc.enable()
+    assert [t["id"] for t in recorded.poll().transactions] == [transaction["id"]]
+
+
 def test_under_gunicorn(tmp_path, intake):
     """A gunicorn worker (a forked process) reports each request to an APM Server."""
     (tmp_path / "traced_app.py").write_text(

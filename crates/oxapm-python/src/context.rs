@@ -1,6 +1,5 @@
 //! The context variables of oxapm's Python side that the engine reads and sets on every request
-//! and every traced call: `oxapm.traces._current` (the current span or transaction),
-//! `oxapm.instrumentation.web._serving` (the request being served) and
+//! and every traced call: `oxapm.traces._current` (the current span or transaction) and
 //! `oxapm.instrumentation.outgoing_http._traced_call` (the outgoing HTTP call in progress).
 //!
 //! They are read and set through CPython's own functions, which every CPython 3 exports, though
@@ -15,7 +14,6 @@ use pyo3::prelude::*;
 pub(crate) struct Variable(PythonAttribute);
 
 pub(crate) static CURRENT: Variable = Variable(PythonAttribute::new("oxapm.traces", "_current"));
-pub(crate) static SERVING: Variable = Variable(PythonAttribute::new("oxapm.instrumentation.web", "_serving"));
 pub(crate) static TRACED_CALL: Variable = Variable(PythonAttribute::new("oxapm.instrumentation.outgoing_http", "_traced_call"));
 
 /// `oxapm.traces._restore`, for a token of another context.

@@ -121,6 +121,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<http::Incoming>()?;
     m.add_class::<served::Served>()?;
     m.add_function(wrap_pyfunction!(served::serve, m)?)?;
+    m.add_function(wrap_pyfunction!(served::serving, m)?)?;
     m.add_function(wrap_pyfunction!(wsgi::serve_wsgi, m)?)?;
     m.add_function(wrap_pyfunction!(client::client_is_recording, m)?)?;
     m.add_function(wrap_pyfunction!(client::begin_transaction, m)?)?;

@@ -3,6 +3,10 @@
 //! with what runs only for errors and request bodies (`_capture_error`, `_body`, `keep`) and with
 //! `_failure`, which reports a failure of the agent once (`base.report_failure`). The conventions
 //! are web.py's; none of these methods raises into the application.
+//!
+//! The request served in a context is found through what is current there (`serving`): the
+//! transaction, or a span of it, knows the request it serves. One context variable set per
+//! activation, not two: each set and reset costs a request a few thousand instructions.
 
 use crate::client::{begin_transaction, recording_client};
 use crate::context;
@@ -13,21 +17,18 @@ use crate::http::Incoming;
 use crate::patch::Patch;
 use crate::propagation::configured_incoming_parent;
 use crate::python_attribute::PythonAttribute;
-use crate::trace::Transaction;
+use crate::trace::{Span, Transaction};
 use oxapm_core::model::{truncate_keyword, Outcome};
 use pyo3::exceptions::PyException;
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyByteArray, PyDict, PyInt, PyString, PyTuple};
+use pyo3::types::{PyByteArray, PyDict, PyInt, PyString, PyTuple, PyWeakrefMethods, PyWeakrefReference};
 
 /// Whether requests of `method` carry a body (the others get no `body` field).
 fn carries_body(method: &str) -> bool {
     matches!(method, "POST" | "PUT" | "PATCH" | "DELETE")
 }
 const REDACTED: &str = "[REDACTED]";
-
-/// What `activate` returns: the tokens of the two variables.
-type Tokens = (Py<PyAny>, Py<PyAny>);
 
 /// `oxapm.instrumentation.web.Served`: this class with the methods that run only for errors and
 /// request bodies.
@@ -43,6 +44,19 @@ pub fn serve<'py>(instrumentation: &Bound<'py, PyString>, describe: &Bound<'py, 
     serve_described(instrumentation, || Ok(describe.call1(args)?.cast_into::<Incoming>()?))
 }
 
+/// The request served in this context (`web.current`): the `Served` of the current transaction,
+/// or of the current span's; None elsewhere.
+#[pyfunction]
+pub fn serving(py: Python<'_>) -> Option<Bound<'_, Served>> {
+    let current = context::CURRENT.get(py).ok()?;
+    let transaction = match current.cast::<Transaction>() {
+        Ok(transaction) => transaction.clone(),
+        Err(_) => current.cast::<Span>().ok()?.try_borrow().ok()?.transaction.bind(py).clone(),
+    };
+    let served = transaction.try_borrow().ok()?.served.as_ref()?.bind(py).upgrade()?;
+    served.cast_into::<Served>().ok()
+}
+
 /// `Role::Routing`: names the request served after the route template at `path` of the value of
 /// `variable`, then calls the original.
 pub(crate) fn route_patched<'py>(
@@ -53,8 +67,7 @@ pub(crate) fn route_patched<'py>(
     kwargs: Option<&Bound<'py, PyDict>>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let py = variable.py();
-    let routed = context::SERVING.get(py).and_then(|served| {
-        let Ok(served) = served.cast::<Served>() else { return Ok(()) };
+    let routed = serving(py).map_or(Ok(()), |served| {
         let mut value = context::value_of(variable)?;
         for name in path {
             if value.is_none() {
@@ -63,7 +76,7 @@ pub(crate) fn route_patched<'py>(
             value = value.getattr(name.bind(py))?;
         }
         if !value.is_none() {
-            Served::route(served, &crate::convert::display(&value));
+            Served::route(&served, &crate::convert::display(&value));
         }
         Ok(())
     });
@@ -81,7 +94,7 @@ pub(crate) fn serve_described<'py>(
     let py = instrumentation.py();
     let mut begun = None;
     let served = (|| {
-        if !context::SERVING.get(py)?.is_none() {
+        if serving(py).is_some() {
             return Ok(None);
         }
         let Some(client) = recording_client(py)? else { return Ok(None) };
@@ -93,7 +106,9 @@ pub(crate) fn serve_described<'py>(
         let (traceparent, tracestate) = configured_incoming_parent(py, &request.headers)?.unzip();
         let transaction = begin_transaction(&client, "request", traceparent.as_deref(), tracestate.as_deref(), None, None)?;
         begun = Some(transaction.clone());
-        Ok(Some(SERVED.bind(py)?.call1((instrumentation, &client, &transaction, &incoming))?.cast_into::<Served>()?))
+        let served = SERVED.bind(py)?.call1((instrumentation, &client, &transaction, &incoming))?.cast_into::<Served>()?;
+        transaction.try_borrow_mut()?.served = Some(PyWeakrefReference::new(&served)?.unbind());
+        Ok(Some(served))
     })();
     served.unwrap_or_else(|error: PyErr| {
         report_failure(instrumentation, error);
@@ -104,7 +119,7 @@ pub(crate) fn serve_described<'py>(
     })
 }
 
-#[pyclass(module = "oxapm._core", subclass)]
+#[pyclass(module = "oxapm._core", subclass, weakref)]
 pub struct Served {
     #[pyo3(get)]
     instrumentation: Py<PyString>,
@@ -319,20 +334,16 @@ impl Served {
         }
     }
 
-    /// Makes the transaction current (spans started now are its children), and this request the
-    /// one served; `deactivate` undoes it with the tokens.
-    pub(crate) fn activate(slf: &Bound<'_, Self>) -> PyResult<Tokens> {
+    /// Makes the transaction current (spans started now are its children, and this request is
+    /// the one `serving`); `deactivate` undoes it with the token.
+    pub(crate) fn activate(slf: &Bound<'_, Self>) -> PyResult<Py<PyAny>> {
         let py = slf.py();
-        let current = context::CURRENT.set(py, slf.try_borrow()?.transaction.bind(py))?;
-        let serving = context::SERVING.set(py, slf)?;
-        Ok((current, serving))
+        context::CURRENT.set(py, slf.try_borrow()?.transaction.bind(py))
     }
 
     /// Undoes `activate`.
-    pub(crate) fn deactivate(slf: &Bound<'_, Self>, tokens: Tokens) -> PyResult<()> {
-        let py = slf.py();
-        context::CURRENT.reset(py, &tokens.0)?;
-        context::SERVING.reset(py, &tokens.1)
+    pub(crate) fn deactivate(slf: &Bound<'_, Self>, token: Py<PyAny>) -> PyResult<()> {
+        context::CURRENT.reset(slf.py(), &token)
     }
 
     /// The request went to an application mounted at `prefix` (a route template): named

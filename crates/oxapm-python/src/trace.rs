@@ -11,7 +11,7 @@ use oxapm_core::trace::{split_span_type, ActiveSpan, ActiveTransaction, Transact
 use oxapm_core::traceparent::{TraceParent, TraceState};
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedStr;
-use pyo3::types::{PyDict, PyTuple};
+use pyo3::types::{PyDict, PyTuple, PyWeakrefReference};
 use std::sync::Arc;
 
 pub fn links_from(links: Option<Vec<(String, String)>>) -> Vec<Link> {
@@ -41,6 +41,9 @@ pub struct Transaction {
     pub(crate) engine: Arc<Engine>,
     /// The OTel API's `TraceState` of this trace, made when a span context is first asked for.
     trace_state: Option<Py<PyAny>>,
+    /// The web request this transaction serves (`served::serving`), weakly: the request holds
+    /// its transaction.
+    pub(crate) served: Option<Py<PyWeakrefReference>>,
 }
 
 impl Transaction {
@@ -256,7 +259,7 @@ impl Transaction {
             links,
             shaping: engine.inner.shaping(),
         });
-        Transaction { active, engine: engine.inner.clone(), trace_state: None }
+        Transaction { active, engine: engine.inner.clone(), trace_state: None, served: None }
     }
 
     #[getter]

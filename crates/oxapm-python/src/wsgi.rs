@@ -3,6 +3,7 @@
 //! body is produced, so that a streamed body's spans are its children, and it ends when the body
 //! ends: exhausted, or closed by the server (a client gone away).
 
+use crate::failures::report_failure;
 use crate::http::wsgi_incoming;
 use crate::patch::Patch;
 use crate::python_attribute::PythonAttribute;
@@ -27,12 +28,21 @@ pub fn serve_wsgi<'py>(
     let served = serve_described(instrumentation, || Bound::new(py, wsgi_incoming(environ.cast::<PyDict>()?)?));
     let Some(served) = served else { return app.call1((environ, start_response)) };
     if served.try_borrow().is_ok_and(|served| served.keeps_body()) {
-        let input = intern!(py, "wsgi.input");
-        if let Ok(stream) = environ.get_item(input) {
-            environ.set_item(input, RECORDING_INPUT.bind(py)?.call1((stream, &served))?)?;
+        if let Err(error) = record_input(&served, environ) {
+            report_failure(instrumentation, error); // the body is not captured
         }
     }
     Ok(Bound::new(py, call_wsgi_app(&served, app, environ, start_response)?)?.into_any())
+}
+
+/// Replaces `wsgi.input` with a stream keeping what the application reads.
+fn record_input(served: &Bound<'_, Served>, environ: &Bound<'_, PyAny>) -> PyResult<()> {
+    let py = served.py();
+    let input = intern!(py, "wsgi.input");
+    if let Ok(stream) = environ.get_item(input) {
+        environ.set_item(input, RECORDING_INPUT.bind(py)?.call1((stream, served))?)?;
+    }
+    Ok(())
 }
 
 /// `Role::ServingWsgi`: a framework's application called as `app(environ, start_response)`
@@ -58,13 +68,13 @@ pub(crate) fn serve_patched<'py>(
 fn call_wsgi_app(served: &Bound<'_, Served>, app: &Bound<'_, PyAny>, environ: &Bound<'_, PyAny>, start_response: &Bound<'_, PyAny>) -> PyResult<ResponseBody> {
     let py = served.py();
     let observed = StartResponse { served: served.clone().unbind(), start_response: start_response.clone().unbind() };
-    let tokens = Served::activate(served)?;
+    let token = Served::activate(served)?;
     let called = app.call1((environ, observed));
     if let Err(error) = &called {
         Served::failed(served, error.value(py).as_any());
         Served::end(served);
     }
-    Served::deactivate(served, tokens)?;
+    Served::deactivate(served, token)?;
     Ok(ResponseBody { body: called?.unbind(), iterator: None, served: served.clone().unbind() })
 }
 
@@ -112,7 +122,7 @@ impl ResponseBody {
     fn __next__(&mut self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
         let served = self.served.clone_ref(py);
         let served = served.bind(py);
-        let tokens = Served::activate(served)?;
+        let token = Served::activate(served)?;
         let next = self.next_piece(py);
         match &next {
             Ok(Some(_)) => {}
@@ -122,7 +132,7 @@ impl ResponseBody {
                 Served::end(served);
             }
         }
-        Served::deactivate(served, tokens)?;
+        Served::deactivate(served, token)?;
         next
     }
 
@@ -133,13 +143,13 @@ impl ResponseBody {
             // The body was exhausted: closing is no part of the request any more.
             return close.map_or(Ok(()), |close| close.call0().map(drop));
         }
-        let tokens = Served::activate(served)?;
+        let token = Served::activate(served)?;
         let closed = close.map_or(Ok(()), |close| close.call0().map(drop));
         if let Err(error) = &closed {
             Served::failed(served, error.value(py).as_any());
         }
         Served::end(served);
-        Served::deactivate(served, tokens)?;
+        Served::deactivate(served, token)?;
         closed
     }
 }

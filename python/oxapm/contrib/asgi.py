@@ -44,7 +44,7 @@ async def traced_call(instrumentation: str, app: ASGIApp, scope: MutableMapping[
     if served is None:
         await app(scope, receive, send)
         return
-    tokens = served.activate()
+    token = served.activate()
     try:
         await app(scope, _recording(receive, served) if served.keeps_body else receive, _observing(send, served))
     except BaseException as exc:
@@ -52,7 +52,7 @@ async def traced_call(instrumentation: str, app: ASGIApp, scope: MutableMapping[
         raise
     finally:
         served.end()
-        served.deactivate(tokens)
+        served.deactivate(token)
 
 
 def incoming(scope: MutableMapping[str, Any]) -> web.Incoming:

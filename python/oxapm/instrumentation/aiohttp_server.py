@@ -46,14 +46,14 @@ class AioHttpServerInstrumentation(Instrumentation):
                     _name(served, request)
 
             served.body_source = lambda: _body(request)
-            tokens = served.activate()
+            token = served.activate()
             try:
                 # aiohttp answers the handler's exceptions itself; what leaves is a cancellation
                 # or a failure to write the response (the client went away).
                 return await wrapped(request, start_time, traced_handler)
             finally:
                 served.end()
-                served.deactivate(tokens)
+                served.deactivate(token)
 
         async def prepare(wrapped, instance, args, kwargs):
             writer = await wrapped(*args, **kwargs)

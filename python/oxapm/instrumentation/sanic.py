@@ -33,7 +33,7 @@ class SanicInstrumentation(Instrumentation):
             if served is None:
                 return await wrapped(*args, **kwargs)
             served.body_source = lambda: request.body
-            tokens = served.activate()
+            token = served.activate()
             try:
                 return await wrapped(*args, **kwargs)
             except BaseException as exc:
@@ -42,7 +42,7 @@ class SanicInstrumentation(Instrumentation):
             finally:
                 _responded(served, request)
                 served.end()
-                served.deactivate(tokens)
+                served.deactivate(token)
 
         def error_response(wrapped, instance, args, kwargs):
             served = web.current()

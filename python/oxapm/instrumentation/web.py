@@ -18,8 +18,6 @@ export, to everything recorded here.
 
 from __future__ import annotations
 
-import contextvars
-
 from oxapm import _core
 from oxapm.instrumentation.base import report_failure
 
@@ -31,11 +29,6 @@ if TYPE_CHECKING:
 MAX_BODY_CHARS = 10000
 #: Bytes of a request body kept while the application reads it (a form is parsed from them).
 MAX_BODY_BYTES = 64 * 1024
-
-# The request being served in this context, by the outermost instrumented layer: inner layers (a
-# framework inside a hand-placed middleware, a mounted application) only add to it.
-_serving: contextvars.ContextVar[Optional[Served]] = contextvars.ContextVar("oxapm_serving", default=None)
-
 
 #: A request as the framework received it, in plain values: ``Incoming(method, scheme, host, path,
 #: query, http_version, remote_address, headers, env=None)``; ``headers`` a mapping or ``(name,
@@ -53,9 +46,10 @@ Incoming = _core.Incoming
 serve = _core.serve
 
 
-def current() -> Optional[Served]:
-    """The request served in this context, for the hooks of a framework's inner layers."""
-    return _serving.get()
+#: ``current()`` is the request served in this context, by the outermost instrumented layer, for
+#: the hooks of a framework's inner layers (a framework inside a hand-placed middleware, a mounted
+#: application only add to it): the ``Served`` of the current transaction, or None.
+current = _core.serving
 
 
 class Served(_core.Served):
@@ -82,7 +76,7 @@ class Served(_core.Served):
         """Captures ``exc`` as an unhandled error of this transaction (the engine calls this once
         per exception)."""
         try:
-            tokens = self.activate()  # the error's parent is the transaction, whatever the caller's context
+            token = self.activate()  # the error's parent is the transaction, whatever the caller's context
             try:
                 self._add_user()
                 context = None
@@ -94,7 +88,7 @@ class Served(_core.Served):
                     context = {"request": request}
                 self.client.capture_exception((type(exc), exc, exc.__traceback__), handled=False, context=context)
             finally:
-                self.deactivate(tokens)
+                self.deactivate(token)
         except Exception:
             self._failure()
 
