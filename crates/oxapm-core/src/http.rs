@@ -135,7 +135,7 @@ impl<'a> OutgoingRequest<'a> {
         let port = port.filter(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())).and_then(|p| p.parse::<u16>().ok()).map(i64::from);
         let (path, query) = path_and_query.split_once('?').unwrap_or((path_and_query, ""));
         let path = if path.is_empty() { "/" } else { path };
-        let target = if query.is_empty() { path.to_owned() } else { format!("{path}?{query}") };
+        let target = if query.is_empty() { path.to_owned() } else { [path, "?", query].concat() };
         OutgoingRequest { method, scheme, host: host.to_lowercase(), port, target }
     }
 
@@ -143,17 +143,18 @@ impl<'a> OutgoingRequest<'a> {
     /// scheme's default); `context.http` holds the URL, rebuilt from its parts, and the method,
     /// `context.destination` the address and port.
     pub fn exit_span(&self) -> (String, JsonMap) {
-        let method = self.method.to_uppercase();
-        let scheme = self.scheme.to_lowercase();
+        let method = self.method.to_ascii_uppercase();
+        let scheme = self.scheme.to_ascii_lowercase();
         let host = self.host.trim_matches(|c| c == '[' || c == ']');
         let default = match scheme.as_str() {
             "http" => Some(80),
             "https" => Some(443),
             _ => None,
         };
-        let mut netloc = if host.contains(':') { format!("[{host}]") } else { host.to_owned() };
+        let mut netloc = if host.contains(':') { ["[", host, "]"].concat() } else { host.to_owned() };
         if let Some(port) = self.port.filter(|port| Some(*port) != default) {
-            netloc = format!("{netloc}:{port}");
+            netloc.push(':');
+            netloc.push_str(&port.to_string());
         }
         let mut destination = JsonMap::new();
         destination.insert("address".into(), Value::String(host.to_owned()));
@@ -161,12 +162,13 @@ impl<'a> OutgoingRequest<'a> {
             destination.insert("port".into(), Value::from(port));
         }
         let mut http = JsonMap::new();
-        http.insert("url".into(), Value::String(format!("{scheme}://{netloc}{}", self.target)));
-        http.insert("method".into(), Value::String(method.clone()));
+        http.insert("url".into(), Value::String([scheme.as_str(), "://", &netloc, &self.target].concat()));
+        let name = [method.as_str(), " ", &netloc].concat();
+        http.insert("method".into(), Value::String(method));
         let mut context = JsonMap::new();
         context.insert("http".into(), Value::Object(http));
         context.insert("destination".into(), Value::Object(destination));
-        (format!("{method} {netloc}"), context)
+        (name, context)
     }
 }
 

@@ -100,6 +100,13 @@ fn write_hex(bytes: &[u8], f: &mut fmt::Formatter<'_>) -> fmt::Result {
     f.write_str(hex(bytes, &mut buf))
 }
 
+/// Appends the lower-case hex of up to 16 `bytes` to `out` (without the formatting machinery:
+/// headers are made on every traced call).
+pub fn push_hex(out: &mut String, bytes: &[u8]) {
+    let mut buf = [0u8; 32];
+    out.push_str(hex(bytes, &mut buf));
+}
+
 /// Lower-case hex only: W3C trace context forbids upper case.
 fn decode_hex<const N: usize>(hex: &str) -> Option<[u8; N]> {
     let digits = hex.as_bytes();

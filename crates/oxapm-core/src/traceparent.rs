@@ -3,7 +3,7 @@
 //! Parsing never fails loudly: a header that breaks the rules yields `None` (or is skipped member by
 //! member for `tracestate`) and the caller starts a new trace.
 
-use crate::ids::{SpanId, TraceId};
+use crate::ids::{push_hex, SpanId, TraceId};
 
 pub const FLAG_SAMPLED: u8 = 0x01;
 /// Trace Context Level 2: the trace id's right 7 bytes are random (ours always are).
@@ -48,7 +48,14 @@ impl TraceParent {
 
     /// We only ever emit version 00.
     pub fn to_header(&self) -> String {
-        format!("00-{}-{}-{:02x}", self.trace_id, self.parent_id, self.flags)
+        let mut header = String::with_capacity(55);
+        header.push_str("00-");
+        push_hex(&mut header, &self.trace_id.0);
+        header.push('-');
+        push_hex(&mut header, &self.parent_id.0);
+        header.push('-');
+        push_hex(&mut header, &[self.flags]);
+        header
     }
 }
 

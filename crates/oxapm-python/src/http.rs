@@ -146,11 +146,11 @@ pub fn wsgi_incoming(environ: &Bound<'_, PyDict>) -> PyResult<Incoming> {
             if default || port.is_empty() {
                 name
             } else {
-                format!("{name}:{port}")
+                [name.as_str(), ":", &port].concat()
             }
         }
     };
-    let path = format!("{}{}", get(intern!(py, "SCRIPT_NAME"))?.unwrap_or_default(), get(intern!(py, "PATH_INFO"))?.unwrap_or_default());
+    let path = get(intern!(py, "SCRIPT_NAME"))?.unwrap_or_default() + &get(intern!(py, "PATH_INFO"))?.unwrap_or_default();
     let path = latin1_as_utf8(&path);
     Ok(Incoming {
         method: get(intern!(py, "REQUEST_METHOD"))?.unwrap_or_else(|| "GET".to_owned()),
@@ -268,7 +268,7 @@ impl HeaderLines {
     pub fn new(headers: Vec<(String, String)>) -> Self {
         let refused = |s: &str| s.bytes().any(|b| matches!(b, b'\r' | b'\n' | b'\0'));
         let lines = headers.into_iter().filter(|(n, v)| !refused(n) && !refused(v)).map(|(name, value)| {
-            let line = format!("{name}: {value}").into_bytes();
+            let line = [name.as_str(), ": ", &value].concat().into_bytes();
             (name, line)
         });
         HeaderLines { lines: lines.collect() }

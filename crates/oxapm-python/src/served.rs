@@ -30,6 +30,18 @@ fn carries_body(method: &str) -> bool {
 }
 const REDACTED: &str = "[REDACTED]";
 
+/// The transaction's result for a response's status: `HTTP 2xx` for 200 to 299.
+fn result_of(status: i64) -> String {
+    let class = status.div_euclid(100);
+    let mut result = String::from("HTTP ");
+    match u32::try_from(class).ok().and_then(|class| char::from_digit(class, 10)) {
+        Some(digit) => result.push(digit),
+        None => result.push_str(&class.to_string()),
+    }
+    result.push_str("xx");
+    result
+}
+
 /// `oxapm.instrumentation.web.Served`: this class with the methods that run only for errors and
 /// request bodies.
 static SERVED: PythonAttribute = PythonAttribute::new("oxapm.instrumentation.web", "Served");
@@ -177,7 +189,7 @@ impl Served {
             if status.is_some() || failed {
                 if record.result.is_none() {
                     record.result = Some(match status {
-                        Some(status) => format!("HTTP {}xx", status.div_euclid(100)),
+                        Some(status) => result_of(status),
                         None => "HTTP 5xx".to_owned(),
                     });
                 }
@@ -271,7 +283,7 @@ impl Served {
         let capture_body = if capture_body.is_truthy()? { crate::convert::display(&capture_body).to_lowercase() } else { "off".to_owned() };
         let capture_headers = config.getattr(intern!(py, "capture_headers"))?.is_truthy()?;
         let request = incoming.get();
-        let name = truncate_keyword(&format!("{} unknown route", request.method)).into_owned();
+        let name = truncate_keyword(&[request.method.as_str(), " unknown route"].concat()).into_owned();
         {
             let mut transaction = transaction.borrow_mut();
             transaction.active.record.name.clone_from(&name);
@@ -361,7 +373,7 @@ impl Served {
         let named = slf.try_borrow_mut().map_err(PyErr::from).and_then(|mut this| {
             let mut transaction = this.transaction.bind(slf.py()).try_borrow_mut()?;
             if transaction.active.record.name == this.name {
-                let name = truncate_keyword(&format!("{} {}{}", this.incoming.get().method, this.prefix, template)).into_owned();
+                let name = truncate_keyword(&[this.incoming.get().method.as_str(), " ", &this.prefix, template].concat()).into_owned();
                 transaction.active.record.name.clone_from(&name);
                 drop(transaction);
                 this.name = name;
