@@ -543,6 +543,25 @@ def test_requests_through_an_adapter_of_its_own_carries_the_headers_on_the_reque
     assert carries({name.lower(): [headers[name]] for name in headers}, transaction, span["id"])
 
 
+def test_requests_own_adapter_in_a_session_with_another_mounted_sends_the_headers_once(agent, server):
+    """With another adapter mounted for some other prefix, a call through requests' own adapter
+    carries the headers on the request (the connection is not asked to): still one of each."""
+    requests = pytest.importorskip("requests")
+
+    class Unused(requests.adapters.BaseAdapter):
+        def close(self):
+            pass
+
+    def call():
+        with requests.Session() as session:
+            session.mount("mem://", Unused())
+            return session.get(server.url + "/status/200").status_code
+
+    status, transaction, events = traced(agent(), call)
+    (span,) = events.spans
+    assert status == 200 and carries(server.headers(), transaction, span["id"])
+
+
 @pytest.mark.parametrize("disabled, hooked", [("", True), ("http-client", True), ("requests,urllib3", True), ("requests,urllib3,http-client", False)])
 def test_the_connection_writes_the_headers_while_a_layer_over_it_is_applied(agent, disabled, hooked):
     original = vars(http.client.HTTPConnection)["endheaders"]

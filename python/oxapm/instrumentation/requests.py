@@ -25,16 +25,19 @@ class RequestsInstrumentation(OutgoingHttpInstrumentation):
         self._http_adapter = HTTPAdapter
         self.wrap_traced(Session, "send")
 
+    # These run on every request: the request is read without ``argument``'s frame.
     def request_of(self, instance: Any, args: tuple, kwargs: dict) -> Request:
-        request = argument(args, kwargs, 0, "request")
+        request = args[0] if args else kwargs["request"]
         return request.method, request.url
 
     def through_http_client(self, instance: Any, args: tuple, kwargs: dict) -> bool:
-        try:
-            adapter = instance.get_adapter(argument(args, kwargs, 0, "request").url)
-        except Exception:  # no adapter for the URL: requests tells the caller
-            return False
-        return isinstance(adapter, self._http_adapter)
+        # Whatever the URL, when every adapter mounted is requests' own (as in a session nobody
+        # changed). Cheaper than asking for the URL's adapter; when another is mounted, the
+        # headers go on the request, which is right for any adapter.
+        for adapter in instance.adapters.values():
+            if not isinstance(adapter, self._http_adapter):
+                return False
+        return True
 
     def with_headers(self, instance: Any, args: tuple, kwargs: dict, headers: Headers) -> tuple:
         set_headers(argument(args, kwargs, 0, "request").headers, headers)  # the PreparedRequest sent
