@@ -3,7 +3,8 @@
 //! requests over urllib3 over http.client traces a call) are that module's; each library's
 //! instrumentation says, in Python, what request a call makes (`request_of`), whether its
 //! http.client connection writes the headers (`through_http_client`), how to put them on the
-//! request otherwise (`with_headers`), and what status the response has (`status_of`).
+//! request otherwise (`with_headers`), and what status the response has (`status_attribute`, read
+//! here, or `status_of`).
 //!
 //! The library's functions are replaced by `Patch`es (roles `TracedHttp`, `Below`,
 //! `ConnectionHeaders`): called by Python with no Python frame of the agent's in between, they
@@ -34,7 +35,15 @@ pub struct OutgoingHttp {
     request_of: Py<PyAny>,
     through_http_client: Py<PyAny>,
     with_headers: Py<PyAny>,
-    status_of: Py<PyAny>,
+    /// How the status of a response is read.
+    status: Status,
+}
+
+/// The response's attribute holding its status (`status_attribute`), or the instrumentation's
+/// `status_of` when it has none.
+enum Status {
+    Attribute(Py<PyString>),
+    Method(Py<PyAny>),
 }
 
 /// The arguments of a call, without the instance of a method.
@@ -54,7 +63,10 @@ impl OutgoingHttp {
             request_of: method("request_of")?,
             through_http_client: method("through_http_client")?,
             with_headers: method("with_headers")?,
-            status_of: method("status_of")?,
+            status: match instrumentation.getattr("status_attribute")?.cast_into::<PyString>() {
+                Ok(attribute) => Status::Attribute(attribute.unbind()),
+                Err(_) => Status::Method(method("status_of")?),
+            },
         })
     }
 
@@ -197,7 +209,11 @@ impl HttpCall {
         drop(this);
         let outgoing = outgoing.get();
         let status = response.filter(|response| !response.is_none()).and_then(|response| {
-            let status = outgoing.status_of.bind(py).call1((response,)).and_then(|status| status.extract::<i64>());
+            let status = match &outgoing.status {
+                Status::Attribute(attribute) => response.getattr(attribute.bind(py)),
+                Status::Method(status_of) => status_of.bind(py).call1((response,)),
+            };
+            let status = status.and_then(|status| status.extract::<i64>());
             status.map_err(|error| report_failure(py, &outgoing.name, error)).ok()
         });
         let ended = span.bind(py).try_borrow_mut().map(|mut span| span._end_http(py, status, failed));

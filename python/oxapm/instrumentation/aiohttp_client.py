@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
 class AiohttpClientInstrumentation(OutgoingHttpInstrumentation):
     name = "aiohttp-client"
+    status_attribute = "status"
 
     def apply(self) -> None:
         from aiohttp import ClientSession
@@ -34,6 +35,3 @@ class AiohttpClientInstrumentation(OutgoingHttpInstrumentation):
         set_headers(request_headers, headers)
         kwargs["headers"] = request_headers
         return args, kwargs
-
-    def status_of(self, response: Any) -> int:
-        return response.status

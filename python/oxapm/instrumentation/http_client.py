@@ -24,6 +24,7 @@ _WAITING = "_oxapm_outgoing_http_call"
 
 class HttpClientInstrumentation(OutgoingHttpInstrumentation):
     name = "http-client"
+    status_attribute = "status"
     over_http_client = True
 
     def apply(self) -> None:
@@ -86,6 +87,3 @@ class HttpClientInstrumentation(OutgoingHttpInstrumentation):
 
     def through_http_client(self, instance: Any, args: tuple, kwargs: dict) -> bool:
         return True
-
-    def status_of(self, response: Any) -> int:
-        return response.status

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
 class HttpxInstrumentation(OutgoingHttpInstrumentation):
     name = "httpx"
+    status_attribute = "status_code"
 
     def apply(self) -> None:
         from httpx import AsyncHTTPTransport, HTTPTransport
@@ -30,6 +31,3 @@ class HttpxInstrumentation(OutgoingHttpInstrumentation):
     def with_headers(self, instance: Any, args: tuple, kwargs: dict, headers: Headers) -> tuple:
         set_headers(argument(args, kwargs, 0, "request").headers, headers)
         return args, kwargs
-
-    def status_of(self, response: Any) -> int:
-        return response.status_code

@@ -55,10 +55,12 @@ class OutgoingHttpInstrumentation(Instrumentation):
     ``traced`` (``traced_async`` for a coroutine function) and say, for the arguments of that call,
     what request it makes (``request_of``), whether it goes out through an http.client connection
     (``through_http_client``), how headers are added to it otherwise (``with_headers``), and for
-    what it returns, the status (``status_of``). Those whose calls can go out through http.client
-    set ``over_http_client``."""
+    what it returns, the status: the attribute that holds it (``status_attribute``, read by the
+    engine), or ``status_of`` when no attribute does. Those whose calls can go out through
+    http.client set ``over_http_client``."""
 
     over_http_client = False
+    status_attribute: Optional[str] = None
 
     def __init__(self) -> None:
         super().__init__()
@@ -91,6 +93,7 @@ class OutgoingHttpInstrumentation(Instrumentation):
         raise NotImplementedError
 
     def status_of(self, response: Any) -> int:
+        """The status of ``response``, for an instrumentation with no ``status_attribute``."""
         raise NotImplementedError
 
     def traced(self, wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Any:

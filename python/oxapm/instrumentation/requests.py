@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
 class RequestsInstrumentation(OutgoingHttpInstrumentation):
     name = "requests"
+    status_attribute = "status_code"
     over_http_client = True
 
     def apply(self) -> None:
@@ -42,6 +43,3 @@ class RequestsInstrumentation(OutgoingHttpInstrumentation):
     def with_headers(self, instance: Any, args: tuple, kwargs: dict, headers: Headers) -> tuple:
         set_headers(argument(args, kwargs, 0, "request").headers, headers)  # the PreparedRequest sent
         return args, kwargs
-
-    def status_of(self, response: Any) -> int:
-        return response.status_code

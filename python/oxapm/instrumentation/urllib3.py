@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
 class Urllib3Instrumentation(OutgoingHttpInstrumentation):
     name = "urllib3"
+    status_attribute = "status"
     over_http_client = True
 
     def apply(self) -> None:
@@ -43,6 +44,3 @@ class Urllib3Instrumentation(OutgoingHttpInstrumentation):
         request_headers = self._header_dict(instance.headers if given is None else given)
         set_headers(request_headers, headers)
         return with_argument(args, kwargs, 3, "headers", request_headers)
-
-    def status_of(self, response: Any) -> int:
-        return response.status
