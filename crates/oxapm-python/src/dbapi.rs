@@ -185,6 +185,21 @@ impl TracedMethod {
     }
 }
 
+/// A cursor proxy of `class` (a `wrapt.ObjectProxy`) for `cursor`, made by the connection proxy
+/// `connection`: it keeps the connection, and shares its `Database` and endpoint. Made with
+/// wrapt's own `__init__` and no Python frame: a proxy is made for every statement a connection
+/// executes (`Database.cursor_proxy` is this, bound to the class).
+#[pyfunction]
+pub fn cursor_proxy<'py>(class: &Bound<'py, PyAny>, cursor: &Bound<'py, PyAny>, connection: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    let py = class.py();
+    let proxy = class.call1((cursor,))?;
+    for name in [intern!(py, "_self_database"), intern!(py, "_self_endpoint")] {
+        proxy.setattr(name, connection.getattr(name)?)?;
+    }
+    proxy.setattr(intern!(py, "_self_connection"), connection)?;
+    Ok(proxy)
+}
+
 /// Makes the parent of a statement's span current again.
 fn leave(proxy: &Bound<'_, PyAny>, token: &Py<PyAny>) {
     if let Err(error) = CURRENT.reset(proxy.py(), token) {

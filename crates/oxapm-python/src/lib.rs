@@ -117,6 +117,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(sql::begin_sql_span, m)?)?;
     m.add_function(wrap_pyfunction!(sql::changes_rows, m)?)?;
     m.add_class::<dbapi::TracedMethod>()?;
+    m.add_function(wrap_pyfunction!(dbapi::cursor_proxy, m)?)?;
     m.add_function(wrap_pyfunction!(http::begin_http_span, m)?)?;
     m.add_class::<http::Incoming>()?;
     m.add_class::<served::Served>()?;

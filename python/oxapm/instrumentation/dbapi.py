@@ -20,6 +20,8 @@ Uninstrumenting restores ``connect``: connections opened before keep their proxi
 
 from __future__ import annotations
 
+import functools
+
 import wrapt
 
 from oxapm import _core
@@ -74,7 +76,8 @@ class Database:
         self.instrumentation = instrumentation
         connection_base, cursor_base = (AsyncConnectionProxy, AsyncCursorProxy) if self.asynchronous else (ConnectionProxy, CursorProxy)
         self.connection_proxy = _proxy_class(connection_base, self.connection_methods, self.asynchronous, self.unwrapping_connection_methods)
-        self.cursor_proxy = _proxy_class(cursor_base, self.cursor_methods, self.asynchronous, forwarded=_CURSOR_ATTRIBUTES)
+        # cursor_proxy(cursor, connection_proxy): a proxy of the cursor.
+        self.cursor_proxy = functools.partial(_core.cursor_proxy, _proxy_class(cursor_base, self.cursor_methods, self.asynchronous, forwarded=_CURSOR_ATTRIBUTES))
 
     def endpoint(self, connection: Any, args: tuple, kwargs: dict) -> Endpoint:
         """What ``connection`` (made by ``connect(*args, **kwargs)``) talks to."""
@@ -158,9 +161,7 @@ class Pending(wrapt.ObjectProxy):
 
 class _Proxy(wrapt.ObjectProxy):
     """What connection and cursor proxies share: their library (``_self_database``) and their
-    endpoint (``_self_endpoint``), which their traced methods (``_core.TracedMethod``) read. Each
-    sets them in its own ``__init__``, with no call to another: a cursor proxy is made for every
-    statement a connection executes."""
+    endpoint (``_self_endpoint``), which their traced methods (``_core.TracedMethod``) read."""
 
 
 class _SyncEntering:
@@ -208,11 +209,7 @@ class _ConnectionProxy(_Proxy):
 
 
 class _CursorProxy(_Proxy):
-    def __init__(self, wrapped: Any, connection: _ConnectionProxy) -> None:
-        wrapt.ObjectProxy.__init__(self, wrapped)
-        self._self_database = connection._self_database
-        self._self_endpoint = connection._self_endpoint
-        self._self_connection = connection
+    """Made by ``_core.cursor_proxy``, which sets ``_self_connection`` too."""
 
     @property
     def connection(self) -> _ConnectionProxy:
