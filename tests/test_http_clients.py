@@ -571,6 +571,24 @@ def test_the_connection_writes_the_headers_while_a_layer_over_it_is_applied(agen
     assert vars(http.client.HTTPConnection)["endheaders"] is original
 
 
+@pytest.mark.parametrize("sample_rate", [1.0, 0.0])
+def test_a_connection_whose_endheaders_another_tool_wrapped_still_writes_the_headers(monkeypatch, agent, server, sample_rate):
+    """Over another tool's wrapt wrapper the connection's hook is Python's, which finds the call in
+    progress as the engine does: through its exit span when current, else through the mark of a
+    call that recorded none."""
+    pytest.importorskip("requests")
+    import wrapt
+
+    seen = []
+    original = vars(http.client.HTTPConnection)["endheaders"]
+    # Undone after the agent's fixture has removed the instrumentations (set up first, torn down last).
+    monkeypatch.setattr(http.client.HTTPConnection, "endheaders", wrapt.FunctionWrapper(original, lambda wrapped, instance, args, kwargs: seen.append(1) or wrapped(*args, **kwargs)))
+    _, transaction, events = traced(agent(transaction_sample_rate=sample_rate), with_requests, server.url + "/status/200")
+    assert seen == [1]
+    span_id = events.spans[0]["id"] if sample_rate else transaction.id
+    assert len(events.spans) == int(sample_rate) and carries(server.headers(), transaction, span_id, sampled=bool(sample_rate))
+
+
 def test_headers_written_into_a_connection_s_request():
     buffer = [b"GET /items HTTP/1.1", b"Host: shop", b"TraceParent: 00-forwarded", b"X-Id: 1", b"tracestate:other=1"]
     _core.put_connection_headers(buffer, _core.HeaderLines([("traceparent", "00-ours"), ("tracestate", "es=s:1"), ("baggage", "k=v\r\nX-Evil: 1")]))

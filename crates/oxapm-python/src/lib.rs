@@ -132,6 +132,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(http::put_connection_headers, m)?)?;
     m.add_class::<outgoing::OutgoingHttp>()?;
     m.add_class::<outgoing::HttpCall>()?;
+    m.add_function(wrap_pyfunction!(outgoing::call_in_progress, m)?)?;
     m.add_class::<patch::Patch>()?;
     Ok(())
 }

@@ -8,8 +8,9 @@
 //!
 //! The library's functions are replaced by `Patch`es (roles `TracedHttp`, `Below`,
 //! `ConnectionHeaders`): called by Python with no Python frame of the agent's in between, they
-//! trace the outermost layer of a call and let the layers below through at the cost of reading two
-//! context variables. Nothing here raises into the application: the agent's failures are reported
+//! trace the outermost layer of a call and let the layers below through at the cost of reading the
+//! current span. A call in progress is marked by its exit span, made current; a call that records
+//! none (an unsampled transaction, the span limit reached) by the `_traced_call` variable. Nothing here raises into the application: the agent's failures are reported
 //! once per instrumentation (`base.report_failure`) and the call goes on.
 
 use crate::context::{CURRENT, TRACED_CALL};
@@ -118,16 +119,21 @@ impl OutgoingHttp {
         let py = call.py();
         let kwargs = arguments.1.clone().unwrap_or_else(|| PyDict::new(py));
         let request = self.request_of.bind(py).call1((instance, &arguments.0, &kwargs))?;
-        if let Some(span) = begin_http_span(current, request.cast()?)? {
-            let span = span.into_bound(py);
-            let token = CURRENT.set(py, &span)?;
-            let mut this = call.borrow_mut();
-            this.span_token = Some(token);
-            this.current = span.clone().into_any().unbind();
-            this.span = Some(span.unbind());
+        match begin_http_span(current, request.cast()?)? {
+            Some(span) => {
+                let span = span.into_bound(py);
+                let token = CURRENT.set(py, &span)?;
+                span.try_borrow_mut()?.http_call = Some(call.clone().unbind());
+                let mut this = call.borrow_mut();
+                this.span_token = Some(token);
+                this.current = span.clone().into_any().unbind();
+                this.span = Some(span.unbind());
+            }
+            None => {
+                let mark = TRACED_CALL.set(py, call)?;
+                call.borrow_mut().mark = Some(mark);
+            }
         }
-        let mark = TRACED_CALL.set(py, call)?;
-        call.borrow_mut().mark = Some(mark);
         let current = call.borrow().current.clone_ref(py);
         let headers = outgoing_headers(current.bind(py))?;
         if headers.is_empty() {
@@ -149,16 +155,31 @@ impl OutgoingHttp {
 /// layer above traces (what it made current: its exit span, or the transaction when it records
 /// none), and when the context cannot be read (a failure, reported under `instrumentation`).
 fn tracing_point<'py>(py: Python<'py>, instrumentation: &Py<PyString>) -> Option<Bound<'py, PyAny>> {
-    let found = CURRENT.get(py).and_then(|current| Ok((!current.is_none() && !is_under_traced_call(&current)?).then_some(current)));
+    let found = CURRENT.get(py).and_then(|current| Ok((!current.is_none() && call_under(&current)?.is_none()).then_some(current)));
     found.unwrap_or_else(|error| {
         report_failure(py, instrumentation, error);
         None
     })
 }
 
-/// Whether `current` is what a call traced by a layer above made current.
-fn is_under_traced_call(current: &Bound<'_, PyAny>) -> PyResult<bool> {
-    Ok(TRACED_CALL.get(current.py())?.cast::<HttpCall>().is_ok_and(|outer| outer.try_borrow().is_ok_and(|outer| outer.current.is(current))))
+/// The call in progress where `current` is current: the call whose exit span it is, or the call
+/// marked that recorded no span and left it current.
+fn call_under<'py>(current: &Bound<'py, PyAny>) -> PyResult<Option<Bound<'py, HttpCall>>> {
+    let py = current.py();
+    if let Ok(span) = current.cast::<Span>() {
+        if let Some(call) = &span.try_borrow()?.http_call {
+            return Ok(Some(call.bind(py).clone()));
+        }
+    }
+    let marked = TRACED_CALL.get(py)?.cast_into::<HttpCall>().ok();
+    Ok(marked.filter(|call| call.try_borrow().is_ok_and(|call| call.current.is(current))))
+}
+
+/// The outgoing HTTP call in progress in this context (`outgoing_http._ConnectionHeaders`), or
+/// None.
+#[pyfunction]
+pub fn call_in_progress(py: Python<'_>) -> PyResult<Option<Bound<'_, HttpCall>>> {
+    call_under(&CURRENT.get(py)?)
 }
 
 /// One call traced by its outermost layer: its exit span (None when not recorded), what was
@@ -190,7 +211,11 @@ impl HttpCall {
         let Ok(mut this) = slf.try_borrow_mut() else { return };
         let (mark, token) = (this.mark.take(), this.span_token.take());
         let name = this.outgoing.get().name.clone_ref(py);
+        let span = this.span.as_ref().map(|span| span.clone_ref(py));
         drop(this);
+        if let Some(mut span) = span.as_ref().and_then(|span| span.bind(py).try_borrow_mut().ok()) {
+            span.http_call = None; // the call is no longer in progress (and the span lets it go)
+        }
         for (variable, token) in [(&TRACED_CALL, mark), (&CURRENT, token)] {
             if let Some(Err(error)) = token.map(|token| variable.reset(py, &token)) {
                 report_failure(py, &name, error);
@@ -273,7 +298,7 @@ pub(crate) fn call_below<'py>(
 ) -> PyResult<Bound<'py, PyAny>> {
     let py = wrapper.py();
     let original = patch.original.bind(py);
-    let below = CURRENT.get(py).and_then(|current| Ok(!current.is_none() && is_under_traced_call(&current)?));
+    let below = CURRENT.get(py).and_then(|current| Ok(!current.is_none() && call_under(&current)?.is_some()));
     if below.unwrap_or_else(|error| {
         report_failure(py, &patch.name, error);
         false
@@ -301,8 +326,7 @@ pub(crate) fn call_connection_headers<'py>(
 /// buffer, when its outermost layer left them to the connection.
 fn write_connection_headers(connection: &Bound<'_, PyAny>) -> PyResult<()> {
     let py = connection.py();
-    let call = TRACED_CALL.get(py)?;
-    let Ok(call) = call.cast::<HttpCall>() else { return Ok(()) };
+    let Some(call) = call_in_progress(py)? else { return Ok(()) };
     let Some(lines) = call.try_borrow()?.lines.as_ref().map(|lines| lines.clone_ref(py)) else { return Ok(()) };
     put_connection_headers(connection.getattr(intern!(py, "_buffer"))?.cast()?, lines.bind(py))
 }

@@ -102,7 +102,7 @@ fn begin_child(transaction: &Bound<'_, Transaction>, parent: &Bound<'_, PyAny>, 
     }
     active.record.links = args.links.to_vec();
     active.record.exit = args.leaf;
-    Some(Span { active, transaction: transaction.clone().unbind(), parent: parent.clone().unbind(), engine: txn.engine.clone() })
+    Some(Span { active, transaction: transaction.clone().unbind(), parent: parent.clone().unbind(), engine: txn.engine.clone(), http_call: None })
 }
 
 /// A new span under `parent` (a transaction or a span), or `None`: below a leaf span, in an
@@ -452,6 +452,9 @@ pub struct Span {
     /// The transaction or span this one was started under.
     parent: Py<PyAny>,
     engine: Arc<Engine>,
+    /// The outgoing HTTP call this is the exit span of, while the call's layers run: current, the
+    /// span marks the call in progress (`outgoing::call_in_progress`).
+    pub(crate) http_call: Option<Py<crate::outgoing::HttpCall>>,
 }
 
 #[pymethods]

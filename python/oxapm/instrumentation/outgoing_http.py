@@ -46,7 +46,8 @@ if TYPE_CHECKING:
     # with query): what the engine's begin_http_span takes.
     Request = Union[Tuple[str, str], Tuple[str, str, str, Optional[int], str]]
 
-# The call in progress, traced by its outermost instrumented layer: the layers below see it.
+# The call in progress, traced by its outermost instrumented layer, when it records no exit span
+# (which, current, marks it): the layers below see it (``_core.call_in_progress``).
 _traced_call: contextvars.ContextVar[Optional[_core.HttpCall]] = contextvars.ContextVar("oxapm_outgoing_http_call", default=None)
 
 
@@ -185,7 +186,7 @@ class _ConnectionHeaders(Instrumentation):
         self.wrap(HTTPConnection, "endheaders", self._endheaders, lambda original, binds: _core.Patch.connection_headers(original, binds, self.name))
 
     def _endheaders(self, wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Any:
-        call = _traced_call.get()
+        call = _core.call_in_progress()
         if call is not None and call.connection_headers is not None:
             try:
                 _core.put_connection_headers(instance._buffer, call.connection_headers)
