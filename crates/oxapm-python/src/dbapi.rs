@@ -69,7 +69,7 @@ impl TracedMethod {
     #[pyo3(signature = (proxy, *args, **kwargs))]
     fn __call__<'py>(&self, proxy: &Bound<'py, PyAny>, args: &Bound<'py, PyTuple>, kwargs: Option<&Bound<'py, PyDict>>) -> PyResult<Bound<'py, PyAny>> {
         let py = proxy.py();
-        let wrapped = proxy.getattr(intern!(py, "__wrapped__"))?;
+        let wrapped = own_attribute(proxy, intern!(py, "__wrapped__"))?;
         let call = wrapped.getattr(&self.name)?;
         let started = self.start(proxy, args, kwargs);
         match call.call(args, kwargs) {
@@ -93,7 +93,7 @@ impl TracedMethod {
         };
         let started = || -> PyResult<Option<Started>> {
             let Some(statement) = self.statement_of(proxy, args, kwargs)? else { return Ok(None) };
-            let endpoint = proxy.getattr(intern!(py, "_self_endpoint"))?;
+            let endpoint = own_attribute(proxy, intern!(py, "_self_endpoint"))?;
             let Some(span) = begin_sql_span(&current, endpoint.cast::<SqlEndpoint>()?, &statement, &self.action)? else { return Ok(None) };
             let token = CURRENT.set(py, span.bind(py))?;
             Ok(Some((span, token)))
@@ -104,7 +104,7 @@ impl TracedMethod {
     /// Ends the span of a call that returned `result`; returns what the caller gets: the proxy
     /// for the library's object itself, a cursor proxy for a new cursor.
     fn finish<'py>(&self, proxy: &Bound<'py, PyAny>, started: Option<Started>, result: Bound<'py, PyAny>) -> Bound<'py, PyAny> {
-        self.finish_of(proxy, proxy.getattr(intern!(proxy.py(), "__wrapped__")), started, result)
+        self.finish_of(proxy, own_attribute(proxy, intern!(proxy.py(), "__wrapped__")), started, result)
     }
 
     /// Ends the span of a call that raised.
@@ -164,7 +164,7 @@ impl TracedMethod {
         if let Ok(text) = argument.cast_exact::<PyString>() {
             return Ok(Some(text.clone()));
         }
-        let wrapped = proxy.getattr(intern!(py, "__wrapped__"))?;
+        let wrapped = own_attribute(proxy, intern!(py, "__wrapped__"))?;
         Ok(Some(STATEMENT_TEXT.bind(py)?.call1((argument, wrapped))?.cast_into::<PyString>()?))
     }
 
@@ -177,7 +177,8 @@ impl TracedMethod {
             return result;
         }
         let py = proxy.py();
-        let cursor = proxy.getattr(intern!(py, "_self_database")).and_then(|database| database.call_method1(intern!(py, "cursor_proxy"), (&result, proxy)));
+        let cursor =
+            own_attribute(proxy, intern!(py, "_self_database")).and_then(|database| database.call_method1(intern!(py, "cursor_proxy"), (&result, proxy)));
         cursor.unwrap_or_else(|error| {
             report_failure::<()>(proxy, error);
             result
@@ -194,10 +195,27 @@ pub fn cursor_proxy<'py>(class: &Bound<'py, PyAny>, cursor: &Bound<'py, PyAny>, 
     let py = class.py();
     let proxy = class.call1((cursor,))?;
     for name in [intern!(py, "_self_database"), intern!(py, "_self_endpoint")] {
-        proxy.setattr(name, connection.getattr(name)?)?;
+        set_own_attribute(&proxy, name, &own_attribute(connection, name)?)?;
     }
-    proxy.setattr(intern!(py, "_self_connection"), connection)?;
+    set_own_attribute(&proxy, intern!(py, "_self_connection"), connection)?;
     Ok(proxy)
+}
+
+/// An attribute a proxy keeps itself (`__wrapped__`, `_self_...`), read as
+/// `object.__getattribute__` reads it: the `__getattr__` hook of a wrapt proxy's subclass costs
+/// several times more, and these are read on every statement.
+fn own_attribute<'py>(proxy: &Bound<'py, PyAny>, name: &Bound<'py, PyString>) -> PyResult<Bound<'py, PyAny>> {
+    // SAFETY: both are live objects and the GIL is held; NULL has set the error.
+    unsafe { Bound::from_owned_ptr_or_err(proxy.py(), pyo3::ffi::PyObject_GenericGetAttr(proxy.as_ptr(), name.as_ptr())) }
+}
+
+/// Sets an attribute a proxy keeps itself (`_self_...`), as `object.__setattr__` sets it.
+fn set_own_attribute(proxy: &Bound<'_, PyAny>, name: &Bound<'_, PyString>, value: &Bound<'_, PyAny>) -> PyResult<()> {
+    // SAFETY: all three are live objects and the GIL is held; -1 has set the error.
+    if unsafe { pyo3::ffi::PyObject_GenericSetAttr(proxy.as_ptr(), name.as_ptr(), value.as_ptr()) } < 0 {
+        return Err(PyErr::fetch(proxy.py()));
+    }
+    Ok(())
 }
 
 /// Makes the parent of a statement's span current again.
@@ -219,7 +237,7 @@ fn end_span(proxy: &Bound<'_, PyAny>, span: &Py<Span>, rows_affected: Option<i64
 /// Reports a failure of the agent under the proxy's instrumentation; None for what failed.
 fn report_failure<T>(proxy: &Bound<'_, PyAny>, error: PyErr) -> Option<T> {
     let py = proxy.py();
-    match proxy.getattr(intern!(py, "_self_database")).and_then(|database| database.getattr(intern!(py, "instrumentation"))) {
+    match own_attribute(proxy, intern!(py, "_self_database")).and_then(|database| database.getattr(intern!(py, "instrumentation"))) {
         Ok(name) => failures::report_failure(&name, error),
         Err(unnamed) => unnamed.write_unraisable(py, None),
     }
