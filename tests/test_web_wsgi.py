@@ -131,6 +131,26 @@ def test_a_failure_while_serving_is_reported_once_and_the_request_goes_on(record
     assert len(warnings) == 1 and "user source bug" in caplog.text, [r.getMessage() for r in warnings]
 
 
+def test_a_failure_to_record_the_body_is_reported_once_and_the_request_goes_on(client_with, caplog, monkeypatch):
+    """``capture_body``: when ``wsgi.input`` cannot be wrapped, the body goes uncaptured and the
+    application reads it as it came."""
+    import oxapm.contrib.wsgi
+
+    def broken(self, stream, served):
+        raise RuntimeError("cannot record")
+
+    # On the class: the engine looks the class up once.
+    monkeypatch.setattr(oxapm.contrib.wsgi._RecordingInput, "__init__", broken)
+    recorded = client_with(capture_body="all")
+    caplog.set_level(logging.WARNING, logger="oxapm")
+    with checks.wsgi_server(OxapmMiddleware(application)) as url:
+        assert [requests.post(url + "/echo", data=b"body %d" % i).text for i in range(2)] == ["body 0", "body 1"]
+    transactions = recorded.wait_for_transactions(2)
+    assert [t["result"] for t in transactions] == ["HTTP 2xx"] * 2
+    warnings = [r for r in caplog.records if r.name.startswith("oxapm") and r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and "cannot record" in caplog.text, [r.getMessage() for r in warnings]
+
+
 def test_the_request_served_is_found_through_what_is_current_and_freed_with_it(recorded):
     """``web.current()`` is the ``Served`` of the current transaction, from inside its spans too,
     and only there; the transaction holds it weakly, so it goes when the request ends, with the

@@ -10,8 +10,10 @@
 //! `ConnectionHeaders`): called by Python with no Python frame of the agent's in between, they
 //! trace the outermost layer of a call and let the layers below through at the cost of reading the
 //! current span. A call in progress is marked by its exit span, made current; a call that records
-//! none (an unsampled transaction, the span limit reached) by the `_traced_call` variable. Nothing here raises into the application: the agent's failures are reported
-//! once per instrumentation (`base.report_failure`) and the call goes on.
+//! none (an unsampled transaction, the span limit reached) by the `_traced_call` variable.
+//!
+//! Nothing here raises into the application: the agent's failures are reported once per
+//! instrumentation (`base.report_failure`) and the call goes on.
 
 use crate::context::{CURRENT, TRACED_CALL};
 use crate::failures;
@@ -122,8 +124,8 @@ impl OutgoingHttp {
         match begin_http_span(current, request.cast()?)? {
             Some(span) => {
                 let span = span.into_bound(py);
-                let token = CURRENT.set(py, &span)?;
                 span.try_borrow_mut()?.http_call = Some(call.clone().unbind());
+                let token = CURRENT.set(py, &span)?;
                 let mut this = call.borrow_mut();
                 this.span_token = Some(token);
                 this.current = span.clone().into_any().unbind();
