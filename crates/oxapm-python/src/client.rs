@@ -18,9 +18,14 @@ pub fn client_is_recording(client: &Bound<'_, PyAny>) -> PyResult<bool> {
     Ok(client.getattr(intern!(py, "_open"))?.is_truthy()? && client.getattr(intern!(py, "config"))?.getattr(intern!(py, "recording"))?.is_truthy()?)
 }
 
-/// The current client (`base.get_client()`), when it records.
+/// The current client (`base.get_client()`), or None.
+pub(crate) fn current_client(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+    BASE.bind(py)?.getattr(intern!(py, "_client"))
+}
+
+/// The current client, when it records.
 pub(crate) fn recording_client(py: Python<'_>) -> PyResult<Option<Bound<'_, PyAny>>> {
-    let client = BASE.bind(py)?.getattr(intern!(py, "_client"))?;
+    let client = current_client(py)?;
     Ok((!client.is_none() && client_is_recording(&client)?).then_some(client))
 }
 

@@ -2,6 +2,7 @@
 //! of `oxapm.otel.propagators`, which make one call per extract or inject; and the headers of the
 //! instrumentations' requests, read and written in every configured format in one call.
 
+use crate::client::current_client;
 use crate::http::Headers;
 use crate::python_attribute::PythonAttribute;
 use crate::trace::{Span, Transaction};
@@ -79,7 +80,6 @@ impl PropagationFormat {
     }
 }
 
-static BASE: PythonAttribute = PythonAttribute::module("oxapm.base");
 static PROPAGATION: PythonAttribute = PythonAttribute::module("oxapm.instrumentation.propagation");
 static SYS_MODULES: PythonAttribute = PythonAttribute::new("sys", "modules");
 
@@ -91,7 +91,7 @@ static SYS_MODULES: PythonAttribute = PythonAttribute::new("sys", "modules");
 #[pyfunction]
 pub fn outgoing_headers(current: &Bound<'_, PyAny>) -> PyResult<Vec<(String, String)>> {
     let py = current.py();
-    let written = configured_formats(py)?.getattr(intern!(py, "written"))?;
+    let written = configured_formats(&current_client(py)?)?.getattr(intern!(py, "written"))?;
     let baggage = match SYS_MODULES.bind(py)?.contains("opentelemetry.baggage")? {
         true => PROPAGATION.bind(py)?.call_method0(intern!(py, "_current_baggage"))?.extract()?,
         false => Vec::new(),
@@ -99,13 +99,13 @@ pub fn outgoing_headers(current: &Bound<'_, PyAny>) -> PyResult<Vec<(String, Str
     Ok(headers_carrying(current, &formats_in(written.cast()?), baggage))
 }
 
-/// The current client's formats (`propagation._configured()`), with no Python call once they are
-/// known.
-fn configured_formats(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+/// The formats of `client`, the current client (`propagation._configured()`), with no Python call
+/// once they are known.
+fn configured_formats<'py>(client: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    let py = client.py();
     let propagation = PROPAGATION.bind(py)?;
-    let client = BASE.bind(py)?.getattr(intern!(py, "_client"))?;
     match propagation.getattr(intern!(py, "_configuration"))?.cast_into::<PyTuple>() {
-        Ok(known) if known.get_item(0)?.is(&client) => known.get_item(1),
+        Ok(known) if known.get_item(0)?.is(client) => known.get_item(1),
         _ => propagation.call_method0(intern!(py, "_configured")),
     }
 }
@@ -151,9 +151,9 @@ pub fn incoming_parent(formats: &Bound<'_, PyList>, headers: &Bound<'_, PyAny>) 
     Ok(parent_in(&formats_in(formats), &Headers::from_python(headers)?))
 }
 
-/// `incoming_parent` in the formats the current client reads.
-pub(crate) fn configured_incoming_parent(py: Python<'_>, headers: &Headers) -> PyResult<Option<(String, String)>> {
-    Ok(parent_in(&formats_in(configured_formats(py)?.getattr(intern!(py, "read"))?.cast()?), headers))
+/// `incoming_parent` in the formats `client`, the current client, reads.
+pub(crate) fn configured_incoming_parent(client: &Bound<'_, PyAny>, headers: &Headers) -> PyResult<Option<(String, String)>> {
+    Ok(parent_in(&formats_in(configured_formats(client)?.getattr(intern!(client.py(), "read"))?.cast()?), headers))
 }
 
 fn parent_in(formats: &[Format], headers: &Headers) -> Option<(String, String)> {

@@ -115,7 +115,7 @@ pub(crate) fn serve_described<'py>(
         if client.getattr(intern!(py, "_engine"))?.cast::<Engine>()?.get().ignores_url(&request.path) {
             return Ok(None);
         }
-        let (traceparent, tracestate) = configured_incoming_parent(py, &request.headers)?.unzip();
+        let (traceparent, tracestate) = configured_incoming_parent(&client, &request.headers)?.unzip();
         let transaction = begin_transaction(&client, "request", traceparent.as_deref(), tracestate.as_deref(), None, None)?;
         begun = Some(transaction.clone());
         let served = SERVED.bind(py)?.call1((instrumentation, &client, &transaction, &incoming))?.cast_into::<Served>()?;
